@@ -1,0 +1,60 @@
+"""koru: a causal, versioned record store for data pipelines.
+
+Every write of a record becomes an immutable version with its valid time,
+system time, content id (blake3), previous version and provenance. See
+DESIGN.md for the words and the data model.
+
+Example:
+    >>> import tempfile, koru_core as koru
+    >>> store = koru.open(tempfile.mkdtemp())
+    >>> store.put("users", "alice", {"age": 31}).commit
+    1
+"""
+
+from koru_core.errors import (
+    ConflictError,
+    CorruptionError,
+    InvalidInputError,
+    KeyNotFoundError,
+    KoruError,
+    NamespaceNotFoundError,
+    SchemaError,
+    StoreLockedError,
+)
+from koru_core.model import (
+    Commit,
+    CommitResult,
+    FieldChange,
+    Lineage,
+    MaintenanceResult,
+    VerifyReport,
+    Version,
+)
+from koru_core.scan import ScanPlan
+from koru_core.store import DEFAULT_STORE, Store, open
+from koru_core.transaction import Transaction
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_STORE",
+    "Commit",
+    "CommitResult",
+    "ConflictError",
+    "CorruptionError",
+    "FieldChange",
+    "InvalidInputError",
+    "KeyNotFoundError",
+    "KoruError",
+    "Lineage",
+    "MaintenanceResult",
+    "NamespaceNotFoundError",
+    "ScanPlan",
+    "SchemaError",
+    "Store",
+    "StoreLockedError",
+    "Transaction",
+    "VerifyReport",
+    "Version",
+    "open",
+]

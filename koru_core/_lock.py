@@ -1,0 +1,83 @@
+"""The store's single-writer lock: an exclusive ``flock`` on ``<store>/write.lock``.
+
+One writer per store across processes. The lock is held for one commit (or one
+open transaction) and released at once; a second writer waits up to its timeout
+and then gets :class:`StoreLockedError`. ``flock`` locks belong to the open
+file, so the kernel releases them when a writer dies, even by ``SIGKILL``.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import threading
+import time
+from pathlib import Path
+
+from koru_core.errors import StoreLockedError
+
+__all__ = ["WriteLock"]
+
+
+class WriteLock:
+    """A re-entrant (per thread) inter-process write lock.
+
+    Args:
+        path: The lock file (created if missing).
+        timeout: Seconds to wait for another process's lock before
+            :class:`StoreLockedError`; 0 fails at once.
+    """
+
+    def __init__(self, path: Path, *, timeout: float) -> None:
+        self.path = path
+        self.timeout = timeout
+        self._thread_lock = threading.RLock()
+        self._depth = 0
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        """Take the lock (waiting up to ``timeout`` seconds).
+
+        Raises:
+            StoreLockedError: another process held it for longer than the timeout.
+        """
+        if not self._thread_lock.acquire(timeout=self.timeout if self.timeout > 0 else -1):
+            msg = f"{self.path.parent}: another thread holds the write lock"
+            raise StoreLockedError(msg)
+        if self._depth:
+            self._depth += 1
+            return
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        deadline = time.monotonic() + self.timeout
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() >= deadline:
+                    os.close(fd)
+                    self._thread_lock.release()
+                    msg = (
+                        f"{self.path.parent}: another process holds the write lock "
+                        f"(waited {self.timeout:g} s; raise lock_timeout to wait longer)"
+                    )
+                    raise StoreLockedError(msg) from None
+                time.sleep(0.002)
+        self._fd = fd
+        self._depth = 1
+
+    def release(self) -> None:
+        """Release one level of the lock; the file lock goes with the last."""
+        self._depth -= 1
+        if self._depth == 0 and self._fd is not None:
+            fcntl.flock(self._fd, fcntl.LOCK_UN)
+            os.close(self._fd)
+            self._fd = None
+        self._thread_lock.release()
+
+    def __enter__(self) -> WriteLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()

@@ -1,0 +1,69 @@
+"""The errors koru raises.
+
+Every error is a :class:`KoruError`, so ``except KoruError`` catches all of them.
+Each subclass also derives from the builtin exception that fits, so code that
+catches ``ValueError``, ``TypeError`` or ``LookupError`` keeps working::
+
+    KoruError                                 root: callers can catch everything koru raises
+    ├── InvalidInputError(ValueError)         bad argument or data; nothing was written
+    ├── SchemaError(TypeError)                a field's type cannot widen; names field and both types
+    ├── KeyNotFoundError(LookupError)         names the namespace and key
+    ├── NamespaceNotFoundError(LookupError)   names the namespace
+    ├── ConflictError                         a concurrent commit won; nothing was written
+    ├── StoreLockedError                      another process holds the write lock
+    └── CorruptionError                       a checksum or catalog invariant failed; names the file
+
+Messages name the namespace, key, field or file concerned and show the bad
+value with ``!r``.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "ConflictError",
+    "CorruptionError",
+    "InvalidInputError",
+    "KeyNotFoundError",
+    "KoruError",
+    "NamespaceNotFoundError",
+    "SchemaError",
+    "StoreLockedError",
+]
+
+
+class KoruError(Exception):
+    """Root of every error koru raises."""
+
+
+class InvalidInputError(KoruError, ValueError):
+    """Raised when an argument or the data is malformed; nothing was written."""
+
+
+class SchemaError(KoruError, TypeError):
+    """Raised when a field's new type cannot widen the stored type losslessly."""
+
+
+class KeyNotFoundError(KoruError, LookupError):
+    """Raised when a key has no live version at the requested point."""
+
+    def __str__(self) -> str:  # LookupError subclasses must not quote the message
+        return str(self.args[0]) if self.args else ""
+
+
+class NamespaceNotFoundError(KoruError, LookupError):
+    """Raised when a namespace was never written."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ConflictError(KoruError):
+    """Raised when a concurrent commit changed what this commit depended on."""
+
+
+class StoreLockedError(KoruError):
+    """Raised when another writer holds the store's write lock past the timeout."""
+
+
+class CorruptionError(KoruError):
+    """Raised when a checksum, a file size or a catalog invariant does not hold."""

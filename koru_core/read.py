@@ -1,0 +1,191 @@
+"""The read rules: the as-of rule, ``_valid_to``, history order and the change feed.
+
+Every function takes and returns Arrow tables of versions (system columns from
+:mod:`koru_core.model` beside value columns) and knows nothing of files. The
+as-of rule is written here and only here; DuckDB and Polars restate it in their
+own plans and the tests check all three against each other.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from koru_core.model import SYSTEM_COLUMNS, TIMESTAMP
+
+__all__ = [
+    "AS_OF_SYSTEM_COLUMNS",
+    "CHANGE_COLUMNS",
+    "as_of_rule",
+    "change_feed",
+    "history_order",
+    "row_value",
+    "value_columns",
+    "visible",
+    "with_valid_to",
+]
+
+AS_OF_SYSTEM_COLUMNS = ("_key", "_valid_from", "_system_from", "_commit", "_write_id")
+"""System columns an as-of result carries after the value columns."""
+
+CHANGE_COLUMNS = (
+    "_key", "op", "_valid_from", "_system_from", "_commit", "_write_id",
+    "before_write_id", "before_content_id", "after_content_id",
+)
+"""Leading columns of a change feed; the value columns (after the change) follow."""
+
+
+def row_value(record: dict[str, object], names: list[str]) -> object:
+    """Return what ``get`` returns for one row's value fields: the dict of fields,
+    or the bare value when the namespace's only field is ``value``."""
+    if names == ["value"]:
+        return record["value"]
+    return {n: record[n] for n in names}
+
+
+def value_columns(table: pa.Table) -> list[str]:
+    """Return the names of ``table``'s value (non-system) columns, in order."""
+    return [n for n in table.column_names if n not in SYSTEM_COLUMNS]
+
+
+def visible(versions: pa.Table, *, valid_at: int | None, max_commit: int | None) -> pa.Table:
+    """Keep the versions with ``_valid_from ≤ valid_at`` and ``_commit ≤ max_commit``.
+
+    Args:
+        versions: Versions with ``_valid_from`` (timestamp[ns, UTC]) and ``_commit``.
+        valid_at: Valid time bound, ns since epoch (UTC); None for no bound.
+        max_commit: Commit bound (system time); None for no bound.
+    """
+    mask = None
+    if valid_at is not None:
+        mask = pc.less_equal(versions["_valid_from"], pa.scalar(valid_at, TIMESTAMP))
+    if max_commit is not None:
+        by_commit = pc.less_equal(versions["_commit"], max_commit)
+        mask = by_commit if mask is None else pc.and_(mask, by_commit)
+    return versions if mask is None else versions.filter(mask)
+
+
+def _first_per_key(keys: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """Boolean mask of rows whose key differs from the previous row's (keys sorted)."""
+    keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+    n = len(keys)
+    if n == 0:
+        return pa.array([], pa.bool_())
+    changed = pc.not_equal(keys.slice(1), keys.slice(0, n - 1))
+    return pa.concat_arrays([pa.array([True]), changed])
+
+
+def as_of_rule(versions: pa.Table, *, valid_at: int | None, max_commit: int | None) -> pa.Table:
+    """Return the as-of state at (valid time ``valid_at``, commit ``max_commit``).
+
+    The rule (DESIGN.md, "As-of, precisely"): for each key take the versions with
+    ``_valid_from ≤ valid_at`` and ``_commit ≤ max_commit``, keep the one with
+    the largest (``_valid_from``, ``_commit``), and drop the key if that version
+    is a tombstone. Commit order breaks ties, as system time never decreases.
+
+    Args:
+        versions: Versions of one namespace (at least ``_key``, ``_valid_from``,
+            ``_commit``, ``_deleted``, plus any other columns to carry).
+        valid_at: ns since epoch (UTC), or None for no bound.
+        max_commit: Commit number, or None for no bound.
+
+    Returns:
+        One row per live key, sorted by ``_key``, with the input's columns.
+    """
+    candidates = visible(versions, valid_at=valid_at, max_commit=max_commit)
+    order = pc.sort_indices(
+        candidates,
+        sort_keys=[("_key", "ascending"), ("_valid_from", "descending"), ("_commit", "descending")],
+    )
+    ordered = candidates.take(order)
+    latest = ordered.filter(_first_per_key(ordered["_key"]))
+    return latest.filter(pc.invert(latest["_deleted"]))
+
+
+def with_valid_to(versions: pa.Table) -> pa.Table:
+    """Sort versions by (``_key``, ``_valid_from``, ``_commit``) and compute ``_valid_to``.
+
+    ``_valid_to`` of a version is the ``_valid_from`` of the next version of the
+    same key in that order (null for the last), as DESIGN.md defines it. A
+    later correction at the same valid time makes the earlier version's
+    interval empty (``_valid_to == _valid_from``).
+    """
+    order = pc.sort_indices(
+        versions,
+        sort_keys=[("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")],
+    )
+    ordered = versions.take(order)
+    n = ordered.num_rows
+    if n == 0:
+        valid_to = pa.array([], TIMESTAMP)
+    else:
+        keys = ordered["_key"].combine_chunks()
+        same_next = pc.equal(keys.slice(0, n - 1), keys.slice(1))
+        next_from = ordered["_valid_from"].combine_chunks().slice(1)
+        shifted = pc.if_else(same_next, next_from, pa.scalar(None, TIMESTAMP))
+        valid_to = pa.concat_arrays([shifted.cast(TIMESTAMP), pa.array([None], TIMESTAMP)])
+    if "_valid_to" in ordered.column_names:
+        ordered = ordered.drop_columns(["_valid_to"])
+    at = ordered.column_names.index("_valid_from") + 1
+    return ordered.add_column(at, pa.field("_valid_to", TIMESTAMP), valid_to)
+
+
+def history_order(versions: pa.Table) -> pa.Table:
+    """Order a key's versions oldest first: by ``_valid_from``, then ``_commit``, with ``_valid_to``."""
+    return with_valid_to(versions)
+
+
+def change_feed(versions: pa.Table, *, in_window: pa.Array) -> pa.Table:
+    """Return one row per change: the versions flagged by ``in_window``, with before/after.
+
+    The *before* of a version is the previous version of the same key in
+    (``_valid_from``, ``_commit``) order, i.e. the one it supersedes. ``op`` is
+    ``insert`` when there was no live before, ``delete`` for a tombstone, and
+    ``update`` otherwise; a tombstone with no live before is not a change.
+
+    Args:
+        versions: All versions of the namespace up to the window's end, any order.
+        in_window: bool per row of ``versions``: which versions are in the window.
+
+    Returns:
+        Columns :data:`CHANGE_COLUMNS` then the value columns (as after the
+        change; null for a delete), ordered by ``_commit``, ``_key``, ``_valid_from``.
+    """
+    flagged = versions.append_column("__in", in_window)
+    ordered = with_valid_to(flagged)
+    n = ordered.num_rows
+    keys = ordered["_key"].combine_chunks()
+    if n:
+        same_prev = pa.concat_arrays([pa.array([False]), pc.equal(keys.slice(1), keys.slice(0, n - 1))])
+    else:
+        same_prev = pa.array([], pa.bool_())
+
+    def shift(name: str) -> pa.Array:
+        col = ordered[name].combine_chunks()
+        prev = pa.concat_arrays([pa.nulls(1, col.type), col.slice(0, max(n - 1, 0))]) if n else col
+        return pc.if_else(same_prev, prev, pa.nulls(n, col.type))
+
+    before_deleted = pc.fill_null(shift("_deleted"), True)
+    deleted = ordered["_deleted"].combine_chunks()
+    op = pc.if_else(deleted, "delete", pc.if_else(before_deleted, "insert", "update"))
+    keep = pc.and_(ordered["__in"].combine_chunks(), pc.invert(pc.and_(deleted, before_deleted)))
+    before_write = shift("_write_id")
+    before_content = shift("_content_id")
+    result = pa.table(
+        {
+            "_key": keys,
+            "op": op,
+            "_valid_from": ordered["_valid_from"],
+            "_system_from": ordered["_system_from"],
+            "_commit": ordered["_commit"],
+            "_write_id": ordered["_write_id"],
+            "before_write_id": before_write,
+            "before_content_id": before_content,
+            "after_content_id": ordered["_content_id"],
+            **{name: ordered[name] for name in value_columns(ordered) if name != "__in"},
+        }
+    ).filter(keep)
+    order = pc.sort_indices(
+        result, sort_keys=[("_commit", "ascending"), ("_key", "ascending"), ("_valid_from", "ascending")]
+    )
+    return result.take(order)
