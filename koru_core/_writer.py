@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from koru_core._head import HeadFile
@@ -213,8 +214,8 @@ def _group(operations: Sequence[Operation]) -> dict[str, list[Operation]]:
 def _add_missing_tombstones(rows: pa.Table, index: HeadIndex, system_time: int) -> pa.Table:
     """Append tombstones for keys live in ``index`` but absent from ``rows``
     (at the batch's latest valid time)."""
-    present = set(rows["__key"].to_pylist())
-    missing = sorted(k for k, h in index.heads.items() if h.content_id is not None and k not in present)
+    live = index.live_keys()
+    missing = pc.sort(live.filter(pc.invert(pc.is_in(live, value_set=rows["__key"])))).to_pylist()
     if not missing:
         return rows
     valid = max(rows["__valid"].to_pylist(), default=system_time)

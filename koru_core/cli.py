@@ -20,13 +20,14 @@ import json
 import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, timezone
 from decimal import Decimal
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import click
 
+from koru_core import __version__
 from koru_core.errors import KeyNotFoundError, KoruError
 from koru_core.store import DEFAULT_STORE
 
@@ -145,10 +146,14 @@ def _show(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, datetime):
-        return value.isoformat(sep=" ")
+        utc = value.astimezone(timezone.utc)
+        return utc.strftime("%Y-%m-%d %H:%M:%S" + (".%f" if utc.microsecond else "") + "Z")
     if isinstance(value, (dict, list)):
         return json.dumps(value, default=_json_default, ensure_ascii=False)
     return str(value)
+
+
+_NO_WRAP = {"commit", "valid from", "valid to", "write id", "field", "namespace", "tier"}
 
 
 def _print_table(rows: list[dict[str, Any]], columns: Sequence[str], *, title: str | None = None) -> None:
@@ -157,7 +162,7 @@ def _print_table(rows: list[dict[str, Any]], columns: Sequence[str], *, title: s
 
     table = Table(title=title, show_lines=False)
     for name in columns:
-        table.add_column(name, overflow="fold")
+        table.add_column(name, overflow="fold", no_wrap=name in _NO_WRAP)
     for row in rows:
         table.add_row(*(escape(_show(row.get(name))) for name in columns))
     _console().print(table)
@@ -174,7 +179,7 @@ def _version_dict(version: Any) -> dict[str, Any]:
 @click.option("--store", envvar="KORU_STORE", default=DEFAULT_STORE, show_default=True, show_envvar=True,
               metavar="PATH", help="The store folder.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON (one document) instead of tables.")
-@click.version_option(package_name="koru", message="koru %(version)s")
+@click.version_option(__version__, message="koru %(version)s")
 @click.pass_context
 def main(ctx: click.Context, store: str, as_json: bool) -> None:
     """koru: a bitemporal, versioned record store.
@@ -188,7 +193,7 @@ def main(ctx: click.Context, store: str, as_json: bool) -> None:
 
 @main.command()
 def init() -> None:
-    """Create the store (``--store``) if it does not exist yet."""
+    """Create the store (--store) if it does not exist yet."""
     path = Path(_settings().store)
     existed = (path / "catalog.sqlite").exists()
     store = _open(create=True)
@@ -531,4 +536,4 @@ def demo(commits: int) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    main(prog_name="koru")

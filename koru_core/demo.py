@@ -101,9 +101,9 @@ def _ingest(store: Store, events: FlightEvents, *, commits: int, out: Console, l
     out.print(f"  rows skipped     {events.skipped_no_tailnum:,} without a tail number; "
               f"{events.skipped_same_time:,} at the same scheduled departure as another flight "
               f"of the same aircraft")
-    rate = summary.written / summary.seconds if summary.seconds else 0.0
+    rate = f" ({summary.written / summary.seconds:,.0f} versions/s)" if summary.written else ""
     out.print(f"  ingest           {summary.written:,} versions written in {len(summary.commits)} commits, "
-              f"{summary.unchanged:,} unchanged, in {summary.seconds:.1f} s ({rate:,.0f} versions/s)")
+              f"{summary.unchanged:,} unchanged, in {summary.seconds:.1f} s{rate}")
     if had and summary.written == 0:
         out.print("  (the store already held these flights from an earlier run: nothing new to write)")
     stats = [r for r in store.stats().to_pylist() if r["namespace"] == NAMESPACE]

@@ -76,8 +76,8 @@ def merge_batches(batches: Sequence[Batch], *, stored_schema: pa.Schema | None, 
         n = b.num_rows
         columns = {
             "__key": b.keys,
-            "__valid": b.valid_from if b.valid_from is not None else pa.array([system_time] * n, pa.int64()),
-            "__deleted": b.is_deleted if b.is_deleted is not None else pa.array([False] * n),
+            "__valid": b.valid_from if b.valid_from is not None else pa.repeat(pa.scalar(system_time, pa.int64()), n),
+            "__deleted": b.is_deleted if b.is_deleted is not None else pa.repeat(pa.scalar(False), n),
             "__parents": b.parents if b.parents is not None else pa.nulls(n, pa.list_(pa.string())),
         }
         for field in schema:
@@ -132,59 +132,36 @@ def prepare(
     cids = pc.if_else(live, _content_ids_where(values, live), pa.scalar(None, pa.string()))
 
     order = pc.sort_indices(rows, sort_keys=[("__key", "ascending"), ("__valid", "ascending")])
-    keys = rows["__key"].take(order).to_pylist()
-    valid = rows["__valid"].take(order).to_pylist()
-    deleted = is_deleted.take(order).to_pylist()
-    cid = cids.take(order).to_pylist()
-
-    late = sorted({k for k, v in zip(keys, valid) if (h := index.get(k)) is not None and v < h.valid_from})
-    past = _history_by_key(history(late)) if late else {}
-
-    keep: list[int] = []
-    prev_ids: list[str | None] = []
-    write_ids: list[str] = []
-    ordinal = first_ordinal
-    prev_key = None
-    existing: list[tuple[int, int, str | None]] = []
-    ptr = 0
-    before: object = _MISSING
-    last_written: str | None = None
-    for i, k in enumerate(keys):
-        if k != prev_key:
-            prev_key, ptr, before = k, 0, _MISSING
-            head = index.get(k)
-            existing = past.get(k, []) if k in past else ([] if head is None else [(head.valid_from, head.commit, head.content_id)])
-            last_written = None if head is None else head.last_write_id
-        while ptr < len(existing) and existing[ptr][0] <= valid[i]:
-            before = existing[ptr][2]
-            ptr += 1
-        current = None if deleted[i] else cid[i]
-        if current == before or (current is None and before is _MISSING):
-            before = current
-            continue
-        before = current
-        wid = write_id_for(commit, ordinal)
-        ordinal += 1
-        keep.append(i)
-        prev_ids.append(last_written)
-        write_ids.append(wid)
-        last_written = wid
-
-    taken = order.take(pa.array(keep, pa.int64())) if keep else pa.array([], pa.int64())
-    n = len(keep)
+    sorted_keys = rows["__key"].take(order).combine_chunks()
+    sorted_valid = rows["__valid"].take(order).combine_chunks()
+    sorted_cids = cids.take(order)
+    heads = index.lookup(sorted_keys)
+    late = pc.fill_null(pc.less(sorted_valid, heads["valid_from"]), False)
+    if pc.any(late).as_py():
+        late_keys = pc.unique(sorted_keys.filter(late)).to_pylist()
+        keep, prev_ids = _decide_rows(sorted_keys, sorted_valid, sorted_cids, heads, _history_by_key(history(late_keys)))
+        keep_idx = pa.array(keep, pa.int64())
+        prev = pa.array(prev_ids, pa.string())
+    else:
+        keep_idx, prev = _decide_vectorized(sorted_keys, sorted_cids, heads)
+    n = len(keep_idx)
+    prefix = f"{commit:08x}"
+    write_ids = pa.array([f"{prefix}{o:08x}" for o in range(first_ordinal, first_ordinal + n)], pa.string())
+    prev = _chain(sorted_keys.take(keep_idx), write_ids, prev)
+    taken = order.take(keep_idx)
     out_deleted = is_deleted.take(taken)
     n_deleted = pc.sum(out_deleted.cast(pa.int64())).as_py() or 0
     system = {
         "_key": rows["__key"].take(taken),
         "_valid_from": rows["__valid"].take(taken).cast(TIMESTAMP),
-        "_system_from": pa.array([system_time] * n, pa.int64()).cast(TIMESTAMP),
-        "_commit": pa.array([commit] * n, pa.int64()),
-        "_write_id": pa.array(write_ids, pa.string()),
-        "_prev_write_id": pa.array(prev_ids, pa.string()),
+        "_system_from": pa.repeat(pa.scalar(system_time, TIMESTAMP), n),
+        "_commit": pa.repeat(pa.scalar(commit, pa.int64()), n),
+        "_write_id": write_ids,
+        "_prev_write_id": prev,
         "_content_id": cids.take(taken),
         "_deleted": out_deleted,
-        "_actor": pa.array([actor] * n, pa.string()),
-        "_run_id": pa.array([run_id] * n, pa.string()),
+        "_actor": pa.repeat(pa.scalar(actor, pa.string()), n),
+        "_run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
         "_parents": rows["__parents"].take(taken),
     }
     stored = pa.schema([SYSTEM_SCHEMA.field(c) for c in STORED_COLUMNS])
@@ -192,6 +169,81 @@ def prepare(
     for field in schema:
         versions = versions.append_column(field, rows[field.name].take(taken))
     return Prepared(namespace, schema, versions, n - n_deleted, rows.num_rows - n, n_deleted)
+
+
+def _shift(arr: pa.Array) -> pa.Array:
+    """``arr`` moved down one row (the first row null)."""
+    return pa.concat_arrays([pa.nulls(1, arr.type), arr.slice(0, len(arr) - 1)]) if len(arr) else arr
+
+
+def _same_as_previous(keys: pa.Array) -> pa.Array:
+    """bool per row: the row before has the same key (keys sorted)."""
+    n = len(keys)
+    if n == 0:
+        return pa.array([], pa.bool_())
+    return pa.concat_arrays([pa.array([False]), pc.equal(keys.slice(1), keys.slice(0, n - 1))])
+
+
+def _decide_vectorized(keys: pa.Array, cids: pa.Array, heads: pa.Table) -> tuple[pa.Array, pa.Array]:
+    """The unchanged rule for rows sorted by (key, valid time), none late.
+
+    A row's *before* is the previous row of the same key, or the key's current
+    version. Returns the positions of the rows to write, and for each the
+    ``_prev_write_id`` to use when it is the first written row of its key.
+    """
+    cids = cids.combine_chunks() if isinstance(cids, pa.ChunkedArray) else cids
+    head_cid = heads["content_id"].combine_chunks()
+    before = pc.if_else(_same_as_previous(keys), _shift(cids), head_cid)
+    unchanged = pc.if_else(pc.is_null(cids), pc.is_null(before), pc.fill_null(pc.equal(cids, before), False))
+    keep = pc.indices_nonzero(pc.invert(unchanged)).cast(pa.int64())
+    return keep, heads["last_write_id"].combine_chunks().take(keep)
+
+
+def _chain(keys: pa.Array, write_ids: pa.Array, first_prev: pa.Array) -> pa.Array:
+    """``_prev_write_id`` of written rows sorted by (key, valid time): the row
+    before's write id within a key, ``first_prev`` for a key's first row."""
+    return pc.if_else(_same_as_previous(keys), _shift(write_ids), first_prev)
+
+
+def _decide_rows(
+    keys: pa.Array, valid: pa.Array, cids: pa.Array, heads: pa.Table,
+    past: dict[str, list[tuple[int, int, str | None]]],
+) -> tuple[list[int], list[str | None]]:
+    """The unchanged rule row by row, for batches with late-arriving rows.
+
+    ``past`` holds the full history of the keys with late rows; other keys are
+    compared with their current version. Same result shape as
+    :func:`_decide_vectorized`.
+    """
+    key_list, valid_list, cid_list = keys.to_pylist(), valid.to_pylist(), cids.to_pylist()
+    head_valid, head_commit = heads["valid_from"].to_pylist(), heads["commit"].to_pylist()
+    head_cid, head_last = heads["content_id"].to_pylist(), heads["last_write_id"].to_pylist()
+    keep: list[int] = []
+    prev_ids: list[str | None] = []
+    prev_key = None
+    existing: list[tuple[int, int, str | None]] = []
+    ptr = 0
+    before: object = _MISSING
+    for i, k in enumerate(key_list):
+        if k != prev_key:
+            prev_key, ptr, before = k, 0, _MISSING
+            if k in past:
+                existing = past[k]
+            elif head_valid[i] is None:
+                existing = []
+            else:
+                existing = [(head_valid[i], head_commit[i], head_cid[i])]
+        while ptr < len(existing) and existing[ptr][0] <= valid_list[i]:
+            before = existing[ptr][2]
+            ptr += 1
+        current = cid_list[i]
+        if current == before or (current is None and before is _MISSING):
+            before = current
+            continue
+        before = current
+        keep.append(i)
+        prev_ids.append(head_last[i])
+    return keep, prev_ids
 
 
 def prepare_single(
@@ -279,12 +331,24 @@ def _history_by_key(versions: pa.Table) -> dict[str, list[tuple[int, int, str | 
 
 
 def commit_hash(prev_hash: str | None, *, commit: int, system_time: int, versions: Sequence[pa.Table]) -> str:
-    """Return the commit's chain hash: blake3 over the previous hash, the commit
-    number and time, and every version's write id and content id (as in Git's or
-    Dolt's commit chains: editing any earlier commit changes every later hash)."""
+    """Return the commit's chain hash, as in Git's or Dolt's commit chains.
+
+    blake3 over the UTF-8 text ``"<prev hash or ''>\n<commit>\n<system time ns>\n"``
+    followed, for each namespace's versions in commit order and each row in
+    order, by ``<write id (16 hex)><content id (64 hex) or '-'>``: editing any
+    version or any earlier commit changes every later hash.
+
+    Returns:
+        64 hex characters.
+    """
     h = blake3.blake3()
     h.update(f"{prev_hash or ''}\n{commit}\n{system_time}\n".encode())
     for t in versions:
-        for wid, cid in zip(t["_write_id"].to_pylist(), t["_content_id"].to_pylist()):
-            h.update(f"{wid}:{cid or '-'}\n".encode())
+        if not t.num_rows:
+            continue
+        cid = pc.fill_null(t["_content_id"], "-")
+        joined = pc.binary_join_element_wise(t["_write_id"], cid, "").combine_chunks()
+        offsets = pa.Array.from_buffers(pa.int32(), len(joined) + 1, [None, joined.buffers()[1]], offset=joined.offset)
+        start, end = offsets[0].as_py(), offsets[len(joined)].as_py()
+        h.update(memoryview(joined.buffers()[2])[start:end])
     return h.hexdigest()
