@@ -118,7 +118,7 @@ class KoruDuckDB:
         return out.read_all() if hasattr(out, "read_all") else out  # duckdb >= 1.4: a reader
 
     def as_of_count(self, at: dt.datetime, commit: int) -> int:
-        return self._sql("count(*)", at).fetchone()[0]
+        return self._sql("count(*)", at).fetchall()[0][0]
 
 
 class KoruPolars:

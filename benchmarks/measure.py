@@ -19,6 +19,7 @@ Example:
 from __future__ import annotations
 
 import os
+import shutil
 import statistics
 import sys
 import time
@@ -65,14 +66,27 @@ def _column(table: pa.Table, names: list[str]) -> pa.ChunkedArray:
 
 
 def check_as_of(result: Any, wl: Workload, expected: pa.Table) -> dict:
-    """Compare an as-of result with the brute force: row count, then (key, valid_from)."""
+    """Compare an as-of result with the brute force `expected` (one row per key, by key).
+
+    `count_ok`: same number of rows. `values_ok`: same keys and, per key, the same
+    values in every value column the result has (`value_columns` names them).
+    `valid_from_same`: same valid time per key; informational, as a system that
+    skips unchanged rows rightly keeps the valid time of the last change.
+    """
     table = result.to_arrow() if hasattr(result, "to_arrow") else result
-    out = {"expected_rows": expected.num_rows, "rows": table.num_rows}
+    out: dict[str, Any] = {"expected_rows": expected.num_rows, "rows": table.num_rows}
     out["count_ok"] = table.num_rows == expected.num_rows
+    common = [c for c in expected.column_names
+              if c not in (wl.key, wl.valid) and c in table.column_names]
     got = pa.table({"key": _column(table, ["_key", wl.key]).cast(pa.string()),
-                    "valid_from": _column(table, ["_valid_from", "valid_from", wl.valid])
-                    .cast(pa.timestamp("ns", tz="UTC"))}).sort_by("key")
-    out["content_ok"] = out["count_ok"] and got.equals(expected)
+                    **{c: table[c].cast(expected[c].type) for c in common},
+                    "valid": _column(table, ["_valid_from", "valid_from", wl.valid])
+                    .cast(expected[wl.valid].type)}).sort_by("key")
+    want = pa.table({"key": expected[wl.key], **{c: expected[c] for c in common},
+                     "valid": expected[wl.valid]})
+    out["value_columns"] = common
+    out["values_ok"] = out["count_ok"] and got.drop(["valid"]).equals(want.drop(["valid"]))
+    out["valid_from_same"] = out["count_ok"] and got["valid"].equals(want["valid"])
     return out
 
 
@@ -161,7 +175,10 @@ def run_system(sysm: Any, readers: list[Any], wl: Workload, root: Path, expected
                *, reps: int, budget_s: float, puts: int) -> list[dict]:
     """Set up, ingest, query and put; returns the system's result, then its readers'."""
     res = _new_result(sysm.name, wl)
-    root.mkdir(parents=True, exist_ok=True)
+    if root.exists():  # a store left by an earlier run with the same --out
+        log(f"  replacing {root}")
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
     log(f"[{wl.name}] {sysm.name} in {root}")
     try:
         sysm.setup(root, wl)

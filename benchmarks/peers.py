@@ -26,9 +26,10 @@ import datetime as dt
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from workloads import latest_per_key
 
 if TYPE_CHECKING:
     from workloads import Workload
@@ -116,19 +117,6 @@ class DuckDBSCD2:
 
     def close(self) -> None:
         self.con.close()
-
-
-def latest_per_key(table: pa.Table, key: str, valid: str) -> pa.Table:
-    """Keep, per key, the row with the largest valid time (the last one on ties)."""
-    order = pc.sort_indices(
-        table.append_column("__i", pa.array(np.arange(table.num_rows))),
-        [(key, "ascending"), (valid, "descending"), ("__i", "descending")])
-    s = table.take(order)
-    keys = s[key].combine_chunks()
-    if len(keys) < 2:
-        return s
-    first = pa.concat_arrays([pa.array([True]), pc.not_equal(keys[1:], keys[:-1])])
-    return s.filter(first)
 
 
 def _without_views(schema: pa.Schema) -> pa.Schema:

@@ -5,7 +5,7 @@ SCD2 and <= 0.5x deltalake; history <= DuckDB SCD2; get <= 2 µs for a recently
 written key; durable put <= 100 µs median.
 
 Example:
-    >>> fmt_check({"count_ok": True, "content_ok": True, "rows": 5, "expected_rows": 5})
+    >>> fmt_check({"count_ok": True, "values_ok": True, "rows": 5, "expected_rows": 5})
     '✓ 5/5'
 """
 
@@ -49,9 +49,9 @@ def fmt_check(check: dict | None) -> str:
     if not check or "count_ok" not in check:
         return "-"
     n = f"{check['rows']}/{check['expected_rows']}"
-    if check.get("content_ok"):
+    if check.get("values_ok"):
         return f"✓ {n}"
-    return f"count ✓ {n}, content ✗" if check["count_ok"] else f"✗ {n}"
+    return f"count ✓ {n}, values ✗" if check["count_ok"] else f"✗ {n}"
 
 
 def _render(title: str, headers: list[str], rows: list[list[str]]) -> None:

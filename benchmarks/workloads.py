@@ -144,11 +144,13 @@ def synthetic_workload(*, keys: int, versions: int, seed: int = 42) -> Workload:
     tag = pa.array(np.array(["red", "green", "blue", "amber", "teal"])[np.arange(keys) % 5])
     base = np.datetime64("2024-01-01T00:00:00", "ns")
     qty = rng.integers(0, 1_000_000, keys)
+    changes = np.zeros(keys, dtype=np.int64)  # per key: commits that changed qty
     parts = []
     for v in range(versions):
         if v:
-            change = rng.random(keys) < 0.3
-            qty = np.where(change, rng.integers(0, 1_000_000, keys), qty)
+            new = np.where(rng.random(keys) < 0.3, rng.integers(0, 1_000_000, keys), qty)
+            changes += new != qty
+            qty = new
         when = pa.array(np.full(keys, base + np.timedelta64(v, "D")), type=VALID_TYPE)
         parts.append(pa.table({"key": key, "qty": qty, "price": qty / 100.0, "tag": tag,
                                "valid_time": when}))
@@ -156,23 +158,33 @@ def synthetic_workload(*, keys: int, versions: int, seed: int = 42) -> Workload:
     return Workload(
         name="synthetic", key="key", valid="valid_time", commits=parts,
         as_of_commit=middle, as_of_at=_last_time(parts[middle], "valid_time"),
-        history_key=f"k{keys // 2:07d}", get_key=f"k{keys - 1:07d}",
+        history_key=f"k{int(np.argmax(changes)):07d}", get_key=f"k{keys - 1:07d}",
         notes={"keys": keys, "versions": versions, "changed_per_commit": "~30% (qty, price)"},
     )
 
 
+def latest_per_key(table: pa.Table, key: str, valid: str) -> pa.Table:
+    """Keep, per key, the row with the largest valid time (the last one on ties), sorted by key."""
+    order = pc.sort_indices(
+        table.append_column("__i", pa.array(np.arange(table.num_rows))),
+        [(key, "ascending"), (valid, "descending"), ("__i", "descending")])
+    s = table.take(order)
+    keys = s[key].combine_chunks()
+    if len(keys) < 2:
+        return s
+    first = pa.concat_arrays([pa.array([True]), pc.not_equal(keys[1:], keys[:-1])])
+    return s.filter(first)
+
+
 def expected_as_of(wl: Workload) -> pa.Table:
-    """Brute force from the raw commits: per key, the largest valid time <= `as_of_at`.
+    """Brute force from the raw commits: per key, the row with the latest valid time <= `as_of_at`.
 
     Returns:
-        Columns `key` (string) and `valid_from` (timestamp[ns, UTC]), sorted by key.
+        The workload's columns, one row per key, sorted by key.
     """
-    raw = pa.concat_tables([t.select([wl.key, wl.valid]) for t in wl.commits])
+    raw = pa.concat_tables(wl.commits)
     at = pa.scalar(wl.as_of_at, type=VALID_TYPE)
-    seen = raw.filter(pc.less_equal(raw[wl.valid], at))
-    latest = seen.group_by(wl.key).aggregate([(wl.valid, "max")])
-    latest = latest.select([wl.key, f"{wl.valid}_max"]).rename_columns(["key", "valid_from"])
-    return latest.sort_by("key")
+    return latest_per_key(raw.filter(pc.less_equal(raw[wl.valid], at)), wl.key, wl.valid)
 
 
 def raw_rows_of_key(wl: Workload, key: str) -> int:

@@ -30,6 +30,8 @@ from koru_core.model import (
     VerifyReport,
     Version,
 )
+from koru_core.lifecycle.api import restore
+from koru_core.lifecycle.policies import KeepAll, KeepFor, KeepLast, Pin, Thinning
 from koru_core.scan import ScanPlan
 from koru_core.store import DEFAULT_STORE, Store, open
 from koru_core.transaction import Transaction
@@ -44,17 +46,23 @@ __all__ = [
     "CorruptionError",
     "FieldChange",
     "InvalidInputError",
+    "KeepAll",
+    "KeepFor",
+    "KeepLast",
     "KeyNotFoundError",
     "KoruError",
     "Lineage",
     "MaintenanceResult",
     "NamespaceNotFoundError",
+    "Pin",
     "ScanPlan",
     "SchemaError",
     "Store",
     "StoreLockedError",
+    "Thinning",
     "Transaction",
     "VerifyReport",
     "Version",
     "open",
+    "restore",
 ]

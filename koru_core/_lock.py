@@ -35,20 +35,21 @@ class WriteLock:
         self._depth = 0
         self._fd: int | None = None
 
-    def acquire(self) -> None:
-        """Take the lock (waiting up to ``timeout`` seconds).
+    def acquire(self, timeout: float | None = None) -> None:
+        """Take the lock (waiting up to ``timeout`` seconds, default the lock's own; 0: no wait).
 
         Raises:
             StoreLockedError: another process held it for longer than the timeout.
         """
-        if not self._thread_lock.acquire(timeout=self.timeout if self.timeout > 0 else -1):
+        wait = self.timeout if timeout is None else timeout
+        if not self._thread_lock.acquire(blocking=wait > 0, timeout=wait if wait > 0 else -1):
             msg = f"{self.path.parent}: another thread holds the write lock"
             raise StoreLockedError(msg)
         if self._depth:
             self._depth += 1
             return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        deadline = time.monotonic() + self.timeout
+        deadline = time.monotonic() + wait
         while True:
             try:
                 fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -59,7 +60,7 @@ class WriteLock:
                     self._thread_lock.release()
                     msg = (
                         f"{self.path.parent}: another process holds the write lock "
-                        f"(waited {self.timeout:g} s; raise lock_timeout to wait longer)"
+                        f"(waited {wait:g} s; raise lock_timeout to wait longer)"
                     )
                     raise StoreLockedError(msg) from None
                 time.sleep(0.002)

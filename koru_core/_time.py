@@ -32,7 +32,11 @@ def to_ns(value: datetime, *, what: str) -> int:
     if isinstance(nanos, int):
         return nanos
     delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    nanos = (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    if not -(2**63) <= nanos < 2**63:  # timestamp[ns] spans 1677-09-21 .. 2262-04-11
+        msg = f"{what} {value!r} is outside the range of timestamp[ns] (1677-09-21 .. 2262-04-11 UTC)"
+        raise InvalidInputError(msg)
+    return nanos
 
 
 def from_ns(nanos: int) -> datetime:

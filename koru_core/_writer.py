@@ -7,7 +7,7 @@ it turns them into exactly one commit (or none, when every row is unchanged).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -56,6 +56,8 @@ class Writer:
         self.cache: dict[tuple[str, str], Any] = {}
         self.cache_commit = -1
         self.schemas: dict[str, pa.Schema | None] = {}
+        self.after_commit: Callable[[list[str]], None] | None = None
+        """Called with the namespaces written, after each commit, the lock held (auto-consolidation)."""
 
     # -- hot tier -------------------------------------------------------------
 
@@ -127,6 +129,8 @@ class Writer:
             self._after_commit(prepared, reshaped, commit)
             for p in prepared:
                 flush(self.root, self.catalog, p.namespace)
+            if self.after_commit is not None:
+                self.after_commit([p.namespace for p in prepared if p.versions.num_rows])
         result = CommitResult(
             commit=commit,
             written=sum(p.written for p in prepared),
@@ -169,8 +173,10 @@ class Writer:
     def _after_commit(self, prepared: list[Prepared], reshaped: set[str], commit: int) -> None:
         for p in prepared:
             index = self.indexes[p.namespace]
-            if p.versions.num_rows:
-                self.schemas[p.namespace] = p.schema
+            if not p.versions.num_rows:  # every row unchanged (e.g. prepare_single's empty table)
+                index.commit = max(index.commit, commit)
+                continue
+            self.schemas[p.namespace] = p.schema
             if p.versions.num_rows == 1:
                 v = p.versions
                 index.apply_one(
@@ -198,7 +204,8 @@ class Writer:
         records = p.versions.select(names).to_pylist()
         for k, v, d, rec in zip(keys, valid, deleted, records):
             head = index.get(k)
-            if head is not None and head.valid_from == v and head.commit == commit:
+            # the cache holds the value as of *now*: a head valid only in the future is not it
+            if head is not None and head.valid_from == v and head.commit == commit and v <= now_ns():
                 self.cache[(p.namespace, k)] = TOMBSTONE if d else row_value(rec, names)
             else:
                 self.cache.pop((p.namespace, k), None)
@@ -215,7 +222,7 @@ def _add_missing_tombstones(rows: pa.Table, index: HeadIndex, system_time: int) 
     """Append tombstones for keys live in ``index`` but absent from ``rows``
     (at the batch's latest valid time)."""
     live = index.live_keys()
-    missing = pc.sort(live.filter(pc.invert(pc.is_in(live, value_set=rows["__key"])))).to_pylist()
+    missing = sorted(live.filter(pc.invert(pc.is_in(live, value_set=rows["__key"]))).to_pylist())
     if not missing:
         return rows
     valid = max(rows["__valid"].to_pylist(), default=system_time)

@@ -19,6 +19,13 @@ Tables::
     files(file_id PRIMARY KEY, namespace, tier, path UNIQUE, rows, bytes,
           checksum, min_commit, max_commit, min_valid, max_valid)
     pending(namespace, commit_number, rows, data BLOB, checksum, PRIMARY KEY(namespace, commit_number))
+    retired(path PRIMARY KEY, namespace, tier, bytes, retired_at)   files replaced by
+            consolidation/distillation, kept on disk until vacuum (retired_at: ns, set
+            just after the swap committed; NULL until then)
+    tags(name PRIMARY KEY, commit_number)          named pins (koru_core.lifecycle.policies.Pin)
+
+Tiers in ``files.tier``: ``warm`` (one file per flush), ``cold`` (consolidated),
+``deep`` (skeletons of versions pruned by distillation; not full versions).
 
 Times are int64 nanoseconds since the epoch, UTC.
 """
@@ -64,6 +71,10 @@ CREATE INDEX IF NOT EXISTS files_namespace ON files(namespace, tier);
 CREATE TABLE IF NOT EXISTS pending(
     namespace TEXT NOT NULL, commit_number INTEGER NOT NULL, rows INTEGER NOT NULL,
     data BLOB NOT NULL, checksum TEXT NOT NULL, PRIMARY KEY(namespace, commit_number));
+CREATE TABLE IF NOT EXISTS retired(
+    path TEXT PRIMARY KEY, namespace TEXT NOT NULL, tier TEXT NOT NULL, bytes INTEGER NOT NULL,
+    retired_at INTEGER);
+CREATE TABLE IF NOT EXISTS tags(name TEXT PRIMARY KEY, commit_number INTEGER NOT NULL);
 """
 
 
@@ -248,12 +259,13 @@ class Catalog:
             for c, data, checksum in rows
         ]
 
-    def pending_rows(self, namespace: str) -> int:
+    def pending_rows(self, namespace: str) -> tuple[int, int]:
+        """Return (pending versions, pending commits) of a namespace."""
         with self.read() as con:
             row = con.execute(
-                "SELECT coalesce(sum(rows), 0) FROM pending WHERE namespace = ?", (namespace,)
+                "SELECT coalesce(sum(rows), 0), count(*) FROM pending WHERE namespace = ?", (namespace,)
             ).fetchone()
-        return int(row[0])
+        return int(row[0]), int(row[1])
 
     def commits(self) -> list[Commit]:
         """Return the commit log, oldest first."""

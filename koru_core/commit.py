@@ -32,6 +32,10 @@ PENDING_MAX_ROWS = 1024
 FLUSH_ROWS = 32 * 1024
 """Pending versions of a namespace past this many are flushed to one warm file."""
 
+FLUSH_COMMITS = 64
+"""…and so are they past this many commits: every read decodes each pending
+commit's blob, so many tiny commits cost readers more than one small file."""
+
 
 def _sorted(table: pa.Table) -> pa.Table:
     order = pc.sort_indices(table, sort_keys=[("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
@@ -112,12 +116,14 @@ def persist(
 
 def flush(root: Path, catalog: Catalog, namespace: str, *, min_rows: int = FLUSH_ROWS) -> FileEntry | None:
     """Move a namespace's pending versions into one warm Parquet file, if there
-    are at least ``min_rows`` of them. Call with the write lock held.
+    are at least ``min_rows`` of them or :data:`FLUSH_COMMITS` pending commits.
+    Call with the write lock held.
 
     Returns:
         The new file's entry, or None if nothing was flushed.
     """
-    if catalog.pending_rows(namespace) < max(min_rows, 1):
+    rows, commits = catalog.pending_rows(namespace)
+    if rows == 0 or (rows < min_rows and commits < FLUSH_COMMITS):
         return None
     with catalog.read():
         tables = catalog.pending(namespace)

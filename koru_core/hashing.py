@@ -66,6 +66,10 @@ _EPOCH = dt.datetime(1970, 1, 1)
 _EPOCH_UTC = dt.datetime(1970, 1, 1, tzinfo=dt.timezone.utc)
 _EPOCH_ORDINAL = 719163  # dt.date(1970, 1, 1).toordinal()
 _MAX_EXACT = 2.0**53
+_BYTES_TAGS = {pa.string(): b"s", pa.large_string(): b"s", pa.string_view(): b"s",
+               pa.binary(): b"y", pa.large_binary(): b"y", pa.binary_view(): b"y"}
+_LIST_TYPES = (pa.ListType, pa.LargeListType, pa.FixedSizeListType, pa.ListViewType,
+               pa.LargeListViewType, pa.MapType)
 _BATCH_ROWS = 32768  # rows encoded at a time: bounds memory, keeps buffers in cache
 
 
@@ -124,7 +128,7 @@ def content_id(value: Mapping[str, Any]) -> str:
         >>> content_id({"name": "Alice", "age": 31.0}) == content_id({"age": 31, "name": "Alice"})
         True
     """
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         msg = f"cannot compute a content id: expected a mapping of field names, got {value!r}"
         raise InvalidInputError(msg)
     try:
@@ -164,6 +168,7 @@ def _frame(tag: bytes | pa.Array, payload: pa.Array, prefix: bytes) -> pa.Array:
 
 
 def _text(ints: pa.Array) -> pa.Array:
+    """Decimal text of each integer, as large_binary."""
     return ints.cast(pa.string()).cast(_B)
 
 
@@ -182,9 +187,8 @@ def _join_fields(names: list[str], arrays: list[pa.Array], n: int) -> pa.Array:
     fields = [_encode_array(arr, _name_frame(name)) for name, arr in pairs]
     if not fields:
         return pa.nulls(n, _B).fill_null(b"")
-    return pc.binary_join_element_wise(
-        *fields, _EMPTY, null_handling="replace", null_replacement=b""
-    )
+    return pc.binary_join_element_wise(*fields, _EMPTY, null_handling="replace",
+                                       null_replacement=b"")
 
 
 def _encode_float(arr: pa.Array, prefix: bytes) -> pa.Array:
@@ -215,7 +219,7 @@ def _encode_decimal(arr: pa.Array, prefix: bytes) -> pa.Array:
         encoded = [None if v is None else prefix + _enc_decimal(v) for v in arr.to_pylist()]
         return pa.array(encoded, _B)
     s = pc.replace_substring_regex(s, r"^(-?\d*\.\d*?)0+$", r"\1")  # trailing zeros
-    s = pc.replace_substring_regex(pc.replace_substring_regex(s, r"\.$", ""), r"^-0$", "0")
+    s = pc.replace_substring_regex(s, r"\.$", "")  # (Arrow decimals have no -0)
     tag = pc.if_else(pc.match_substring(s, "."), _lit(b"N"), _lit(b"i"))
     return _frame(tag, s.cast(_B), prefix)
 
@@ -253,10 +257,8 @@ def _encode_array(arr: pa.Array, prefix: bytes = b"") -> pa.Array:
         return _frame(b"i", _text(arr), prefix)
     if is_.is_floating(t):
         return _encode_float(arr, prefix)
-    if is_.is_string(t) or is_.is_large_string(t) or is_.is_string_view(t):
-        return _frame(b"s", arr.cast(_B), prefix)
-    if is_.is_binary(t) or is_.is_large_binary(t) or is_.is_binary_view(t) or is_.is_fixed_size_binary(t):
-        return _frame(b"y", arr.cast(_B), prefix)
+    if t in _BYTES_TAGS or is_.is_fixed_size_binary(t):
+        return _frame(_BYTES_TAGS.get(t, b"y"), arr.cast(_B), prefix)
     if is_.is_timestamp(t):
         return _frame(b"t" if t.tz else b"T", _ns_text(arr, t.unit), prefix)
     if is_.is_date(t):
@@ -269,15 +271,13 @@ def _encode_array(arr: pa.Array, prefix: bytes = b"") -> pa.Array:
         names = [t.field(i).name for i in range(t.num_fields)]
         record = _join_fields(names, arr.flatten(), len(arr))
         return pc.if_else(arr.is_valid(), _frame(b"S", record, prefix), pa.scalar(None, _B))
-    if is_.is_map(t) or is_.is_list(t) or is_.is_large_list(t) or is_.is_fixed_size_list(t):
-        return _encode_list(arr, prefix)
-    if is_.is_list_view(t) or is_.is_large_list_view(t):
+    if isinstance(t, _LIST_TYPES):
         return _encode_list(arr, prefix)
     msg = f"cannot compute a content id for Arrow type {t}"
     raise InvalidInputError(msg)
 
 
-# --- pure-Python encoding of one record ------------------------------------------
+# --- pure-Python encoding of one record ----------------------------------------
 
 
 class _UnsupportedError(Exception):
@@ -286,6 +286,8 @@ class _UnsupportedError(Exception):
 
 @functools.lru_cache(maxsize=4096)
 def _name_frame(name: str) -> bytes:
+    if type(name) is not str:
+        raise _UnsupportedError
     b = name.encode()
     return b"%d:%b" % (len(b), b)
 
@@ -295,15 +297,9 @@ def _encode_record(record: Mapping[str, Any]) -> bytes:
     for name in sorted(record):
         v = record[name]
         if v is not None:
-            if type(name) is not str:
-                raise _UnsupportedError
             parts.append(_name_frame(name))
-            parts.append(_encode_value(v))
+            parts.append(_BY_TYPE.get(type(v), _unsupported)(v))
     return b"".join(parts)
-
-
-def _encode_value(v: Any) -> bytes:
-    return _BY_TYPE.get(type(v), _unsupported)(v)
 
 
 def _unsupported(v: Any) -> bytes:
@@ -314,14 +310,9 @@ def _tagged(tag: bytes, payload: bytes) -> bytes:
     return b"%b%d:%b" % (tag, len(payload), payload)
 
 
-def _enc_int(v: int) -> bytes:
-    s = b"%d" % v
-    return b"i%d:%b" % (len(s), s)
-
-
 def _enc_float(v: float) -> bytes:
     if v.is_integer() and -_MAX_EXACT < v < _MAX_EXACT:
-        return _enc_int(int(v))
+        return _tagged(b"i", b"%d" % int(v))
     return _tagged(b"f", float.__repr__(v).encode())
 
 
@@ -329,40 +320,40 @@ def _enc_decimal(v: Decimal) -> bytes:
     if not v.is_finite():
         raise _UnsupportedError
     if v == v.to_integral_value():
-        return _enc_int(int(v))
+        return _tagged(b"i", b"%d" % int(v))
     return _tagged(b"N", format(v.normalize(), "f").encode())
 
 
-def _ns(delta: dt.timedelta) -> int:
-    return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
+def _ns(delta: dt.timedelta) -> bytes:
+    return b"%d" % ((delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000)
 
 
 def _enc_datetime(v: dt.datetime) -> bytes:
     if v.utcoffset() is not None:
-        return _tagged(b"t", b"%d" % _ns(v - _EPOCH_UTC))
+        return _tagged(b"t", _ns(v - _EPOCH_UTC))
     if v.tzinfo is not None:
         raise _UnsupportedError
-    return _tagged(b"T", b"%d" % _ns(v - _EPOCH))
+    return _tagged(b"T", _ns(v - _EPOCH))
 
 
 def _enc_time(v: dt.time) -> bytes:
     if v.tzinfo is not None:
         raise _UnsupportedError
-    ns = ((v.hour * 60 + v.minute) * 60 + v.second) * 10**9 + v.microsecond * 1000
-    return _tagged(b"h", b"%d" % ns)
+    return _tagged(b"h", _ns(dt.timedelta(hours=v.hour, minutes=v.minute, seconds=v.second,
+                                          microseconds=v.microsecond)))
 
 
 def _enc_list(v: list[Any] | tuple[Any, ...]) -> bytes:
     kinds = {type(e) for e in v}
-    if float in kinds and int in kinds:  # Arrow infers a float list: ints become floats
+    if float in kinds and int in kinds:  # Arrow infers a float list: 2**53 -> 2.0**53
         v = [float(e) if type(e) is int else e for e in v]
-    body = b"".join([_NULL_VALUE if e is None else _encode_value(e) for e in v])
-    return _tagged(b"L", b"%d:%b" % (len(v), body))
+    body = [_NULL_VALUE if e is None else _BY_TYPE.get(type(e), _unsupported)(e) for e in v]
+    return _tagged(b"L", b"%d:%b" % (len(v), b"".join(body)))
 
 
 _BY_TYPE: dict[type, Any] = {
     str: lambda v: _tagged(b"s", v.encode()),
-    int: _enc_int,
+    int: lambda v: _tagged(b"i", b"%d" % v),
     float: _enc_float,
     bool: lambda v: b"b1:1" if v else b"b1:0",
     bytes: lambda v: _tagged(b"y", v),
@@ -370,7 +361,7 @@ _BY_TYPE: dict[type, Any] = {
     dt.datetime: _enc_datetime,
     dt.date: lambda v: _tagged(b"d", b"%d" % (v.toordinal() - _EPOCH_ORDINAL)),
     dt.time: _enc_time,
-    dt.timedelta: lambda v: _tagged(b"D", b"%d" % _ns(v)),
+    dt.timedelta: lambda v: _tagged(b"D", _ns(v)),
     dict: lambda v: _tagged(b"S", _encode_record(v)),
     list: _enc_list,
     tuple: _enc_list,

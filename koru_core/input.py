@@ -121,6 +121,8 @@ def to_arrow(data: Any, namespace: str) -> pa.Table:
             if not all(isinstance(row, Mapping) for row in data):
                 msg = f"namespace {namespace!r}: a list of rows must hold dicts only"
                 raise InvalidInputError(msg)
+            for i, row in enumerate(data):
+                _refuse_sets(namespace, f"row {i}", row)
             return pa.Table.from_pylist(list(data))
     except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, OverflowError) as e:
         msg = f"namespace {namespace!r}: the data cannot be represented in Arrow: {e}"
@@ -196,7 +198,11 @@ def _valid_from_column(namespace: str, table: pa.Table, name: str) -> pa.Array:
     if column.null_count:
         msg = f"namespace {namespace!r}: valid_from column {name!r} has {column.null_count} null(s)"
         raise InvalidInputError(msg)
-    return column.cast(TIMESTAMP).cast(pa.int64())
+    try:
+        return column.cast(TIMESTAMP).cast(pa.int64())
+    except pa.ArrowInvalid as e:  # out of the timestamp[ns] range
+        msg = f"namespace {namespace!r}: valid_from column {name!r}: {e}"
+        raise InvalidInputError(msg) from e
 
 
 def _split_system_columns(namespace: str, table: pa.Table) -> tuple[pa.Table, pa.Array | None]:
@@ -262,6 +268,9 @@ def batch_from_table(
     keys = _key_array(namespace, table, key)
     if isinstance(valid_from, str):
         valid = _valid_from_column(namespace, table, valid_from)
+        # the valid-time column becomes _valid_from, not a value field: otherwise no two
+        # rows of a key at different valid times could ever be equal (unchanged rule)
+        table = table.drop_columns([valid_from])
     elif valid_from is None:
         valid = None
     else:
@@ -286,6 +295,20 @@ def _check_unique(namespace: str, keys: pa.Array, valid: pa.Array | None) -> Non
             f"once in one batch, e.g. key {first['k']!r}"
         )
         raise InvalidInputError(msg)
+
+
+def _refuse_sets(namespace: str, key: str, value: Any) -> None:
+    """Refuse sets anywhere in a value: they have no order, so the list Arrow
+    makes of one (and its content id) would differ between processes."""
+    if isinstance(value, (set, frozenset)):
+        msg = f"namespace {namespace!r}, key {key!r}: sets have no order; give a sorted list instead of {value!r}"
+        raise InvalidInputError(msg)
+    if isinstance(value, Mapping):
+        for item in value.values():
+            _refuse_sets(namespace, key, item)
+    elif isinstance(value, (list, tuple)):
+        for item in value:
+            _refuse_sets(namespace, key, item)
 
 
 def batch_from_value(
@@ -314,6 +337,7 @@ def batch_from_value(
         values = pa.table({"__n": [None]}).drop_columns(["__n"])  # one row, no fields
     else:
         record = dict(value) if isinstance(value, Mapping) else {"value": value}
+        _refuse_sets(namespace, key, record)
         for name in record:
             if not isinstance(name, str) or not name or name.startswith("_"):
                 msg = f"namespace {namespace!r}, key {key!r}: field name {name!r} must be a non-empty str not starting with '_'"
@@ -323,7 +347,8 @@ def batch_from_value(
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, OverflowError) as e:
             msg = f"namespace {namespace!r}, key {key!r}: the value cannot be represented in Arrow: {e}"
             raise InvalidInputError(msg) from e
-        values = normalize_table(values, namespace)
+        # an empty dict is one row with no fields (from_pylist would give zero rows)
+        values = normalize_table(values, namespace) if record else pa.table({"__n": [None]}).drop_columns(["__n"])
     return Batch(
         namespace,
         pa.array([key], pa.string()),

@@ -93,13 +93,21 @@ def as_of_rule(versions: pa.Table, *, valid_at: int | None, max_commit: int | No
         One row per live key, sorted by ``_key``, with the input's columns.
     """
     candidates = visible(versions, valid_at=valid_at, max_commit=max_commit)
-    order = pc.sort_indices(
-        candidates,
-        sort_keys=[("_key", "ascending"), ("_valid_from", "descending"), ("_commit", "descending")],
-    )
-    ordered = candidates.take(order)
-    latest = ordered.filter(_first_per_key(ordered["_key"]))
-    return latest.filter(pc.invert(latest["_deleted"]))
+    # Keys with one candidate need no ordering: find the others with one hash
+    # aggregation and sort only their rows.
+    counts = candidates.group_by("_key").aggregate([([], "count_all")])
+    several = counts.filter(pc.greater(counts["count_all"], 1))["_key"]
+    if len(several):
+        is_several = pc.is_in(candidates["_key"], value_set=several.combine_chunks())
+        single = candidates.filter(pc.invert(is_several))
+        rest = candidates.filter(is_several)
+        order = pc.sort_indices(
+            rest, sort_keys=[("_key", "ascending"), ("_valid_from", "descending"), ("_commit", "descending")]
+        )
+        rest = rest.take(order)
+        candidates = pa.concat_tables([single, rest.filter(_first_per_key(rest["_key"]))])
+    live = candidates.filter(pc.invert(candidates["_deleted"]))
+    return live.take(pc.sort_indices(live["_key"]))
 
 
 def with_valid_to(versions: pa.Table) -> pa.Table:

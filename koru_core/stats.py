@@ -21,7 +21,8 @@ STATS_SCHEMA = pa.schema(
     ]
 )
 """One row per (namespace, tier). ``hot`` holds versions still kept in the catalog
-(not yet flushed); ``warm``/``cold``/``deep`` are Parquet files."""
+(not yet flushed); ``warm``/``cold``/``deep`` are Parquet files. ``deep`` rows
+count the skeletons of versions pruned by distillation (no values)."""
 
 
 def store_stats(catalog: Catalog) -> pa.Table:

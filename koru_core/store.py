@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,13 @@ from koru_core import read
 from koru_core._time import to_ns
 from koru_core._writer import TOMBSTONE, Operation, Writer
 from koru_core.catalog import Catalog, Durability
-from koru_core.errors import InvalidInputError, KeyNotFoundError
+from koru_core.errors import CorruptionError, InvalidInputError, KeyNotFoundError, StoreLockedError
 from koru_core.input import batch_from_table, batch_from_value, check_key, check_namespace
-from koru_core.model import Commit, CommitResult, FieldChange, Lineage, Version
-from koru_core.scan import ScanPlan, plan_scan, read_versions
+from koru_core.lifecycle import api as _lifecycle
+from koru_core.lifecycle.distill import Policies
+from koru_core.lifecycle.leases import Lease, Leases
+from koru_core.model import Commit, CommitResult, FieldChange, Lineage, MaintenanceResult, Version, VerifyReport
+from koru_core.scan import ScanPlan, hint_applies, plan_scan, read_versions
 from koru_core.stats import store_stats
 from koru_core.transaction import Transaction
 
@@ -35,6 +39,7 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
     *,
     durability: Durability = "full",
     lock_timeout: float = 10.0,
+    auto_consolidate: bool = False,
 ) -> Store:
     """Open the store in folder ``path``, creating it if missing.
 
@@ -45,6 +50,10 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
             power loss; single puts are several times faster.
         lock_timeout: Seconds a write waits for another process's write lock
             before :class:`StoreLockedError`.
+        auto_consolidate: Consolidate a namespace right after a commit that
+            leaves it with ``AUTO_CONSOLIDATE_WARM_FILES`` (32) warm files or more.
+            Off by default: that commit then pays for the consolidation (it
+            runs synchronously, holding the write lock).
 
     Returns:
         An open :class:`Store`; close it with ``close()`` or a ``with`` block.
@@ -59,7 +68,7 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
         >>> store.put("users", "alice", {"name": "Alice", "age": 31}).commit
         1
     """
-    return Store(path, durability=durability, lock_timeout=lock_timeout)
+    return Store(path, durability=durability, lock_timeout=lock_timeout, auto_consolidate=auto_consolidate)
 
 
 class Store:
@@ -70,7 +79,10 @@ class Store:
     Use :func:`open` to make one.
     """
 
-    def __init__(self, path: str | os.PathLike[str], *, durability: Durability, lock_timeout: float) -> None:
+    def __init__(
+        self, path: str | os.PathLike[str], *, durability: Durability, lock_timeout: float,
+        auto_consolidate: bool = False,
+    ) -> None:
         self.path = Path(path).absolute()
         if self.path.exists() and not self.path.is_dir():
             msg = f"store path {str(self.path)!r} exists and is not a folder"
@@ -78,8 +90,28 @@ class Store:
         self.path.mkdir(parents=True, exist_ok=True)
         self._catalog = Catalog(self.path / "catalog.sqlite", durability=durability, timeout=lock_timeout)
         self._writer = Writer(self.path, self._catalog, lock_timeout=lock_timeout)
-        with self._writer.lock:
-            self._writer.head_file.write(self._catalog.head()[0])
+        self._leases = Leases(self.path)
+        if auto_consolidate:
+            self._writer.after_commit = lambda names: _lifecycle.auto_consolidate(self, names)
+        # the head file is written after each catalog commit, so read it first: it never runs ahead
+        announced = self._writer.head_file.read()
+        head = self._catalog.head()[0]
+        if announced > head:
+            self.close()
+            msg = (
+                f"{self.path / 'catalog.sqlite'}: the catalog holds {head} commits but commit "
+                f"{announced} was made; the catalog was truncated or replaced"
+            )
+            raise CorruptionError(msg)
+        try:  # re-sync a hint left behind by a dead writer; a live lock holder announces its own
+            self._writer.lock.acquire(timeout=0)
+        except StoreLockedError:
+            pass
+        else:
+            try:
+                self._writer.head_file.write(self._catalog.head()[0])
+            finally:
+                self._writer.lock.release()
 
     def __repr__(self) -> str:
         return f"koru.Store({str(self.path)!r})"
@@ -93,6 +125,7 @@ class Store:
     def close(self) -> None:
         """Release the catalog connection and caches."""
         self._writer.head_file.close()
+        self._leases.close()
         self._catalog.close()
 
     # -- writes ----------------------------------------------------------------
@@ -178,6 +211,9 @@ class Store:
             valid_from: A tz-aware datetime for all rows, the name of a
                 timestamp column giving each row's valid time (a backfill may
                 hold many versions of one key), or None (the commit's time).
+                A named column becomes ``_valid_from`` and is not stored as a
+                value field, so a row equal to the version before it, apart from
+                its time, counts as unchanged.
             delete_missing: Tombstone every live key absent from ``data`` (a
                 full snapshot: change data capture from snapshots).
             actor, run_id, parents: Provenance for every row. A ``_write_id``
@@ -222,7 +258,8 @@ class Store:
             NamespaceNotFoundError, InvalidInputError: unknown namespace or commit.
         """
         check_namespace(namespace)
-        return plan_scan(self.path, self._catalog, namespace, version=version)
+        lease = Lease(self._leases)  # taken before the catalog snapshot (see lifecycle/leases.py)
+        return dataclasses.replace(plan_scan(self.path, self._catalog, namespace, version=version), lease=lease)
 
     def _versions(self, namespace: str, version: int | None, filter: ds.Expression | None = None) -> pa.Table:
         plan = self.scan_plan(namespace, version=version)
@@ -258,7 +295,8 @@ class Store:
             raise KeyNotFoundError(f"namespace {namespace!r}: no live key {key!r}" + _point(at, version))
         names = [n for n in plan.schema.names if not n.startswith("_")]
         value = read.row_value(state.select(names).to_pylist()[0], names)
-        if at is None and version is None:
+        # cache only a value that stays current as time passes (no version valid later than now)
+        if at is None and version is None and max(rows["_valid_from"].cast(pa.int64()).to_pylist()) <= valid_at:
             self._writer.remember(namespace, key, value, commit=plan.head_commit)
         return value
 
@@ -292,7 +330,9 @@ class Store:
         values = [n for n in plan.schema.names if not n.startswith("_")]
         wanted = values if columns is None else _check_columns(namespace, columns, values)
         needed = [*read.AS_OF_SYSTEM_COLUMNS, "_deleted", *wanted]
-        rows = read_versions(self.path, plan, columns=needed, filter=ds.field("_valid_from") <= _ts(valid_at))
+        hint = valid_at if hint_applies(plan) else None
+        by_time = ds.field("_valid_from") <= _ts(valid_at)
+        rows = read_versions(self.path, plan, columns=needed, filter=by_time, valid_at_hint=hint)
         state = read.as_of_rule(rows, valid_at=valid_at, max_commit=None)
         return state.select([*wanted, *read.AS_OF_SYSTEM_COLUMNS])
 
@@ -312,6 +352,9 @@ class Store:
             The value columns, then every system column of
             :data:`koru_core.model.SYSTEM_SCHEMA`, ``_valid_to`` computed.
             Tombstones are included (``_deleted`` true, value columns null).
+            Once the namespace was distilled, versions pruned by
+            :meth:`distill` are included too (their value columns null) and a
+            last bool column ``_pruned`` marks them.
 
         Raises:
             NamespaceNotFoundError: unknown namespace. An unknown key gives an
@@ -322,7 +365,8 @@ class Store:
             1
         """
         check_key(check_namespace(namespace), key)
-        return _values_first(read.history_order(self._versions(namespace, None, ds.field("_key") == key)))
+        full = _values_first(read.history_order(self._versions(namespace, None, ds.field("_key") == key)))
+        return _lifecycle.with_pruned(self, namespace, key, full)
 
     def versions(self, namespace: str, *, version: int | None = None) -> pa.Table:
         """Return every version of every key up to commit ``version``, with ``_valid_to``.
@@ -376,7 +420,9 @@ class Store:
             >>> store.diff("users", "alice")
             []
         """
-        return _diff.diff(self.history(namespace, key), namespace, key, a, b)
+        check_key(check_namespace(namespace), key)
+        full = _values_first(read.history_order(self._versions(namespace, None, ds.field("_key") == key)))
+        return _diff.diff(full, namespace, key, a, b)
 
     def lineage(self, namespace: str, key: str, *, max_depth: int | None = None) -> Lineage:
         """Return the ancestor graph of ``key``'s current version, across namespaces.
@@ -400,6 +446,116 @@ class Store:
         """Return one row per namespace and tier: ``namespace``, ``tier``, ``files``,
         ``versions``, ``bytes`` (int64). Tier ``hot`` counts versions still in the catalog."""
         return store_stats(self._catalog)
+
+    # -- lifecycle (koru_core.lifecycle) -------------------------------------------
+
+    def consolidate(self, namespace: str | None = None) -> MaintenanceResult:
+        """Merge warm files and pending versions into cold files (one namespace, or all).
+
+        Cold files are sorted by (``_key``, ``_valid_from``), one folder per UTC
+        month of valid time, with ``_valid_to`` filled in; the swap is atomic
+        and incremental (see :mod:`koru_core.lifecycle.consolidate`). Replaced
+        files stay on disk until :meth:`vacuum`.
+
+        Raises:
+            NamespaceNotFoundError: ``namespace`` was never written.
+            CorruptionError: an input file is missing or corrupted (nothing changes).
+
+        Example:
+            >>> store.consolidate().action
+            'consolidate'
+        """
+        return _lifecycle.consolidate(self, namespace)
+
+    def distill(self, policies: Policies = None, *, namespace: str | None = None) -> MaintenanceResult:
+        """Drop the versions no retention policy keeps; their skeleton goes to the deep tier.
+
+        Args:
+            policies: A policy (:class:`KeepAll`, :class:`KeepLast`, :class:`KeepFor`,
+                :class:`Thinning`, :class:`Pin`) or a list of them (a version is
+                kept if any keeps it) for every namespace, or a dict namespace →
+                policy or list (other namespaces keep all). None keeps all.
+            namespace: Distill only this namespace.
+
+        Never drops a key's current version, a future one, or one a tag pins
+        (see :mod:`koru_core.lifecycle.distill`). ``history()`` then shows the
+        dropped versions with ``_pruned`` true.
+
+        Raises:
+            InvalidInputError: not a policy, an unknown tag or namespace in ``policies``.
+            NamespaceNotFoundError: ``namespace`` was never written.
+
+        Example:
+            >>> store.distill(koru.KeepLast(1)).action
+            'distill'
+        """
+        return _lifecycle.distill(self, policies, namespace)
+
+    def tag(self, name: str, *, commit: int | None = None) -> int:
+        """Name commit ``commit`` (default: the last) ``name``; a tagged commit is
+        kept whole by :meth:`distill`. Re-tagging moves the tag. Returns the commit.
+
+        Raises:
+            InvalidInputError: empty name or not a commit number.
+
+        Example:
+            >>> store.tag("release-1") >= 1
+            True
+        """
+        return _lifecycle.tag(self, name, commit)
+
+    def snapshot(self, path: str | os.PathLike[str]) -> Path:
+        """Write a portable, self-verifying bundle of the store at its last commit to folder ``path``.
+
+        The bundle holds every retained version, the pruned skeletons, the
+        commit log and tags, and a manifest of blake3 hashes
+        (:mod:`koru_core.lifecycle.snapshot`); :func:`koru_core.restore` rebuilds a store from it.
+
+        Returns:
+            The bundle folder (absolute).
+
+        Raises:
+            InvalidInputError: ``path`` exists and is not an empty folder.
+
+        Example:
+            >>> import tempfile
+            >>> store.snapshot(tempfile.mkdtemp() + "/bundle").name
+            'bundle'
+        """
+        return _lifecycle.snapshot(self, path)
+
+    def vacuum(self, *, retain: timedelta = timedelta(days=7)) -> MaintenanceResult:
+        """Delete data files the catalog no longer lists, once older than ``retain``.
+
+        Replaced files (by consolidation or distillation) and files left by a
+        crash are deleted, never one a live reader's scan plan may still list
+        (reader leases, :mod:`koru_core.lifecycle.leases`) nor one the catalog lists.
+
+        Returns:
+            :class:`MaintenanceResult`; ``files_*``/``bytes_*`` count the data files on disk.
+
+        Raises:
+            InvalidInputError: ``retain`` is not a non-negative timedelta.
+
+        Example:
+            >>> store.vacuum(retain=timedelta(0)).action
+            'vacuum'
+        """
+        return _lifecycle.vacuum(self, retain)
+
+    def verify(self) -> VerifyReport:
+        """Recompute content ids, file and pending checksums and the commit hash chain.
+
+        Returns:
+            :class:`VerifyReport`: ``is_ok``, and one line per problem naming
+            the file, commit, namespace or write id that was edited, removed
+            or corrupted (see :mod:`koru_core.lifecycle.verify`).
+
+        Example:
+            >>> store.verify().is_ok
+            True
+        """
+        return _lifecycle.verify(self)
 
     def flush(self) -> None:
         """Move every pending version of every namespace into warm Parquet files."""
@@ -453,7 +609,7 @@ def _window(namespace: str, versions: pa.Table, since: Any, until: Any) -> pa.Ar
     ):
         msg = f"namespace {namespace!r}: since/until must both be commit numbers (int) or both datetimes, got {since!r}, {until!r}"
         raise InvalidInputError(msg)
-    mask = pa.array([True] * versions.num_rows)
+    mask = pa.array([True] * versions.num_rows, pa.bool_())
     if any(isinstance(b, datetime) for b in (since, until) if b is not None):
         column, lo, hi = versions["_valid_from"], since, until
         lo = None if lo is None else _ts(to_ns(lo, what="since"))

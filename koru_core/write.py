@@ -29,8 +29,6 @@ from koru_core.schema import conform, union_schema
 
 __all__ = ["Prepared", "commit_hash", "merge_batches", "prepare", "prepare_single"]
 
-_MISSING = object()
-
 
 @dataclass(frozen=True, slots=True)
 class Prepared:
@@ -90,7 +88,7 @@ def merge_batches(batches: Sequence[Batch], *, stored_schema: pa.Schema | None, 
     rows = rows.add_column(4, "__seq", pa.array(range(rows.num_rows), pa.int64()))
     if len(batches) > 1:
         last = rows.group_by(["__key", "__valid"]).aggregate([("__seq", "max")])["__seq_max"]
-        rows = rows.take(pc.sort(last))
+        rows = rows.take(last.sort())
     return rows
 
 
@@ -137,13 +135,11 @@ def prepare(
     sorted_cids = cids.take(order)
     heads = index.lookup(sorted_keys)
     late = pc.fill_null(pc.less(sorted_valid, heads["valid_from"]), False)
+    past = None
     if pc.any(late).as_py():
-        late_keys = pc.unique(sorted_keys.filter(late)).to_pylist()
-        keep, prev_ids = _decide_rows(sorted_keys, sorted_valid, sorted_cids, heads, _history_by_key(history(late_keys)))
-        keep_idx = pa.array(keep, pa.int64())
-        prev = pa.array(prev_ids, pa.string())
-    else:
-        keep_idx, prev = _decide_vectorized(sorted_keys, sorted_cids, heads)
+        past = history(pc.unique(sorted_keys.filter(late)).to_pylist())
+    keep_idx = _decide(sorted_keys, sorted_valid, sorted_cids, heads, past)
+    prev = heads["last_write_id"].combine_chunks().take(keep_idx)
     n = len(keep_idx)
     prefix = f"{commit:08x}"
     write_ids = pa.array([f"{prefix}{o:08x}" for o in range(first_ordinal, first_ordinal + n)], pa.string())
@@ -184,66 +180,80 @@ def _same_as_previous(keys: pa.Array) -> pa.Array:
     return pa.concat_arrays([pa.array([False]), pc.equal(keys.slice(1), keys.slice(0, n - 1))])
 
 
-def _decide_vectorized(keys: pa.Array, cids: pa.Array, heads: pa.Table) -> tuple[pa.Array, pa.Array]:
-    """The unchanged rule for rows sorted by (key, valid time), none late.
-
-    A row's *before* is the previous row of the same key, or the key's current
-    version. Returns the positions of the rows to write, and for each the
-    ``_prev_write_id`` to use when it is the first written row of its key.
-    """
-    cids = cids.combine_chunks() if isinstance(cids, pa.ChunkedArray) else cids
-    head_cid = heads["content_id"].combine_chunks()
-    before = pc.if_else(_same_as_previous(keys), _shift(cids), head_cid)
-    unchanged = pc.if_else(pc.is_null(cids), pc.is_null(before), pc.fill_null(pc.equal(cids, before), False))
-    keep = pc.indices_nonzero(pc.invert(unchanged)).cast(pa.int64())
-    return keep, heads["last_write_id"].combine_chunks().take(keep)
-
-
 def _chain(keys: pa.Array, write_ids: pa.Array, first_prev: pa.Array) -> pa.Array:
     """``_prev_write_id`` of written rows sorted by (key, valid time): the row
     before's write id within a key, ``first_prev`` for a key's first row."""
     return pc.if_else(_same_as_previous(keys), _shift(write_ids), first_prev)
 
 
-def _decide_rows(
-    keys: pa.Array, valid: pa.Array, cids: pa.Array, heads: pa.Table,
-    past: dict[str, list[tuple[int, int, str | None]]],
-) -> tuple[list[int], list[str | None]]:
-    """The unchanged rule row by row, for batches with late-arriving rows.
+def _decide(
+    keys: pa.Array, valid: pa.Array, cids: pa.Array, heads: pa.Table, past: pa.Table | None
+) -> pa.Array:
+    """Apply the unchanged rule to incoming rows sorted by (key, valid time).
 
-    ``past`` holds the full history of the keys with late rows; other keys are
-    compared with their current version. Same result shape as
-    :func:`_decide_vectorized`.
+    Each incoming row is compared with its *before*: the version the as-of
+    rule picks at the row's valid time among the stored versions and the
+    batch's earlier rows. Stored versions and incoming rows are merged in one
+    sort by (key, valid time, stored first, commit), so the before of a row is
+    simply the row preceding it. Stored versions are the keys' current
+    versions (``heads``), or their whole history (``past``) for keys with a
+    row earlier than their current version.
+
+    Args:
+        keys, valid, cids: Incoming rows, sorted, unique (key, valid); content
+            id null for a tombstone.
+        heads: :data:`~koru_core._index.HEAD_SCHEMA` aligned with ``keys``.
+        past: ``_key``, ``_valid_from``, ``_commit``, ``_content_id``,
+            ``_deleted`` of every stored version of the late keys, or None.
+
+    Returns:
+        int64 positions (ascending) of the incoming rows to write.
     """
-    key_list, valid_list, cid_list = keys.to_pylist(), valid.to_pylist(), cids.to_pylist()
-    head_valid, head_commit = heads["valid_from"].to_pylist(), heads["commit"].to_pylist()
-    head_cid, head_last = heads["content_id"].to_pylist(), heads["last_write_id"].to_pylist()
-    keep: list[int] = []
-    prev_ids: list[str | None] = []
-    prev_key = None
-    existing: list[tuple[int, int, str | None]] = []
-    ptr = 0
-    before: object = _MISSING
-    for i, k in enumerate(key_list):
-        if k != prev_key:
-            prev_key, ptr, before = k, 0, _MISSING
-            if k in past:
-                existing = past[k]
-            elif head_valid[i] is None:
-                existing = []
-            else:
-                existing = [(head_valid[i], head_commit[i], head_cid[i])]
-        while ptr < len(existing) and existing[ptr][0] <= valid_list[i]:
-            before = existing[ptr][2]
-            ptr += 1
-        current = cid_list[i]
-        if current == before or (current is None and before is _MISSING):
-            before = current
-            continue
-        before = current
-        keep.append(i)
-        prev_ids.append(head_last[i])
-    return keep, prev_ids
+    n = len(keys)
+    cids = cids.combine_chunks() if isinstance(cids, pa.ChunkedArray) else cids
+    incoming = pa.table(
+        {
+            "k": keys, "v": valid, "src": pa.repeat(pa.scalar(1, pa.int8()), n),
+            "c": pa.repeat(pa.scalar(0, pa.int64()), n), "cid": cids,
+            "pos": pa.array(range(n), pa.int64()),
+        }
+    )
+    first = pc.invert(_same_as_previous(keys))
+    has_head = pc.and_(first, pc.is_valid(heads["valid_from"].combine_chunks()))
+    stored = heads.filter(has_head)
+    if past is not None and past.num_rows:
+        stored = stored.filter(pc.invert(pc.is_in(stored["key"], value_set=past["_key"])))
+    parts = [
+        incoming,
+        pa.table(
+            {
+                "k": stored["key"], "v": stored["valid_from"], "src": pa.repeat(pa.scalar(0, pa.int8()), stored.num_rows),
+                "c": stored["commit"], "cid": stored["content_id"], "pos": pa.repeat(pa.scalar(-1, pa.int64()), stored.num_rows),
+            }
+        ),
+    ]
+    if past is not None and past.num_rows:
+        parts.append(
+            pa.table(
+                {
+                    "k": past["_key"], "v": past["_valid_from"].cast(pa.int64()),
+                    "src": pa.repeat(pa.scalar(0, pa.int8()), past.num_rows), "c": past["_commit"],
+                    "cid": pc.if_else(past["_deleted"], pa.scalar(None, pa.string()), past["_content_id"]),
+                    "pos": pa.repeat(pa.scalar(-1, pa.int64()), past.num_rows),
+                }
+            )
+        )
+    merged = pa.concat_tables(parts).combine_chunks()
+    order = pc.sort_indices(
+        merged, sort_keys=[("k", "ascending"), ("v", "ascending"), ("src", "ascending"), ("c", "ascending")]
+    )
+    merged = merged.take(order)
+    mk = merged["k"].combine_chunks()
+    mcid = merged["cid"].combine_chunks()
+    before = pc.if_else(_same_as_previous(mk), _shift(mcid), pa.scalar(None, pa.string()))
+    unchanged = pc.if_else(pc.is_null(mcid), pc.is_null(before), pc.fill_null(pc.equal(mcid, before), False))
+    write = pc.and_(pc.equal(merged["src"], 1), pc.invert(unchanged))
+    return merged["pos"].filter(write).combine_chunks()
 
 
 def prepare_single(
@@ -313,21 +323,6 @@ def _content_ids_where(values: pa.Table, live: pa.Array) -> pa.Array:
     for i, v in zip(idx.to_pylist(), ids):
         out[i] = v
     return pa.array(out, pa.string())
-
-
-def _history_by_key(versions: pa.Table) -> dict[str, list[tuple[int, int, str | None]]]:
-    """Group stored versions per key as (valid ns, commit, content id or None), sorted."""
-    order = pc.sort_indices(
-        versions, sort_keys=[("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")]
-    )
-    t = versions.take(order)
-    out: dict[str, list[tuple[int, int, str | None]]] = {}
-    for k, v, c, cid, d in zip(
-        t["_key"].to_pylist(), t["_valid_from"].cast(pa.int64()).to_pylist(),
-        t["_commit"].to_pylist(), t["_content_id"].to_pylist(), t["_deleted"].to_pylist(),
-    ):
-        out.setdefault(k, []).append((v, c, None if d else cid))
-    return out
 
 
 def commit_hash(prev_hash: str | None, *, commit: int, system_time: int, versions: Sequence[pa.Table]) -> str:

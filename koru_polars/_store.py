@@ -1,0 +1,123 @@
+"""Turning a ``source``/``target`` argument into a store, and keeping a scan's files alive.
+
+A :class:`koru_core.ScanPlan` holds a *reader lease*: while the plan object is
+alive (and its store is open), vacuum keeps every file the plan lists, even
+after consolidation replaced them. A lazy frame is read long after
+``scan_koru`` returns, so :func:`hold` ties the plan (and, for a path source,
+the store opened for it) to the frame's own plan: an ``Object`` literal that
+projection pushdown removes before execution, but which lives in the logical
+plan of the frame and of every frame derived from it.
+"""
+
+from __future__ import annotations
+
+import os
+import weakref
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polars as pl
+
+import koru_core as koru
+from koru_core import InvalidInputError, ScanPlan, Store
+
+__all__ = ["Lease", "StoreLike", "hold", "plan_scan", "time_ns", "writing"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+
+StoreLike = str | os.PathLike[str] | Store
+"""What ``scan_koru`` and ``write_koru`` accept as a store: a folder or an open :class:`Store`."""
+
+
+class Lease:
+    """Keeps a scan plan (so its files outlive vacuum) and its store alive.
+
+    A store opened from a path for this plan is closed when the lease is
+    garbage collected; an open ``Store`` passed in is left to its owner.
+    """
+
+    __slots__ = ("__weakref__", "plan", "store")
+
+    def __init__(self, plan: ScanPlan, store: Store) -> None:
+        self.plan = plan
+        self.store = store
+
+    def __repr__(self) -> str:
+        return f"<koru lease: {self.plan.namespace!r} at commit {self.plan.commit}>"
+
+
+def plan_scan(source: StoreLike, namespace: str, *, version: int | None) -> Lease:
+    """Resolve ``source`` and return the lease of the plan of ``namespace`` at ``version``.
+
+    Raises:
+        InvalidInputError: ``source`` is neither a Store nor a path, the path
+            holds no koru store (reads never create one), or bad ``version``.
+        NamespaceNotFoundError: the namespace was never written.
+    """
+    if isinstance(source, Store):
+        return Lease(source.scan_plan(namespace, version=version), source)
+    if not isinstance(source, (str, os.PathLike)):
+        msg = f"source must be a store path or a koru Store, got {type(source).__name__}"
+        raise InvalidInputError(msg)
+    path = Path(source)
+    if not (path / "catalog.sqlite").is_file():
+        msg = f"no koru store at {str(path)!r} (it has no catalog.sqlite)"
+        raise InvalidInputError(msg)
+    store = koru.open(path)
+    try:
+        lease = Lease(store.scan_plan(namespace, version=version), store)
+    except BaseException:
+        store.close()
+        raise
+    weakref.finalize(lease, store.close)
+    return lease
+
+
+def hold(frame: pl.LazyFrame, lease: Lease) -> pl.LazyFrame:
+    """Return ``frame`` with ``lease`` kept alive by its logical plan (no column, no cost)."""
+    return frame.with_columns(pl.lit(lease, dtype=pl.Object).alias("__koru_lease")).drop("__koru_lease")
+
+
+@contextmanager
+def writing(target: StoreLike) -> Iterator[Store]:
+    """Yield an open store for a write, creating the folder's store if missing.
+
+    A store opened here is closed on exit; an open ``Store`` is left open.
+
+    Raises:
+        InvalidInputError: ``target`` is neither a Store nor a path.
+    """
+    if isinstance(target, Store):
+        yield target
+        return
+    if not isinstance(target, (str, os.PathLike)):
+        msg = f"target must be a store path or a koru Store, got {type(target).__name__}"
+        raise InvalidInputError(msg)
+    store = koru.open(target)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def time_ns(value: object, *, what: str) -> int:
+    """Return a timezone-aware datetime as nanoseconds since the Unix epoch (UTC).
+
+    A pandas ``Timestamp`` keeps its nanoseconds; a ``datetime`` has µs precision.
+
+    Raises:
+        InvalidInputError: not a datetime, or naive (koru does not guess a zone).
+    """
+    if not isinstance(value, datetime):
+        msg = f"{what} must be a timezone-aware datetime, got {value!r}"
+        raise InvalidInputError(msg)
+    if value.tzinfo is None or value.utcoffset() is None:
+        msg = f"{what} must be timezone-aware, got naive {value!r} (add tzinfo=timezone.utc)"
+        raise InvalidInputError(msg)
+    nanos = getattr(value, "value", None)  # pandas.Timestamp: exact ns since epoch, UTC
+    if isinstance(nanos, int):
+        return nanos
+    delta = value - _EPOCH
+    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000

