@@ -108,12 +108,17 @@ class Mirror:
         pending_name = _PENDING_PREFIX + namespace
         self._con.register(pending_name, plan.pending)
         pending = self._con.table(pending_name)
-        versions = pending
+        hint_type = duckdb.sqltype("TIMESTAMPTZ_NS")
+        no_hint = duckdb.ConstantExpression(None).cast(hint_type).alias(macros.HINT_COLUMN)
+        versions = pending.select(duckdb.StarExpression(), no_hint)
         if plan.files:
             files = self._con.read_parquet(list(plan.files), union_by_name=True)
-            versions = _conform(files, pending)
-            if plan.pending.num_rows:
-                versions = versions.union(pending)
+            # cold files store _valid_to, never earlier than the true one: koru_at may
+            # drop rows it ends before the asked time (koru_core.scan.read_versions)
+            use_hint = "_valid_to" in files.columns and not plan.is_distilled
+            hint = duckdb.ColumnExpression("_valid_to").cast(hint_type).alias(macros.HINT_COLUMN)
+            conformed = _conform(files, pending, extra=hint if use_hint else no_hint)
+            versions = conformed.union(versions) if plan.pending.num_rows else conformed
         self._create_view(macros.VERSIONS_VIEW_PREFIX + namespace, versions.sql_query())
         if is_new:
             literal = str(duckdb.ConstantExpression(namespace))
@@ -123,8 +128,11 @@ class Mirror:
         self._con.execute(macros.CREATE_VIEW.format(name=quote_identifier(name), query=query))
 
 
-def _conform(files: duckdb.DuckDBPyRelation, like: duckdb.DuckDBPyRelation) -> duckdb.DuckDBPyRelation:
-    """Project ``files`` onto ``like``'s columns and types (older files lack columns or hold narrower types)."""
+def _conform(
+    files: duckdb.DuckDBPyRelation, like: duckdb.DuckDBPyRelation, *, extra: duckdb.Expression
+) -> duckdb.DuckDBPyRelation:
+    """Project ``files`` onto ``like``'s columns and types (older files lack columns or
+    hold narrower types), then the ``extra`` column."""
     have = dict(zip(files.columns, files.types))
     exprs = []
     for name, type_ in zip(like.columns, like.types):
@@ -134,4 +142,4 @@ def _conform(files: duckdb.DuckDBPyRelation, like: duckdb.DuckDBPyRelation) -> d
             exprs.append(duckdb.ColumnExpression(name).cast(type_).alias(name))
         else:
             exprs.append(duckdb.ColumnExpression(name))
-    return files.select(*exprs)
+    return files.select(*exprs, extra)

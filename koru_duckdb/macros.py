@@ -57,6 +57,12 @@ HEAD_VARIABLE = "__koru_head"
 NAMESPACES_VARIABLE = "__koru_namespaces"
 """DuckDB variable holding the store's namespace names (VARCHAR[])."""
 
+HINT_COLUMN = "__valid_to_hint"
+"""Column of each versions view holding the ``_valid_to`` that cold files store (null
+for warm files, pending versions and distilled namespaces). It is never earlier than
+the true ``_valid_to``, so :data:`KORU_AT` at the latest commit drops the rows whose
+hint is at or before the asked time before it aggregates."""
+
 VERSIONS_VIEW_PREFIX = "__koru_versions_"
 """Prefix of the per-namespace temp view of every stored version (``SOURCE`` spells it too)."""
 
@@ -121,12 +127,15 @@ CREATE OR REPLACE TEMP MACRO koru_at(ns, valid := NULL, version := NULL) AS TABL
     SELECT COLUMNS(lambda c: NOT starts_with(c, '_')),
            _key, _valid_from, _system_from, _commit, _write_id
     FROM (
-        SELECT _key, arg_max_null(COLUMNS(* EXCLUDE (_key, __order)), __order)
+        SELECT _key, arg_max_null(COLUMNS(* EXCLUDE (_key, __order, __valid_to_hint)), __order)
         FROM (
             SELECT *, epoch_ns(_valid_from)::HUGEINT * 4294967296 + _commit AS __order
             FROM query_table(__koru_source(ns, version))
             WHERE _valid_from <= coalesce(CAST(valid AS TIMESTAMPTZ_NS), CAST(now() AS TIMESTAMPTZ_NS))
               AND _commit <= coalesce(version, getvariable('__koru_head'))
+              AND (coalesce(version, getvariable('__koru_head')) < getvariable('__koru_head')
+                   OR __valid_to_hint IS NULL
+                   OR __valid_to_hint > coalesce(CAST(valid AS TIMESTAMPTZ_NS), CAST(now() AS TIMESTAMPTZ_NS)))
         )
         GROUP BY _key
     )

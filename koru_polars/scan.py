@@ -27,9 +27,11 @@ from datetime import datetime
 from pathlib import Path
 
 import polars as pl
+import pyarrow as pa
 
 from koru_core import CorruptionError, ScanPlan
-from koru_core.model import SYSTEM_COLUMNS
+from koru_core.model import SYSTEM_COLUMNS, TIMESTAMP
+from koru_core.scan import hint_applies
 from koru_polars._store import StoreLike, hold, plan_scan, time_ns
 
 __all__ = ["AS_OF_SYSTEM_COLUMNS", "read_koru", "scan_koru", "versions_frame"]
@@ -129,9 +131,13 @@ def scan_koru(
         return hold(frame.select(*values, *SYSTEM_COLUMNS), lease)
     if valid_at is None:
         valid_at = _now()
-    visible = versions_frame(plan, valid_at=valid_at).filter(
+    use_hint = hint_applies(plan)
+    visible = versions_frame(plan, valid_at=valid_at, valid_to_hint=use_hint).filter(
         (pl.col("_commit") <= plan.commit) & (pl.col("_valid_from") <= _timestamp(valid_at))
     )
+    if use_hint:  # cold files' stored _valid_to never undershoots: see koru_core.scan.read_versions
+        hinted = pl.col("_valid_to").is_null() | (pl.col("_valid_to") > _timestamp(valid_at))
+        visible = visible.filter(hinted).drop("_valid_to")
     state = _latest_per_key(visible).filter(~pl.col("_deleted")).select(*values, *AS_OF_SYSTEM_COLUMNS)
     return hold(state, lease)
 
@@ -169,18 +175,21 @@ def read_koru(
     return scan_koru(source, namespace, at=at, version=version, history=history).collect()
 
 
-def versions_frame(plan: ScanPlan, *, valid_at: int | None = None) -> pl.LazyFrame:
+def versions_frame(plan: ScanPlan, *, valid_at: int | None = None, valid_to_hint: bool = False) -> pl.LazyFrame:
     """Return the stored versions of ``plan`` (data files plus pending versions) lazily.
 
     No row filter is applied: rows with ``_commit > plan.commit`` are still
     there. With ``valid_at`` (ns, UTC), data files whose versions all start
     later (catalog ``min_valid``) are left out. The frame has exactly
-    ``plan.schema`` (system columns then value columns) as Polars types.
+    ``plan.schema`` (system columns then value columns) as Polars types, plus,
+    with ``valid_to_hint``, the ``_valid_to`` that cold files store (null
+    elsewhere).
 
     Raises:
         CorruptionError: a file is missing or its size differs from the catalog's.
     """
-    schema = pl.from_arrow(plan.schema.empty_table()).schema
+    arrow_schema = plan.schema.append(pa.field("_valid_to", TIMESTAMP)) if valid_to_hint else plan.schema
+    schema = pl.from_arrow(arrow_schema.empty_table()).schema
     paths = []
     for path, entry in zip(plan.files, plan.entries):
         if valid_at is None or entry.min_valid <= valid_at:
@@ -195,7 +204,10 @@ def versions_frame(plan: ScanPlan, *, valid_at: int | None = None) -> pl.LazyFra
             )
         )
     if plan.pending.num_rows:
-        pending = pl.from_arrow(plan.pending)
+        table = plan.pending
+        if valid_to_hint:
+            table = table.append_column(pa.field("_valid_to", TIMESTAMP), pa.nulls(table.num_rows, TIMESTAMP))
+        pending = pl.from_arrow(table)
         assert isinstance(pending, pl.DataFrame)
         parts.append(pending.cast(dict(schema)).lazy())
     if not parts:
