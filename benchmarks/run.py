@@ -36,12 +36,21 @@ for _p in (HERE, HERE.parent):  # sibling modules, then the koru packages of thi
 import measure  # noqa: E402
 import report  # noqa: E402
 import workloads  # noqa: E402
-from koru_system import KoruDuckDB, KoruPolars, KoruSystem  # noqa: E402
+from koru_system import (  # noqa: E402
+    KoruColdDuckDB,
+    KoruColdPolars,
+    KoruColdSystem,
+    KoruDuckDB,
+    KoruPolars,
+    KoruSystem,
+)
 from peers import DeltaLakeSystem, DuckDBSCD2, PolarsDelta  # noqa: E402
 
-SYSTEMS = {c.name: c for c in (KoruSystem, DuckDBSCD2, DeltaLakeSystem)}
-READERS = {c.name: c for c in (KoruDuckDB, KoruPolars, PolarsDelta)}
-DEFAULT_SYSTEMS = "koru,duckdb_scd2,deltalake,koru_duckdb,koru_polars,polars_delta"
+SYSTEMS = {c.name: c for c in (KoruSystem, KoruColdSystem, DuckDBSCD2, DeltaLakeSystem)}
+READERS = {c.name: c for c in (KoruDuckDB, KoruPolars, KoruColdDuckDB, KoruColdPolars, PolarsDelta)}
+DEFAULT_SYSTEMS = (
+    "koru,koru_cold,duckdb_scd2,deltalake,koru_duckdb,koru_polars,koru_cold_duckdb,koru_cold_polars,polars_delta"
+)
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
