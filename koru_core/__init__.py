@@ -21,6 +21,8 @@ from koru_core.errors import (
     SchemaError,
     StoreLockedError,
 )
+from koru_core.lifecycle.api import restore
+from koru_core.lifecycle.policies import KeepAll, KeepFor, KeepLast, Pin, Thinning
 from koru_core.model import (
     Commit,
     CommitResult,
@@ -30,8 +32,6 @@ from koru_core.model import (
     VerifyReport,
     Version,
 )
-from koru_core.lifecycle.api import restore
-from koru_core.lifecycle.policies import KeepAll, KeepFor, KeepLast, Pin, Thinning
 from koru_core.scan import ScanPlan
 from koru_core.store import DEFAULT_STORE, Store, open
 from koru_core.transaction import Transaction

@@ -20,8 +20,8 @@ import pyarrow.compute as pc
 from koru_core._parquet import write_file
 from koru_core.catalog import Catalog, FileEntry, encode_table, insert_file
 from koru_core.errors import ConflictError
-from koru_core.schema import conform
 from koru_core.scan import stored_schema
+from koru_core.schema import conform
 from koru_core.write import Prepared
 
 __all__ = ["FLUSH_ROWS", "PENDING_MAX_ROWS", "flush", "persist"]

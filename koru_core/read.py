@@ -8,9 +8,14 @@ own plans and the tests check all three against each other.
 
 from __future__ import annotations
 
+from datetime import datetime
+from typing import Any
+
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from koru_core._time import to_ns
+from koru_core.errors import InvalidInputError
 from koru_core.model import SYSTEM_COLUMNS, TIMESTAMP
 
 __all__ = [
@@ -18,6 +23,7 @@ __all__ = [
     "CHANGE_COLUMNS",
     "as_of_rule",
     "change_feed",
+    "change_window",
     "history_order",
     "row_value",
     "value_columns",
@@ -197,3 +203,32 @@ def change_feed(versions: pa.Table, *, in_window: pa.Array) -> pa.Table:
         result, sort_keys=[("_commit", "ascending"), ("_key", "ascending"), ("_valid_from", "ascending")]
     )
     return result.take(order)
+
+
+def change_window(namespace: str, versions: pa.Table, since: Any, until: Any) -> pa.Array:
+    """bool per version: in the change-feed window ``(since, until]``.
+
+    ints bound ``_commit`` (system time), datetimes bound ``_valid_from``
+    (valid time); None is open.
+
+    Raises:
+        InvalidInputError: the bounds are of mixed or unsupported kinds.
+    """
+    kinds = {type(b) for b in (since, until) if b is not None}
+    if any(not isinstance(b, (int, datetime)) or isinstance(b, bool) for b in (since, until) if b is not None) or (
+        len({datetime if issubclass(k, datetime) else int for k in kinds}) > 1
+    ):
+        msg = f"namespace {namespace!r}: since/until must both be commit numbers (int) or both datetimes, got {since!r}, {until!r}"
+        raise InvalidInputError(msg)
+    mask = pa.array([True] * versions.num_rows, pa.bool_())
+    if any(isinstance(b, datetime) for b in (since, until) if b is not None):
+        column, lo, hi = versions["_valid_from"], since, until
+        lo = None if lo is None else pa.scalar(to_ns(lo, what="since"), TIMESTAMP)
+        hi = None if hi is None else pa.scalar(to_ns(hi, what="until"), TIMESTAMP)
+    else:
+        column, lo, hi = versions["_commit"], since, until
+    if lo is not None:
+        mask = pc.and_(mask, pc.greater(column, lo))
+    if hi is not None:
+        mask = pc.and_(mask, pc.less_equal(column, hi))
+    return mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask

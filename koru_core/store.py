@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +21,15 @@ from koru_core.catalog import Catalog, Durability
 from koru_core.errors import CorruptionError, InvalidInputError, KeyNotFoundError, StoreLockedError
 from koru_core.input import batch_from_table, batch_from_value, check_key, check_namespace
 from koru_core.lifecycle import api as _lifecycle
-from koru_core.lifecycle.distill import Policies
 from koru_core.lifecycle.leases import Lease, Leases
-from koru_core.model import Commit, CommitResult, FieldChange, Lineage, MaintenanceResult, Version, VerifyReport
+from koru_core.lifecycle.methods import LifecycleMethods
+from koru_core.model import (
+    Commit,
+    CommitResult,
+    FieldChange,
+    Lineage,
+    Version,
+)
 from koru_core.scan import ScanPlan, hint_applies, plan_scan, read_versions
 from koru_core.stats import store_stats
 from koru_core.transaction import Transaction
@@ -71,7 +77,7 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
     return Store(path, durability=durability, lock_timeout=lock_timeout, auto_consolidate=auto_consolidate)
 
 
-class Store:
+class Store(LifecycleMethods):
     """A koru store: one folder holding a SQLite catalog and Parquet data files.
 
     Thread-safe for one writer and many readers within a process; across
@@ -123,7 +129,13 @@ class Store:
         self.close()
 
     def close(self) -> None:
-        """Release the catalog connection and caches."""
+        """Release the catalog connection, caches and reader leases.
+
+        Example:
+            >>> import tempfile
+            >>> with koru.open(tempfile.mkdtemp()) as other:
+            ...     _ = other.put("t", "k", 1)
+        """
         self._writer.head_file.close()
         self._leases.close()
         self._catalog.close()
@@ -254,6 +266,11 @@ class Store:
 
         This is how DuckDB and Polars learn what to scan (see :class:`ScanPlan`).
 
+        Example:
+            >>> plan = store.scan_plan("users")
+            >>> plan.commit, plan.pending.num_rows, len(plan.files)
+            (2, 2, 0)
+
         Raises:
             NamespaceNotFoundError, InvalidInputError: unknown namespace or commit.
         """
@@ -341,7 +358,7 @@ class Store:
 
         Example:
             >>> store.keys("users")
-            ['alice', 'carol']
+            ['alice', 'bob']
         """
         return self.as_of(namespace, at=at, version=version, columns=[])["_key"].to_pylist()
 
@@ -372,6 +389,10 @@ class Store:
         """Return every version of every key up to commit ``version``, with ``_valid_to``.
 
         Same columns as :meth:`history`, sorted by ``_key``, ``_valid_from``, ``_commit``.
+
+        Example:
+            >>> store.versions("users")["_key"].to_pylist()
+            ['alice', 'bob']
         """
         return _values_first(read.with_valid_to(self._versions(namespace, version)))
 
@@ -400,7 +421,7 @@ class Store:
             ['insert']
         """
         versions = self._versions(namespace, None)
-        return read.change_feed(versions, in_window=_window(namespace, versions, since, until))
+        return read.change_feed(versions, in_window=read.change_window(namespace, versions, since, until))
 
     def diff(
         self, namespace: str, key: str, a: int | datetime | str | None = None,
@@ -417,8 +438,9 @@ class Store:
             KeyNotFoundError: the key, or a named version, does not exist.
 
         Example:
-            >>> store.diff("users", "alice")
-            []
+            >>> _ = store.put("users", "alice", {"name": "Alice", "age": 32})
+            >>> [(c.field, c.before, c.after) for c in store.diff("users", "alice")]
+            [('age', 31, 32)]
         """
         check_key(check_namespace(namespace), key)
         full = _values_first(read.history_order(self._versions(namespace, None, ds.field("_key") == key)))
@@ -429,136 +451,58 @@ class Store:
 
         Follows ``_parents`` (write ids) to the versions they name, recursively.
 
+        Returns:
+            :class:`~koru_core.model.Lineage`: ``nodes`` (one row per version
+            reached, with its namespace, key, commit, times, provenance and
+            ``depth``) and ``edges`` (``child``, ``parent``, ``kind``).
+
+        Example:
+            >>> source = store.put("users", "carol", {"name": "Carol", "age": 9})
+            >>> _ = store.put("cards", "c1", {"owner": "carol"}, parents=[source.write_id])
+            >>> store.lineage("cards", "c1").nodes["namespace"].to_pylist()
+            ['cards', 'users']
+
         Raises:
             KeyNotFoundError: the key has no versions.
         """
         return _lineage.lineage(self, namespace, key, max_depth=max_depth)
 
     def namespaces(self) -> list[str]:
-        """Return the names of every namespace ever written, sorted."""
+        """Return the names of every namespace ever written, sorted.
+
+        Example:
+            >>> store.namespaces()
+            ['users']
+        """
         return self._catalog.namespaces()
 
     def commits(self) -> list[Commit]:
-        """Return the commit log, oldest first (number, system time, provenance, counts)."""
+        """Return the commit log, oldest first (number, system time, provenance, counts).
+
+        Example:
+            >>> [(c.commit, c.namespaces, c.written) for c in store.commits()]
+            [(1, ('users',), 1), (2, ('users',), 1)]
+        """
         return self._catalog.commits()
 
     def stats(self) -> pa.Table:
         """Return one row per namespace and tier: ``namespace``, ``tier``, ``files``,
-        ``versions``, ``bytes`` (int64). Tier ``hot`` counts versions still in the catalog."""
+        ``versions``, ``bytes`` (int64). Tier ``hot`` counts versions still in the catalog.
+
+        Example:
+            >>> store.stats().select(["namespace", "tier", "versions"]).to_pylist()
+            [{'namespace': 'users', 'tier': 'hot', 'versions': 2}]
+        """
         return store_stats(self._catalog)
 
-    # -- lifecycle (koru_core.lifecycle) -------------------------------------------
-
-    def consolidate(self, namespace: str | None = None) -> MaintenanceResult:
-        """Merge warm files and pending versions into cold files (one namespace, or all).
-
-        Cold files are sorted by (``_key``, ``_valid_from``), one folder per UTC
-        month of valid time, with ``_valid_to`` filled in; the swap is atomic
-        and incremental (see :mod:`koru_core.lifecycle.consolidate`). Replaced
-        files stay on disk until :meth:`vacuum`.
-
-        Raises:
-            NamespaceNotFoundError: ``namespace`` was never written.
-            CorruptionError: an input file is missing or corrupted (nothing changes).
-
-        Example:
-            >>> store.consolidate().action
-            'consolidate'
-        """
-        return _lifecycle.consolidate(self, namespace)
-
-    def distill(self, policies: Policies = None, *, namespace: str | None = None) -> MaintenanceResult:
-        """Drop the versions no retention policy keeps; their skeleton goes to the deep tier.
-
-        Args:
-            policies: A policy (:class:`KeepAll`, :class:`KeepLast`, :class:`KeepFor`,
-                :class:`Thinning`, :class:`Pin`) or a list of them (a version is
-                kept if any keeps it) for every namespace, or a dict namespace →
-                policy or list (other namespaces keep all). None keeps all.
-            namespace: Distill only this namespace.
-
-        Never drops a key's current version, a future one, or one a tag pins
-        (see :mod:`koru_core.lifecycle.distill`). ``history()`` then shows the
-        dropped versions with ``_pruned`` true.
-
-        Raises:
-            InvalidInputError: not a policy, an unknown tag or namespace in ``policies``.
-            NamespaceNotFoundError: ``namespace`` was never written.
-
-        Example:
-            >>> store.distill(koru.KeepLast(1)).action
-            'distill'
-        """
-        return _lifecycle.distill(self, policies, namespace)
-
-    def tag(self, name: str, *, commit: int | None = None) -> int:
-        """Name commit ``commit`` (default: the last) ``name``; a tagged commit is
-        kept whole by :meth:`distill`. Re-tagging moves the tag. Returns the commit.
-
-        Raises:
-            InvalidInputError: empty name or not a commit number.
-
-        Example:
-            >>> store.tag("release-1") >= 1
-            True
-        """
-        return _lifecycle.tag(self, name, commit)
-
-    def snapshot(self, path: str | os.PathLike[str]) -> Path:
-        """Write a portable, self-verifying bundle of the store at its last commit to folder ``path``.
-
-        The bundle holds every retained version, the pruned skeletons, the
-        commit log and tags, and a manifest of blake3 hashes
-        (:mod:`koru_core.lifecycle.snapshot`); :func:`koru_core.restore` rebuilds a store from it.
-
-        Returns:
-            The bundle folder (absolute).
-
-        Raises:
-            InvalidInputError: ``path`` exists and is not an empty folder.
-
-        Example:
-            >>> import tempfile
-            >>> store.snapshot(tempfile.mkdtemp() + "/bundle").name
-            'bundle'
-        """
-        return _lifecycle.snapshot(self, path)
-
-    def vacuum(self, *, retain: timedelta = timedelta(days=7)) -> MaintenanceResult:
-        """Delete data files the catalog no longer lists, once older than ``retain``.
-
-        Replaced files (by consolidation or distillation) and files left by a
-        crash are deleted, never one a live reader's scan plan may still list
-        (reader leases, :mod:`koru_core.lifecycle.leases`) nor one the catalog lists.
-
-        Returns:
-            :class:`MaintenanceResult`; ``files_*``/``bytes_*`` count the data files on disk.
-
-        Raises:
-            InvalidInputError: ``retain`` is not a non-negative timedelta.
-
-        Example:
-            >>> store.vacuum(retain=timedelta(0)).action
-            'vacuum'
-        """
-        return _lifecycle.vacuum(self, retain)
-
-    def verify(self) -> VerifyReport:
-        """Recompute content ids, file and pending checksums and the commit hash chain.
-
-        Returns:
-            :class:`VerifyReport`: ``is_ok``, and one line per problem naming
-            the file, commit, namespace or write id that was edited, removed
-            or corrupted (see :mod:`koru_core.lifecycle.verify`).
-
-        Example:
-            >>> store.verify().is_ok
-            True
-        """
-        return _lifecycle.verify(self)
-
     def flush(self) -> None:
-        """Move every pending version of every namespace into warm Parquet files."""
+        """Move every pending version of every namespace into warm Parquet files.
+
+        Example:
+            >>> store.flush()
+            >>> store.stats()["tier"].to_pylist()
+            ['warm']
+        """
         from koru_core.commit import flush
 
         with self._writer.lock:
@@ -566,7 +510,13 @@ class Store:
                 flush(self.path, self._catalog, namespace, min_rows=1)
 
     def commit_at(self, system_time: datetime) -> int:
-        """Return the last commit recorded at or before ``system_time`` (0 if none)."""
+        """Return the last commit recorded at or before ``system_time`` (0 if none).
+
+        Example:
+            >>> from datetime import datetime, timezone
+            >>> store.commit_at(datetime.now(timezone.utc))
+            2
+        """
         return self._catalog.commit_at(to_ns(system_time, what="system_time"))
 
 
@@ -598,29 +548,6 @@ def _check_columns(namespace: str, columns: Sequence[str], values: list[str]) ->
 def _values_first(table: pa.Table) -> pa.Table:
     names = read.value_columns(table)
     return table.select(names + [n for n in table.column_names if n not in names])
-
-
-def _window(namespace: str, versions: pa.Table, since: Any, until: Any) -> pa.Array:
-    import pyarrow.compute as pc
-
-    kinds = {type(b) for b in (since, until) if b is not None}
-    if any(not isinstance(b, (int, datetime)) or isinstance(b, bool) for b in (since, until) if b is not None) or (
-        len({datetime if issubclass(k, datetime) else int for k in kinds}) > 1
-    ):
-        msg = f"namespace {namespace!r}: since/until must both be commit numbers (int) or both datetimes, got {since!r}, {until!r}"
-        raise InvalidInputError(msg)
-    mask = pa.array([True] * versions.num_rows, pa.bool_())
-    if any(isinstance(b, datetime) for b in (since, until) if b is not None):
-        column, lo, hi = versions["_valid_from"], since, until
-        lo = None if lo is None else _ts(to_ns(lo, what="since"))
-        hi = None if hi is None else _ts(to_ns(hi, what="until"))
-    else:
-        column, lo, hi = versions["_commit"], since, until
-    if lo is not None:
-        mask = pc.and_(mask, pc.greater(column, lo))
-    if hi is not None:
-        mask = pc.and_(mask, pc.less_equal(column, hi))
-    return mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask
 
 
 def _version_from_row(namespace: str, row: dict[str, Any], value: Any, *, is_unchanged: bool) -> Version:

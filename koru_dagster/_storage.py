@@ -79,17 +79,7 @@ def write(store: koru.Store, request: WriteRequest, table: pa.Table) -> WriteOut
     assert result is not None  # set on a clean exit
     commit = result.commit if result.commit is not None else _latest_commit(store)
     if request.namespace in store.namespaces():
-        state = read(
-            store,
-            ReadRequest(
-                namespace=request.namespace,
-                asset=request.asset,
-                scope=request.scope,
-                at=None,
-                version=commit,
-                columns=None,
-            ),
-        )
+        state = _state_of_slice(store, request, version=commit)
     else:  # an empty first output creates nothing
         state = pa.table({"_key": pa.array([], pa.string())})
     values = state.select([n for n in state.column_names if n not in _SYSTEM] + ["_key"])
@@ -147,21 +137,20 @@ def _latest_commit(store: koru.Store) -> int:
     return commits[-1].commit if commits else 0
 
 
+def _state_of_slice(store: koru.Store, request: WriteRequest, *, version: int | None) -> pa.Table:
+    """The as-of state (now) of the records in the request's partition slice, at commit ``version``."""
+    slice_request = ReadRequest(
+        namespace=request.namespace, asset=request.asset, scope=request.scope,
+        at=None, version=version, columns=None,
+    )
+    return read(store, slice_request)
+
+
 def _missing(store: koru.Store, request: WriteRequest, table: pa.Table) -> list[str]:
     """Keys live in the request's slice whose key columns do not occur in ``table``."""
     if request.namespace not in store.namespaces():
         return []
-    live = read(
-        store,
-        ReadRequest(
-            namespace=request.namespace,
-            asset=request.asset,
-            scope=request.scope,
-            at=None,
-            version=None,
-            columns=None,
-        ),
-    )
+    live = _state_of_slice(store, request, version=None)
     if live.num_rows == 0:
         return []
     names = list(request.key)

@@ -15,17 +15,16 @@ import os
 import weakref
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
 from pathlib import Path
 
 import polars as pl
 
 import koru_core as koru
 from koru_core import InvalidInputError, ScanPlan, Store
+from koru_core._time import to_ns
 
 __all__ = ["Lease", "StoreLike", "hold", "plan_scan", "time_ns", "writing"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 
 StoreLike = str | os.PathLike[str] | Store
 """What ``scan_koru`` and ``write_koru`` accept as a store: a folder or an open :class:`Store`."""
@@ -105,19 +104,11 @@ def writing(target: StoreLike) -> Iterator[Store]:
 def time_ns(value: object, *, what: str) -> int:
     """Return a timezone-aware datetime as nanoseconds since the Unix epoch (UTC).
 
-    A pandas ``Timestamp`` keeps its nanoseconds; a ``datetime`` has µs precision.
+    The core's conversion (:func:`koru_core._time.to_ns`): a pandas ``Timestamp``
+    keeps its nanoseconds; a ``datetime`` has µs precision.
 
     Raises:
-        InvalidInputError: not a datetime, or naive (koru does not guess a zone).
+        InvalidInputError: not a datetime, naive (koru does not guess a zone), or
+            outside the timestamp[ns] range.
     """
-    if not isinstance(value, datetime):
-        msg = f"{what} must be a timezone-aware datetime, got {value!r}"
-        raise InvalidInputError(msg)
-    if value.tzinfo is None or value.utcoffset() is None:
-        msg = f"{what} must be timezone-aware, got naive {value!r} (add tzinfo=timezone.utc)"
-        raise InvalidInputError(msg)
-    nanos = getattr(value, "value", None)  # pandas.Timestamp: exact ns since epoch, UTC
-    if isinstance(nanos, int):
-        return nanos
-    delta = value - _EPOCH
-    return (delta.days * 86_400 + delta.seconds) * 1_000_000_000 + delta.microseconds * 1_000
+    return to_ns(value, what=what)  # type: ignore[arg-type]

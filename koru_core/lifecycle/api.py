@@ -12,12 +12,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from koru_core.errors import InvalidInputError, NamespaceNotFoundError
-from koru_core.lifecycle._history import with_pruned
 from koru_core.lifecycle import consolidate as _consolidate
 from koru_core.lifecycle import distill as _distill
 from koru_core.lifecycle import snapshot as _snapshot
 from koru_core.lifecycle import vacuum as _vacuum
 from koru_core.lifecycle import verify as _verify
+from koru_core.lifecycle._history import with_pruned
 from koru_core.model import MaintenanceResult, VerifyReport
 
 if TYPE_CHECKING:
