@@ -7,6 +7,7 @@ the not-yet-flushed versions, in one consistent catalog snapshot.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -53,6 +54,12 @@ class ScanPlan:
         pending: Versions not yet flushed to files (same ``schema``), as Arrow.
         is_distilled: True when distillation has dropped versions of the
             namespace (their skeletons are in the deep tier, not in ``files``).
+        has_exact_valid_to: True when every version the plan reads is in cold
+            files written by one consolidation run, at the latest commit, with
+            nothing pending and nothing distilled: then the stored
+            ``_valid_to`` is exact, and the as-of state at valid time *t* is
+            just the rows with ``_valid_from <= t < _valid_to`` (null = open),
+            tombstones dropped: no per-key choice is needed.
         lease: The reader lease keeping ``files`` on disk while the plan is
             alive (:class:`koru_core.lifecycle.leases.Lease`; None when made
             by :func:`plan_scan` directly). Keep the plan until the files are read.
@@ -66,7 +73,13 @@ class ScanPlan:
     entries: tuple[FileEntry, ...]
     pending: pa.Table
     is_distilled: bool = False
+    has_exact_valid_to: bool = False
     lease: object | None = field(default=None, repr=False, compare=False)
+
+
+_RUN = re.compile(r"/part-(\d+)-[0-9a-f]+\.parquet$")
+"""A consolidation run's part files are named ``part-<head>-<hex>.parquet``
+(:func:`koru_core.lifecycle._swap.part_name`); the head identifies the run."""
 
 
 def plan_scan(root: Path, catalog: Catalog, namespace: str, *, version: int | None = None) -> ScanPlan:
@@ -93,6 +106,11 @@ def plan_scan(root: Path, catalog: Catalog, namespace: str, *, version: int | No
         is_distilled = any(e.tier == "deep" for e in every)
         pending = catalog.pending(namespace)
     verify_files(root, entries)
+    runs = {m.group(1) if (m := _RUN.search(e.path)) else None for e in entries}
+    exact = (
+        bound == head and not is_distilled and not pending and bool(entries)
+        and all(e.tier == "cold" for e in entries) and len(runs) == 1 and None not in runs
+    )
     schema = stored_schema(value_schema)
     tables = [conform(t, schema) for t in pending]
     return ScanPlan(
@@ -104,6 +122,7 @@ def plan_scan(root: Path, catalog: Catalog, namespace: str, *, version: int | No
         entries=tuple(entries),
         pending=pa.concat_tables(tables) if tables else schema.empty_table(),
         is_distilled=is_distilled,
+        has_exact_valid_to=exact,
     )
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 
 from koru_core import diff as _diff
@@ -349,8 +350,13 @@ class Store(LifecycleMethods):
         needed = [*read.AS_OF_SYSTEM_COLUMNS, "_deleted", *wanted]
         hint = valid_at if hint_applies(plan) else None
         by_time = ds.field("_valid_from") <= _ts(valid_at)
+        if plan.has_exact_valid_to:  # one consolidation run: the stored intervals are the answer
+            by_time = by_time & ~ds.field("_deleted")
         rows = read_versions(self.path, plan, columns=needed, filter=by_time, valid_at_hint=hint)
-        state = read.as_of_rule(rows, valid_at=valid_at, max_commit=None)
+        if plan.has_exact_valid_to:
+            state = rows.take(pc.sort_indices(rows["_key"]))
+        else:
+            state = read.as_of_rule(rows, valid_at=valid_at, max_commit=None)
         return state.select([*wanted, *read.AS_OF_SYSTEM_COLUMNS])
 
     def keys(self, namespace: str, *, at: datetime | None = None, version: int | None = None) -> list[str]:

@@ -110,14 +110,15 @@ class Mirror:
         pending = self._con.table(pending_name)
         hint_type = duckdb.sqltype("TIMESTAMPTZ_NS")
         no_hint = duckdb.ConstantExpression(None).cast(hint_type).alias(macros.HINT_COLUMN)
-        versions = pending.select(duckdb.StarExpression(), no_hint)
+        exact = duckdb.ConstantExpression(plan.has_exact_valid_to).alias(macros.EXACT_COLUMN)
+        versions = pending.select(duckdb.StarExpression(), no_hint, exact)
         if plan.files:
             files = self._con.read_parquet(list(plan.files), union_by_name=True)
             # cold files store _valid_to, never earlier than the true one: koru_at may
             # drop rows it ends before the asked time (koru_core.scan.read_versions)
             use_hint = "_valid_to" in files.columns and not plan.is_distilled
             hint = duckdb.ColumnExpression("_valid_to").cast(hint_type).alias(macros.HINT_COLUMN)
-            conformed = _conform(files, pending, extra=hint if use_hint else no_hint)
+            conformed = _conform(files, pending, extra=[hint if use_hint else no_hint, exact])
             versions = conformed.union(versions) if plan.pending.num_rows else conformed
         self._create_view(macros.VERSIONS_VIEW_PREFIX + namespace, versions.sql_query())
         if is_new:
@@ -129,10 +130,10 @@ class Mirror:
 
 
 def _conform(
-    files: duckdb.DuckDBPyRelation, like: duckdb.DuckDBPyRelation, *, extra: duckdb.Expression
+    files: duckdb.DuckDBPyRelation, like: duckdb.DuckDBPyRelation, *, extra: list[duckdb.Expression]
 ) -> duckdb.DuckDBPyRelation:
     """Project ``files`` onto ``like``'s columns and types (older files lack columns or
-    hold narrower types), then the ``extra`` column."""
+    hold narrower types), then the ``extra`` columns."""
     have = dict(zip(files.columns, files.types))
     exprs = []
     for name, type_ in zip(like.columns, like.types):
@@ -142,4 +143,4 @@ def _conform(
             exprs.append(duckdb.ColumnExpression(name).cast(type_).alias(name))
         else:
             exprs.append(duckdb.ColumnExpression(name))
-    return files.select(*exprs, extra)
+    return files.select(*exprs, *extra)

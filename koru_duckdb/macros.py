@@ -63,6 +63,13 @@ for warm files, pending versions and distilled namespaces). It is never earlier 
 the true ``_valid_to``, so :data:`KORU_AT` at the latest commit drops the rows whose
 hint is at or before the asked time before it aggregates."""
 
+EXACT_COLUMN = "__exact"
+"""Constant column of each versions view: TRUE when the namespace's stored
+``_valid_to`` is exact (:attr:`koru_core.ScanPlan.has_exact_valid_to`: one
+consolidation run holds every version). :data:`KORU_AT` at the latest commit then
+returns the rows whose interval holds the asked time, with no per-key aggregate,
+as a plain SCD2 table would."""
+
 VERSIONS_VIEW_PREFIX = "__koru_versions_"
 """Prefix of the per-namespace temp view of every stored version (``SOURCE`` spells it too)."""
 
@@ -127,11 +134,20 @@ CREATE OR REPLACE TEMP MACRO koru_at(ns, valid := NULL, version := NULL) AS TABL
     SELECT COLUMNS(lambda c: NOT starts_with(c, '_')),
            _key, _valid_from, _system_from, _commit, _write_id
     FROM (
-        SELECT _key, arg_max_null(COLUMNS(* EXCLUDE (_key, __order, __valid_to_hint)), __order)
+        SELECT * EXCLUDE (__valid_to_hint, __exact)
+        FROM query_table(__koru_source(ns, version))
+        WHERE __exact
+          AND coalesce(version, getvariable('__koru_head')) = getvariable('__koru_head')
+          AND _valid_from <= coalesce(CAST(valid AS TIMESTAMPTZ_NS), CAST(now() AS TIMESTAMPTZ_NS))
+          AND (__valid_to_hint IS NULL
+               OR __valid_to_hint > coalesce(CAST(valid AS TIMESTAMPTZ_NS), CAST(now() AS TIMESTAMPTZ_NS)))
+        UNION ALL BY NAME
+        SELECT _key, arg_max_null(COLUMNS(* EXCLUDE (_key, __order, __valid_to_hint, __exact)), __order)
         FROM (
             SELECT *, epoch_ns(_valid_from)::HUGEINT * 4294967296 + _commit AS __order
             FROM query_table(__koru_source(ns, version))
-            WHERE _valid_from <= coalesce(CAST(valid AS TIMESTAMPTZ_NS), CAST(now() AS TIMESTAMPTZ_NS))
+            WHERE NOT (__exact AND coalesce(version, getvariable('__koru_head')) = getvariable('__koru_head'))
+              AND _valid_from <= coalesce(CAST(valid AS TIMESTAMPTZ_NS), CAST(now() AS TIMESTAMPTZ_NS))
               AND _commit <= coalesce(version, getvariable('__koru_head'))
               AND (coalesce(version, getvariable('__koru_head')) < getvariable('__koru_head')
                    OR __valid_to_hint IS NULL

@@ -138,6 +138,9 @@ def scan_koru(
     if use_hint:  # cold files' stored _valid_to never undershoots: see koru_core.scan.read_versions
         hinted = pl.col("_valid_to").is_null() | (pl.col("_valid_to") > _timestamp(valid_at))
         visible = visible.filter(hinted).drop("_valid_to")
+    if plan.has_exact_valid_to:  # one consolidation run: the stored intervals are the answer
+        state = visible.filter(~pl.col("_deleted")).select(*values, *AS_OF_SYSTEM_COLUMNS)
+        return hold(state, lease)
     state = _latest_per_key(visible).filter(~pl.col("_deleted")).select(*values, *AS_OF_SYSTEM_COLUMNS)
     return hold(state, lease)
 

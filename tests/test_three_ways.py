@@ -125,3 +125,31 @@ def test_the_cold_files_do_carry_valid_to(tmp_path) -> None:
     assert "_valid_to" in table.column_names
     assert table["_valid_to"].null_count < table.num_rows
     assert isinstance(table, pa.Table)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_one_consolidation_run_is_read_by_its_intervals(tmp_path, seed: int) -> None:
+    """Every version in the cold files of one run: readers take the rows whose
+    stored interval holds the time, with no per-key choice, and still agree."""
+    rng = random.Random(seed)
+    store = koru.open(tmp_path / "store")
+    for round_ in range(1, 5):
+        _write_round(store, rng, round_)
+    store.consolidate()
+    assert store.scan_plan("items").has_exact_valid_to
+    assert not store.scan_plan("items", version=2).has_exact_valid_to  # an older commit: no shortcut
+    assert _check_all(store) > 20
+
+
+def test_two_runs_or_newer_rows_are_not_exact(tmp_path) -> None:
+    store = koru.open(tmp_path / "store")
+    rng = random.Random(11)
+    _write_round(store, rng, 1)
+    store.consolidate()
+    assert store.scan_plan("items").has_exact_valid_to
+    _write_round(store, rng, 2)
+    assert not store.scan_plan("items").has_exact_valid_to  # pending rows on top
+    store.consolidate()  # a second run: the first run's large parts stay as they are
+    runs = {e.path.rsplit("/", 1)[1].split("-")[1] for e in store.scan_plan("items").entries}
+    assert store.scan_plan("items").has_exact_valid_to == (len(runs) == 1)
+    assert _check_all(store) > 20
