@@ -62,6 +62,11 @@ class HeadIndex:
     def __len__(self) -> int:
         return self.table().num_rows
 
+    def nbytes(self) -> int:
+        """Estimated memory in bytes: the Arrow table, the single-row updates and the
+        key → row dict (about 100 bytes per entry each)."""
+        return self._table.nbytes + 100 * (len(self.overlay) + len(self._positions or ()))
+
     def table(self) -> pa.Table:
         """Return every head as a :data:`HEAD_SCHEMA` table (folding in single updates)."""
         if self.overlay:

@@ -30,6 +30,12 @@ from koru_core.write import Prepared, commit_hash, merge_batches, prepare, prepa
 
 __all__ = ["Operation", "Writer"]
 
+CACHE_ENTRY_BYTES = 512
+"""Estimated memory of one cached value (dict, key and tuple overheads), for ``memory_limit``."""
+
+DEFAULT_MEMORY_LIMIT = 512 * 1024 * 1024
+"""Default bound of the hot tier (current-state indexes plus cached values), in bytes."""
+
 CACHE_MAX_ROWS = 1024
 """Commits writing at most this many versions to a namespace refresh the value cache."""
 
@@ -47,7 +53,9 @@ class Operation:
 class Writer:
     """Commits operations to one store (see module docstring)."""
 
-    def __init__(self, root: Path, catalog: Catalog, *, lock_timeout: float) -> None:
+    def __init__(
+        self, root: Path, catalog: Catalog, *, lock_timeout: float, memory_limit: int = DEFAULT_MEMORY_LIMIT
+    ) -> None:
         self.root = root
         self.catalog = catalog
         self.lock = WriteLock(root / "write.lock", timeout=lock_timeout)
@@ -56,6 +64,8 @@ class Writer:
         self.cache: dict[tuple[str, str], Any] = {}
         self.cache_commit = -1
         self.schemas: dict[str, pa.Schema | None] = {}
+        self.memory_limit = memory_limit
+        self.hits: dict[str, list[int]] = {}  # namespace -> [hits, misses] of the value cache
         self.after_commit: Callable[[list[str]], None] | None = None
         """Called with the namespaces written, after each commit, the lock held (auto-consolidation)."""
 
@@ -63,7 +73,8 @@ class Writer:
 
     def index(self, namespace: str, head_commit: int) -> HeadIndex:
         """Return the namespace's index, brought up to ``head_commit``."""
-        index = self.indexes.setdefault(namespace, HeadIndex())
+        index = self.indexes.pop(namespace, None) or HeadIndex()
+        self.indexes[namespace] = index  # most recently used last
         if index.commit < head_commit and namespace in self.catalog.namespaces():
             plan = plan_scan(self.root, self.catalog, namespace, version=head_commit)
             newer = ds.field("_commit") > index.commit
@@ -73,18 +84,18 @@ class Writer:
 
     def cached(self, namespace: str, key: str) -> Any:
         """Return the cached current value of a key, :data:`TOMBSTONE`, or None (unknown)."""
-        if self.head_file.read() != self.cache_commit:
-            return None
-        return self.cache.get((namespace, key))
+        counts = self.hits.setdefault(namespace, [0, 0])
+        value = self.cache.get((namespace, key)) if self.head_file.read() == self.cache_commit else None
+        counts[value is None] += 1
+        return value
 
     def remember(self, namespace: str, key: str, value: Any, *, commit: int) -> None:
         """Cache a key's current value, read at the store's last commit ``commit``."""
         if commit != self.cache_commit:
             self.cache.clear()
             self.cache_commit = commit
-        if len(self.cache) > 100_000:
-            self.cache.clear()
         self.cache[(namespace, key)] = value
+        self.enforce_memory_limit()
 
     # -- commits --------------------------------------------------------------
 
@@ -191,6 +202,27 @@ class Writer:
             else:
                 self._cache_rows(p, index, commit)
         self.cache_commit = commit
+        self.enforce_memory_limit()
+
+    def memory_bytes(self) -> dict[str, int]:
+        """Estimated bytes of the hot tier per namespace: its index and cached values."""
+        out = {ns: index.nbytes() for ns, index in self.indexes.items()}
+        for ns, _ in self.cache:
+            out[ns] = out.get(ns, 0) + CACHE_ENTRY_BYTES
+        return out
+
+    def enforce_memory_limit(self) -> None:
+        """Keep the hot tier under ``memory_limit`` bytes.
+
+        First the cached values go, then whole indexes, least recently used
+        first; an evicted index is rebuilt from the files when next needed.
+        """
+        indexes = sum(i.nbytes() for i in self.indexes.values())
+        if indexes + CACHE_ENTRY_BYTES * len(self.cache) <= self.memory_limit:
+            return
+        self.cache.clear()
+        while len(self.indexes) > 1 and sum(i.nbytes() for i in self.indexes.values()) > self.memory_limit:
+            del self.indexes[next(iter(self.indexes))]
 
     def _forget(self, namespace: str) -> None:
         for k in [k for k in self.cache if k[0] == namespace]:

@@ -18,21 +18,47 @@ STATS_SCHEMA = pa.schema(
         ("files", pa.int64()),
         ("versions", pa.int64()),
         ("bytes", pa.int64()),
+        ("memory_bytes", pa.int64()),
+        ("hit_rate", pa.float64()),
     ]
 )
 """One row per (namespace, tier). ``hot`` holds versions still kept in the catalog
 (not yet flushed); ``warm``/``cold``/``deep`` are Parquet files. ``deep`` rows
-count the skeletons of versions pruned by distillation (no values)."""
+count the skeletons of versions pruned by distillation (no values).
+
+``bytes`` is what the tier holds on disk (or, for ``hot``, in the catalog).
+``memory_bytes`` and ``hit_rate`` describe this process's hot tier and are null
+on other tiers: the estimated memory of the namespace's current-state index and
+cached values, and the share of ``get`` calls for the current value that the
+cache answered (null before any)."""
 
 
-def store_stats(catalog: Catalog) -> pa.Table:
-    """Return :data:`STATS_SCHEMA` rows for every namespace and tier that holds data."""
+def store_stats(
+    catalog: Catalog, *, memory: dict[str, int] | None = None, hits: dict[str, list[int]] | None = None
+) -> pa.Table:
+    """Return :data:`STATS_SCHEMA` rows for every namespace and tier that holds data.
+
+    Args:
+        catalog: The store's catalog.
+        memory: Hot-tier bytes per namespace in this process.
+        hits: ``[hits, misses]`` of the value cache per namespace.
+    """
     with catalog.read() as con:
         rows = con.execute(
             "SELECT namespace, tier, count(*), sum(rows), sum(bytes) FROM files GROUP BY namespace, tier "
             "UNION ALL SELECT namespace, 'hot', 0, sum(rows), sum(length(data)) FROM pending GROUP BY namespace "
             "ORDER BY 1, 2"
         ).fetchall()
-    return pa.Table.from_pylist(
-        [dict(zip(STATS_SCHEMA.names, r)) for r in rows], schema=STATS_SCHEMA
-    )
+    memory, hits = memory or {}, hits or {}
+    out = [dict(zip(STATS_SCHEMA.names[:5], r)) for r in rows]
+    hot = {r["namespace"]: r for r in out if r["tier"] == "hot"}
+    for namespace in sorted(set(memory) | set(hits)):
+        if namespace not in hot:
+            hot[namespace] = {"namespace": namespace, "tier": "hot", "files": 0, "versions": 0, "bytes": 0}
+            out.append(hot[namespace])
+    for namespace, row in hot.items():
+        row["memory_bytes"] = memory.get(namespace, 0)
+        h, m = hits.get(namespace, (0, 0))
+        row["hit_rate"] = h / (h + m) if h + m else None
+    out.sort(key=lambda r: (r["namespace"], r["tier"]))
+    return pa.Table.from_pylist(out, schema=STATS_SCHEMA)

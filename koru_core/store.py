@@ -17,7 +17,7 @@ from koru_core import diff as _diff
 from koru_core import lineage as _lineage
 from koru_core import read
 from koru_core._time import to_ns
-from koru_core._writer import TOMBSTONE, Operation, Writer
+from koru_core._writer import DEFAULT_MEMORY_LIMIT, TOMBSTONE, Operation, Writer
 from koru_core.catalog import Catalog, Durability
 from koru_core.errors import CorruptionError, InvalidInputError, KeyNotFoundError, StoreLockedError
 from koru_core.input import batch_from_table, batch_from_value, check_key, check_namespace
@@ -47,6 +47,7 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
     durability: Durability = "full",
     lock_timeout: float = 10.0,
     auto_consolidate: bool = False,
+    memory_limit: int = DEFAULT_MEMORY_LIMIT,
 ) -> Store:
     """Open the store in folder ``path``, creating it if missing.
 
@@ -61,13 +62,20 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
             leaves it with ``AUTO_CONSOLIDATE_WARM_FILES`` (32) warm files or more.
             Off by default: that commit then pays for the consolidation (it
             runs synchronously, holding the write lock).
+        memory_limit: Bound of the hot tier in bytes (default 512 MiB): each
+            namespace's current-state index and the cache of recently written
+            or read values. Past it the cache is emptied, then the least
+            recently used indexes are dropped (rebuilt from files when needed).
+            Working memory of one large upsert is not counted: write very large
+            data in batches to bound it.
 
     Returns:
         An open :class:`Store`; close it with ``close()`` or a ``with`` block.
 
     Raises:
         CorruptionError: the catalog exists but is unreadable.
-        InvalidInputError: ``path`` exists and is not a folder.
+        InvalidInputError: ``path`` exists and is not a folder, or
+            ``memory_limit`` is not a positive int.
 
     Example:
         >>> import tempfile, koru_core as koru
@@ -75,7 +83,10 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
         >>> store.put("users", "alice", {"name": "Alice", "age": 31}).commit
         1
     """
-    return Store(path, durability=durability, lock_timeout=lock_timeout, auto_consolidate=auto_consolidate)
+    return Store(
+        path, durability=durability, lock_timeout=lock_timeout, auto_consolidate=auto_consolidate,
+        memory_limit=memory_limit,
+    )
 
 
 class Store(LifecycleMethods):
@@ -88,7 +99,7 @@ class Store(LifecycleMethods):
 
     def __init__(
         self, path: str | os.PathLike[str], *, durability: Durability, lock_timeout: float,
-        auto_consolidate: bool = False,
+        auto_consolidate: bool = False, memory_limit: int = DEFAULT_MEMORY_LIMIT,
     ) -> None:
         self.path = Path(path).absolute()
         if self.path.exists() and not self.path.is_dir():
@@ -96,7 +107,10 @@ class Store(LifecycleMethods):
             raise InvalidInputError(msg)
         self.path.mkdir(parents=True, exist_ok=True)
         self._catalog = Catalog(self.path / "catalog.sqlite", durability=durability, timeout=lock_timeout)
-        self._writer = Writer(self.path, self._catalog, lock_timeout=lock_timeout)
+        if not isinstance(memory_limit, int) or memory_limit <= 0:
+            msg = f"memory_limit must be a positive number of bytes, got {memory_limit!r}"
+            raise InvalidInputError(msg)
+        self._writer = Writer(self.path, self._catalog, lock_timeout=lock_timeout, memory_limit=memory_limit)
         self._leases = Leases(self.path)
         if auto_consolidate:
             self._writer.after_commit = lambda names: _lifecycle.auto_consolidate(self, names)
@@ -493,20 +507,24 @@ class Store(LifecycleMethods):
 
     def stats(self) -> pa.Table:
         """Return one row per namespace and tier: ``namespace``, ``tier``, ``files``,
-        ``versions``, ``bytes`` (int64). Tier ``hot`` counts versions still in the catalog.
+        ``versions``, ``bytes`` (int64), ``memory_bytes`` (int64) and ``hit_rate``
+        (float64). Tier ``hot`` counts versions still in the catalog, and this
+        process's in-memory state and cache hit rate (see :data:`koru_core.stats.STATS_SCHEMA`).
 
         Example:
             >>> store.stats().select(["namespace", "tier", "versions"]).to_pylist()
             [{'namespace': 'users', 'tier': 'hot', 'versions': 2}]
+            >>> _ = store.get("users", "bob"); store.stats()["hit_rate"].to_pylist()
+            [1.0]
         """
-        return store_stats(self._catalog)
+        return store_stats(self._catalog, memory=self._writer.memory_bytes(), hits=self._writer.hits)
 
     def flush(self) -> None:
         """Move every pending version of every namespace into warm Parquet files.
 
         Example:
             >>> store.flush()
-            >>> store.stats()["tier"].to_pylist()
+            >>> [r["tier"] for r in store.stats().to_pylist() if r["versions"]]
             ['warm']
         """
         from koru_core.commit import flush

@@ -81,8 +81,8 @@ class Mirror:
         """
         head = self._store._catalog.head()[0]
         fingerprints: dict[str, list[tuple[Any, ...]]] = defaultdict(list)
-        for row in self._store.stats().to_pylist():
-            fingerprints[row["namespace"]].append(tuple(row.values()))
+        for row in self._store.stats().select(["namespace", "tier", "files", "versions", "bytes"]).to_pylist():
+            fingerprints[row["namespace"]].append(tuple(row.values()))  # what is stored, not memory use
         if head != self._head:  # first: creating a view binds it against the variables
             self._set_head(head, self._store.namespaces())
             self._set_commits(self._store.commits())

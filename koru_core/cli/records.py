@@ -155,7 +155,8 @@ def diff(namespace: str, key: str, from_: str | None, to: str | None) -> None:
 
 @click.command()
 def stats() -> None:
-    """Print, per namespace and tier, the files, versions and bytes stored."""
+    """Print, per namespace and tier, the files, versions and bytes stored, and this
+    process's hot tier: memory used and the share of reads its cache answered."""
     store = open_store(create=False)
     rows = store.stats().to_pylist()
     commits = len(store.commits())
@@ -164,7 +165,7 @@ def stats() -> None:
         return
     _print_table(
         rows,
-        ["namespace", "tier", "files", "versions", "bytes"],
+        ["namespace", "tier", "files", "versions", "bytes", "memory_bytes", "hit_rate"],
         title=f"{store.path} · {commits} commits",
     )
 
