@@ -169,7 +169,7 @@ order key ``epoch_ns(_valid_from) * 2**32 + _commit`` (HUGEINT, unique per key
 since a commit writes one version per key and valid time): a hash aggregate,
 which on 1M keys × 10 versions ran 1.5-4.7× faster than
 ``QUALIFY row_number() OVER (PARTITION BY _key ORDER BY _valid_from DESC, _commit DESC) = 1``
-(``tests/duckdb/bench_at_vs_scd2.py``). ``arg_max_null``, not ``arg_max``, which
+(``benchmarks/duckdb_at_vs_scd2.py``). ``arg_max_null``, not ``arg_max``, which
 skips NULLs and would return an older version's value. Only the columns a query
 uses are read, and a filter on ``_key`` is pushed below the aggregate; filters on
 value columns are not (they apply to the chosen version).

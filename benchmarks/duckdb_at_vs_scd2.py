@@ -15,7 +15,7 @@ valid time in the middle of the history:
   same versions, queried with ``valid_from <= t AND (valid_to IS NULL OR valid_to > t)``.
 
 Run:
-    PYTHONPATH=. python tests/duckdb/bench_at_vs_scd2.py --store /tmp/koru-bench --keys 1000000 --versions 10
+    PYTHONPATH=. python benchmarks/duckdb_at_vs_scd2.py --store /tmp/koru-bench --keys 1000000 --versions 10
 """
 
 from __future__ import annotations

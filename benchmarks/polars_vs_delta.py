@@ -8,8 +8,8 @@ commit, best of ``--repeat`` runs, in one process.
 
 Usage::
 
-    PYTHONPATH=. python tests/polars/bench_vs_delta.py --workload flights --root /tmp/kbench
-    PYTHONPATH=. python tests/polars/bench_vs_delta.py --workload synthetic --root /tmp/kbench
+    PYTHONPATH=. python benchmarks/polars_vs_delta.py --workload flights --root /tmp/kbench
+    PYTHONPATH=. python benchmarks/polars_vs_delta.py --workload synthetic --root /tmp/kbench
 
 The stores are built once under ``--root`` (``--build-only`` to just build) and
 reused; the printed JSON has both timings, their ratio and whether the answers agree.
@@ -26,7 +26,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "benchmarks"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import koru_core as koru  # noqa: E402
 from workloads import flights_workload, synthetic_workload  # noqa: E402
