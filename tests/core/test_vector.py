@@ -1,0 +1,310 @@
+"""Vector search with time travel (issue 7): exact path, HNSW path, index upkeep, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pytest
+
+hnswlib = pytest.importorskip("hnswlib")
+np = pytest.importorskip("numpy")
+
+import pyarrow as pa  # noqa: E402
+import pyarrow.compute as pc  # noqa: E402
+
+import koru_core  # noqa: E402
+from koru_core import InvalidInputError  # noqa: E402
+from koru_core.vector import index as vector_index  # noqa: E402
+from koru_core.vector import nearest as vector_search  # noqa: E402
+
+
+def vectors_table(keys: list[str], data: np.ndarray, **extra: list[object]) -> pa.Table:
+    embedding = pa.FixedSizeListArray.from_arrays(pa.array(data.astype(np.float32).ravel()), data.shape[1])
+    return pa.table({"id": keys, "embedding": embedding, **extra})
+
+
+def reference(data: np.ndarray, keys: list[str], q: np.ndarray, metric: str, k: int) -> list[str]:
+    """Brute force written independently of koru: the k nearest keys, ties by key."""
+    x, qq = data.astype(np.float64), q.astype(np.float64)
+    if metric == "l2":
+        d = ((x - qq) ** 2).sum(axis=1)
+    elif metric == "ip":
+        d = 1 - x @ qq
+    else:
+        d = 1 - (x @ qq) / (np.linalg.norm(x, axis=1) * np.linalg.norm(qq))
+    order = sorted(range(len(keys)), key=lambda i: (d[i], keys[i]))
+    return [keys[i] for i in order[:k]]
+
+
+@pytest.fixture
+def exact_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vector_search, "EXACT_BELOW", 10**12)
+
+
+def exact(store: koru_core.Store, *args: object, **kwargs: object) -> pa.Table:
+    saved = vector_search.EXACT_BELOW
+    vector_search.EXACT_BELOW = 10**12
+    try:
+        return store.search(*args, **kwargs)
+    finally:
+        vector_search.EXACT_BELOW = saved
+
+
+def test_fixed_size_list_round_trips(store: koru_core.Store) -> None:
+    data = np.arange(6, dtype=np.float32).reshape(3, 2)
+    store.upsert("docs", vectors_table(["a", "b", "c"], data), key="id")
+    store.put("docs", "d", {"embedding": pa.scalar([7.0, 8.0], pa.list_(pa.float32(), 2))})
+    state = store.as_of("docs")
+    assert state.schema.field("embedding").type == pa.list_(pa.float32(), 2)
+    assert state["embedding"].to_pylist() == [[0, 1], [2, 3], [4, 5], [7, 8]]
+
+
+@pytest.mark.parametrize("metric", ["cosine", "l2", "ip"])
+def test_exact_search_matches_brute_force(store: koru_core.Store, metric: str) -> None:
+    rng = np.random.default_rng(1)
+    data = rng.normal(size=(300, 8)).astype(np.float32)
+    keys = [f"k{i:03d}" for i in range(300)]
+    store.upsert("docs", vectors_table(keys, data), key="id")
+    q = rng.normal(size=8).astype(np.float32)
+    got = store.search("docs", q, k=7, metric=metric)
+    assert got["_key"].to_pylist() == reference(data, keys, q, metric, 7)
+    assert got.column_names[:3] == ["_key", "_distance", "id"]
+    assert got["_distance"].to_pylist() == sorted(got["_distance"].to_pylist())
+
+
+def test_list_float_column_of_equal_lengths_is_a_vector(store: koru_core.Store) -> None:
+    store.put("docs", "a", {"v": [1.0, 0.0]})
+    store.put("docs", "b", {"v": [0.0, 1.0]})
+    assert store.search("docs", [0.1, 1.0], k=1)["_key"].to_pylist() == ["b"]
+
+
+def test_search_as_of_small_state_and_where(store: koru_core.Store) -> None:
+    store.upsert("docs", vectors_table(["a", "b"], np.array([[1, 0], [0, 1]]), tag=["x", "y"]), key="id")
+    first = store.commits()[-1].commit
+    store.upsert("docs", vectors_table(["a"], np.array([[0, -1]]), tag=["y"]), key="id")
+    store.delete("docs", "b")
+    assert store.search("docs", [1, 0], k=5, version=first)["_key"].to_pylist() == ["a", "b"]
+    assert store.search("docs", [1, 0], k=5)["_key"].to_pylist() == ["a"]
+    assert store.search("docs", [1, 0], k=5)["embedding"].to_pylist() == [[0, -1]]
+    assert store.search("docs", [1, 0], version=first, where={"tag": "y"})["_key"].to_pylist() == ["b"]
+    assert store.search("docs", [1, 0], version=first, where=pc.field("tag") == "x")["_key"].to_pylist() == ["a"]
+    assert store.search("docs", [1, 0], at=datetime(2000, 1, 1, tzinfo=timezone.utc)).num_rows == 0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"query": [1.0, 2.0, 3.0]}, "dims"),
+        ({"query": [float("nan"), 1.0]}, "NaN"),
+        ({"query": [0.0, 0.0]}, "zero"),
+        ({"query": [1.0, 0.0], "column": "nope"}, "no value column"),
+        ({"query": [1.0, 0.0], "column": "tag"}, "not a vector"),
+        ({"query": [1.0, 0.0], "metric": "hamming"}, "metric"),
+        ({"query": [1.0, 0.0], "k": 0}, "k must be"),
+        ({"query": [1.0, 0.0], "ef": 0}, "ef must be"),
+        ({"query": [1.0, 0.0], "where": {"nope": 1}}, "no value column"),
+        ({"query": [1.0, 0.0], "where": pc.field("nope") == 1}, "where="),
+        ({"query": "abc"}, "query must"),
+    ],
+)
+def test_bad_input_is_invalid_input_error(store: koru_core.Store, kwargs: dict[str, object], match: str) -> None:
+    store.upsert("docs", vectors_table(["a"], np.array([[1, 0]]), tag=["x"]), key="id")
+    query = kwargs.pop("query")
+    with pytest.raises(InvalidInputError, match=match):
+        store.search("docs", query, **kwargs)
+
+
+def test_nan_in_a_stored_vector_is_refused(store: koru_core.Store) -> None:
+    with pytest.raises(InvalidInputError, match="NaN"):
+        store.upsert("docs", vectors_table(["a"], np.array([[np.nan, 0]])), key="id")
+
+
+def test_unknown_namespace(store: koru_core.Store) -> None:
+    with pytest.raises(koru_core.NamespaceNotFoundError):
+        store.search("nowhere", [1.0])
+
+
+def test_missing_hnswlib_names_the_extra(store: koru_core.Store, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "hnswlib", None)
+    with pytest.raises(ImportError, match=r"pip install 'koru\[vector\]'"):
+        store.search("users", [1.0])
+
+
+def test_import_koru_core_loads_no_hnswlib() -> None:
+    code = "import sys, koru_core; print('hnswlib' in sys.modules, 'numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split()[0] == "False"
+
+
+def random_store(path: Path, n: int, dim: int, seed: int = 0) -> tuple[koru_core.Store, np.ndarray, list[str]]:
+    store = koru_core.open(path)
+    data = np.random.default_rng(seed).random((n, dim), dtype=np.float32)
+    keys = [f"k{i:06d}" for i in range(n)]
+    store.upsert("vectors", vectors_table(keys, data), key="id")
+    return store, data, keys
+
+
+def recall(store: koru_core.Store, queries: np.ndarray, **kwargs: object) -> float:
+    hits = 0
+    for q in queries:
+        got = store.search("vectors", q, k=10, **kwargs)["_key"].to_pylist()
+        want = exact(store, "vectors", q, k=10, **kwargs)["_key"].to_pylist()
+        hits += len(set(got) & set(want))
+    return hits / (10 * len(queries))
+
+
+def index_files(store: koru_core.Store) -> list[Path]:
+    return sorted((store.path / "vector").rglob("*.hnsw"))
+
+
+def test_recall_at_10_on_20k_128d(tmp_path: Path) -> None:
+    store, _, _ = random_store(tmp_path / "s", 20_000, 128)
+    queries = np.random.default_rng(9).random((30, 128), dtype=np.float32)
+    assert recall(store, queries) >= 0.95
+    assert len(index_files(store)) == 1, "the HNSW path was not used"
+    store.close()
+
+
+@pytest.mark.slow
+def test_recall_at_10_on_100k_128d(tmp_path: Path) -> None:
+    store, _, _ = random_store(tmp_path / "s", 100_000, 128)
+    queries = np.random.default_rng(9).random((50, 128), dtype=np.float32)
+    assert recall(store, queries) >= 0.95
+    assert len(index_files(store)) == 1
+    store.close()
+
+
+def test_time_travel_equals_exact_search_on_the_as_of_state(tmp_path: Path) -> None:
+    """An index built at the latest commit answers searches as of an earlier one."""
+    store, data, keys = random_store(tmp_path / "s", 12_000, 16)
+    first = store.commits()[-1].commit
+    rng = np.random.default_rng(5)
+    store.upsert("vectors", vectors_table(keys[:1_000], rng.random((1_000, 16))), key="id")
+    store.upsert("vectors", vectors_table([f"n{i:05d}" for i in range(2_000)], rng.random((2_000, 16))), key="id")
+    with store.transaction() as tx:
+        for key in keys[1_000:1_500]:
+            tx.delete("vectors", key)
+    queries = rng.random((20, 16), dtype=np.float32)
+    calls = []
+    real = vector_search._search_index
+    def spy(*args: object, **kwargs: object) -> object:
+        rows = real(*args, **kwargs)
+        if vector_search.EXACT_BELOW < 10**12:  # not one of exact()'s calls
+            calls.append(rows is not None)
+        return rows
+    vector_search._search_index = spy
+    try:
+        for point in ({"version": first}, {}):
+            for q in queries:
+                got = store.search("vectors", q, k=10, ef=200, **point)
+                want = exact(store, "vectors", q, k=10, **point)
+                assert got["_key"].to_pylist() == want["_key"].to_pylist()
+                assert got["_write_id"].to_pylist() == want["_write_id"].to_pylist()
+                assert np.allclose(got["_distance"].to_numpy(), want["_distance"].to_numpy())
+                assert got.drop_columns(["_distance"]).equals(want.drop_columns(["_distance"]))
+        old = store.search("vectors", queries[0], k=12_000, version=first)
+        assert sorted(old["_key"].to_pylist()) == keys  # the old state: superseded and deleted versions
+    finally:
+        vector_search._search_index = real
+    assert calls and all(calls), "the as-of states here are large enough for the HNSW path"
+    store.close()
+
+
+def test_index_is_rebuilt_after_its_file_is_deleted(tmp_path: Path) -> None:
+    store, _, _ = random_store(tmp_path / "s", 11_000, 8)
+    q = np.ones(8, np.float32)
+    before = store.search("vectors", q)["_key"].to_pylist()
+    [path] = index_files(store)
+    path.unlink()
+    assert store.search("vectors", q)["_key"].to_pylist() == before
+    assert len(index_files(store)) == 1 and index_files(store)[0].exists()
+    store.close()
+
+
+def test_index_takes_new_commits_without_rebuilding(tmp_path: Path) -> None:
+    store, _, _ = random_store(tmp_path / "s", 10_000, 8)
+    info = koru_core.vector.build_index(store, "vectors", m=8, ef_construction=40)
+    assert (info.count, info.m, info.dim) == (10_000, 8, 8)
+    store.put("vectors", "extra", {"embedding": pa.scalar([9.0] * 8, pa.list_(pa.float32(), 8))})
+    got = store.search("vectors", np.full(8, 9.0, np.float32), metric="l2", k=1)
+    assert got["_key"].to_pylist() == ["extra"]
+    [loaded] = [v for v in vector_index._CACHE.values() if v.info.namespace == "vectors" and v.info.metric == "l2"]
+    assert loaded.info.count == 10_001 and loaded.info.commit == store.commits()[-1].commit
+    assert koru_core.vector.build_index(store, "vectors", m=8, ef_construction=40).m == 8
+    store.close()
+
+
+def test_cli_search(tmp_path: Path) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from koru_core.cli import main
+
+    store = koru_core.open(tmp_path / "s")
+    store.upsert("docs", vectors_table(["a", "b"], np.array([[1, 0], [0, 1]]), tag=["x", "y"]), key="id")
+    first = store.commits()[-1].commit
+    store.delete("docs", "a")
+    store.close()
+
+    def run(*args: str) -> object:
+        return CliRunner().invoke(main, ["--store", str(tmp_path / "s"), *args])
+
+    result = run("--json", "search", "docs", "[1, 0]", "-k", "1", "--version", str(first))
+    assert result.exit_code == 0, result.output
+    assert [row["_key"] for row in json.loads(result.stdout)] == ["a"]
+    assert json.loads(run("--json", "search", "docs", "[1, 0]").stdout)[0]["_key"] == "b"
+    assert json.loads(run("--json", "search", "docs", "[1, 0]", "--version", str(first), "--where",
+                          '{"tag": "y"}').stdout)[0]["_key"] == "b"
+    table = run("search", "docs", "[1, 0]")
+    assert table.exit_code == 0 and "b" in table.stdout and "_distance" in table.stdout
+    bad = run("search", "docs", "[1, 0, 0]")
+    assert bad.exit_code == 1 and "dims" in bad.stderr
+
+
+def test_index_survives_consolidation_and_verify(tmp_path: Path) -> None:
+    store, data, keys = random_store(tmp_path / "s", 10_000, 8)
+    first = store.commits()[-1].commit
+    store.upsert("vectors", vectors_table(keys[:100], np.zeros((100, 8)) + 0.5), key="id")
+    q = np.random.default_rng(3).random(8, dtype=np.float32)
+    before = store.search("vectors", q, version=first)
+    store.consolidate()
+    store.verify()
+    store.vacuum()
+    after = store.search("vectors", q, version=first)
+    assert after["_write_id"].to_pylist() == before["_write_id"].to_pylist()
+    assert after["_key"].to_pylist() == reference(data, keys, q, "cosine", 10)
+    store.close()
+
+
+def test_where_and_vectorless_rows_on_the_index_path(tmp_path: Path) -> None:
+    """Rows with a null vector are never returned; ``where`` keeps the index path."""
+    store = koru_core.open(tmp_path / "s")
+    data = np.random.default_rng(2).random((22_000, 8), dtype=np.float32)
+    keys = [f"k{i:06d}" for i in range(22_000)]
+    table = vectors_table(keys, data, tag=["x", "y"] * 11_000)
+    nulls = pa.array([i < 50 for i in range(22_000)])
+    embedding = pc.if_else(nulls, pa.scalar(None, table["embedding"].type), table["embedding"])
+    store.upsert("vectors", table.set_column(1, "embedding", embedding), key="id")
+    store.put("vectors", "nothing", {"tag": "x"})
+    q = np.random.default_rng(4).random(8, dtype=np.float32)
+    used = []
+    real = vector_search._search_index
+    def spy(*args: object, **kwargs: object) -> object:
+        found = real(*args, **kwargs)
+        used.append(found is not None)
+        return found
+    vector_search._search_index = spy
+    try:
+        got = store.search("vectors", q, k=20, where={"tag": "x"})
+    finally:
+        vector_search._search_index = real
+    assert used == [True]
+    want = exact(store, "vectors", q, k=20, where=pc.field("tag") == "x")
+    assert got.drop_columns(["_distance"]).equals(want.drop_columns(["_distance"]))
+    ok = [i for i in range(50, 22_000) if i % 2 == 0]
+    assert got["_key"].to_pylist() == reference(data[ok], [keys[i] for i in ok], q, "cosine", 20)
+    store.close()
