@@ -44,6 +44,7 @@ __all__ = [
     "MaintenanceResult",
     "Version",
     "VerifyReport",
+    "version_from_row",
     "write_id_for",
 ]
 
@@ -237,3 +238,23 @@ class VerifyReport:
     commits_checked: int
     files_checked: int
     versions_checked: int
+
+
+def version_from_row(namespace: str, row: dict[str, Any], value: Any, *, is_unchanged: bool) -> Version:
+    """Build a :class:`Version` from one stored row (``to_pylist`` form) and its value."""
+    return Version(
+        namespace=namespace,
+        key=row["_key"],
+        value=None if row["_deleted"] else value,
+        valid_from=row["_valid_from"],
+        system_from=row["_system_from"],
+        commit=row["_commit"],
+        write_id=row["_write_id"],
+        prev_write_id=row["_prev_write_id"],
+        content_id=row["_content_id"],
+        is_deleted=row["_deleted"],
+        actor=row["_actor"],
+        run_id=row["_run_id"],
+        parents=tuple(row["_parents"] or ()),
+        is_unchanged=is_unchanged,
+    )

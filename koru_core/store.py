@@ -24,16 +24,11 @@ from koru_core.input import batch_from_table, batch_from_value, check_key, check
 from koru_core.lifecycle import api as _lifecycle
 from koru_core.lifecycle.leases import Lease, Leases
 from koru_core.lifecycle.methods import LifecycleMethods
-from koru_core.model import (
-    Commit,
-    CommitResult,
-    FieldChange,
-    Lineage,
-    Version,
-)
+from koru_core.model import Commit, CommitResult, FieldChange, Lineage, Version, version_from_row
 from koru_core.scan import ScanPlan, hint_applies, plan_scan, read_versions
 from koru_core.stats import store_stats
 from koru_core.transaction import Transaction
+from koru_core.vector.methods import VectorMethods
 
 __all__ = ["DEFAULT_STORE", "Store", "open"]
 
@@ -89,7 +84,7 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
     )
 
 
-class Store(LifecycleMethods):
+class Store(LifecycleMethods, VectorMethods):
     """A koru store: one folder holding a SQLite catalog and Parquet data files.
 
     Thread-safe for one writer and many readers within a process; across
@@ -219,9 +214,9 @@ class Store(LifecycleMethods):
             at = _now() if valid_from is None else to_ns(valid_from, what="valid_from")
             rows = self._versions(namespace, None, ds.field("_key") == key)
             row = read.as_of_rule(rows, valid_at=at, max_commit=None).to_pylist()[0]
-            return _version_from_row(namespace, row, value, is_unchanged=True)
+            return version_from_row(namespace, row, value, is_unchanged=True)
         versions = prepared[0].versions
-        return _version_from_row(namespace, versions.slice(0, 1).to_pylist()[0], value, is_unchanged=False)
+        return version_from_row(namespace, versions.slice(0, 1).to_pylist()[0], value, is_unchanged=False)
 
     def upsert(
         self, namespace: str, data: Any, *, key: str | Sequence[str],
@@ -372,51 +367,6 @@ class Store(LifecycleMethods):
         else:
             state = read.as_of_rule(rows, valid_at=valid_at, max_commit=None)
         return state.select([*wanted, *read.AS_OF_SYSTEM_COLUMNS])
-
-    def search(
-        self, namespace: str, query: Any, *, k: int = 10, column: str | None = None, metric: str = "cosine",
-        at: datetime | None = None, version: int | None = None, where: Any = None, ef: int | None = None,
-    ) -> pa.Table:
-        """Return the ``k`` records of the as-of state whose vectors are nearest to ``query``.
-
-        Exact over small states; over large ones an HNSW index (hnswlib, kept in
-        ``<store>/vector/``, built and brought up to date here) walked with a filter
-        to the as-of state. The rule and distances: :mod:`koru_core.vector.nearest`.
-
-        Args:
-            namespace: Existing namespace.
-            query: The query vector (sequence of numbers, numpy or Arrow), finite, of the column's dimension.
-            k: How many records to return (≥ 1).
-            column: The vector column (``fixed_size_list<float32>[d]`` or equal-length
-                ``list<float>``); default the namespace's only one.
-            metric: ``"cosine"`` (1 - cos), ``"l2"`` (squared Euclidean) or ``"ip"`` (1 - dot).
-            at: Valid time (tz-aware), as in :meth:`as_of`. Defaults to now.
-            version: Commit number bounding system time, as in :meth:`as_of`.
-            where: A filter on value columns: a ``pyarrow.compute.Expression``, or a
-                dict of column → value (equality, None meaning null, all ANDed).
-            ef: HNSW query beam width (default 800, at least ``k``; lower is faster, less exact).
-
-        Returns:
-            Nearest first (ties by key): ``_key`` (string), ``_distance`` (float64),
-            the value columns, then ``_valid_from``, ``_system_from``, ``_commit``, ``_write_id``.
-
-        Raises:
-            ImportError: hnswlib or numpy is missing (``pip install 'koru[vector]'``).
-            NamespaceNotFoundError: if ``namespace`` was never written.
-            InvalidInputError: dimension mismatch, NaN in the query, unknown column
-                or metric, ``k`` < 1, a bad ``where``, ``at`` or ``version``.
-
-        Example:
-            >>> import pyarrow as pa
-            >>> vectors = pa.array([[1, 0], [0, 1], [1, 1]], pa.list_(pa.float32(), 2))
-            >>> _ = store.upsert("docs", pa.table({"id": ["a", "b", "c"], "embedding": vectors}), key="id")
-            >>> store.search("docs", [0.9, 0.1], k=2)["_key"].to_pylist()
-            ['a', 'c']
-        """
-        from koru_core.vector import search
-
-        return search(self, namespace, query, k=k, column=column, metric=metric, at=at, version=version,
-                      where=where, ef=ef)
 
     def keys(self, namespace: str, *, at: datetime | None = None, version: int | None = None) -> list[str]:
         """Return the live keys at (``at``, ``version``), sorted.
@@ -617,22 +567,3 @@ def _check_columns(namespace: str, columns: Sequence[str], values: list[str]) ->
 def _values_first(table: pa.Table) -> pa.Table:
     names = read.value_columns(table)
     return table.select(names + [n for n in table.column_names if n not in names])
-
-
-def _version_from_row(namespace: str, row: dict[str, Any], value: Any, *, is_unchanged: bool) -> Version:
-    return Version(
-        namespace=namespace,
-        key=row["_key"],
-        value=None if row["_deleted"] else value,
-        valid_from=row["_valid_from"],
-        system_from=row["_system_from"],
-        commit=row["_commit"],
-        write_id=row["_write_id"],
-        prev_write_id=row["_prev_write_id"],
-        content_id=row["_content_id"],
-        is_deleted=row["_deleted"],
-        actor=row["_actor"],
-        run_id=row["_run_id"],
-        parents=tuple(row["_parents"] or ()),
-        is_unchanged=is_unchanged,
-    )
