@@ -61,7 +61,7 @@ class Writer:
         self.lock = WriteLock(root / "write.lock", timeout=lock_timeout)
         self.head_file = HeadFile(root / "head")
         self.indexes: dict[str, HeadIndex] = {}
-        self.cache: dict[tuple[str, str], Any] = {}
+        self.cache: dict[str, dict[str, Any]] = {}  # namespace -> key -> current value
         self.cache_commit = -1
         self.schemas: dict[str, pa.Schema | None] = {}
         self.memory_limit = memory_limit
@@ -85,7 +85,7 @@ class Writer:
     def cached(self, namespace: str, key: str) -> Any:
         """Return the cached current value of a key, :data:`TOMBSTONE`, or None (unknown)."""
         counts = self.hits.setdefault(namespace, [0, 0])
-        value = self.cache.get((namespace, key)) if self.head_file.read() == self.cache_commit else None
+        value = self.cache.get(namespace, {}).get(key) if self.head_file.read() == self.cache_commit else None
         counts[value is None] += 1
         return value
 
@@ -94,7 +94,7 @@ class Writer:
         if commit != self.cache_commit:
             self.cache.clear()
             self.cache_commit = commit
-        self.cache[(namespace, key)] = value
+        self.cache.setdefault(namespace, {})[key] = value
         self.enforce_memory_limit()
 
     # -- commits --------------------------------------------------------------
@@ -207,8 +207,8 @@ class Writer:
     def memory_bytes(self) -> dict[str, int]:
         """Estimated bytes of the hot tier per namespace: its index and cached values."""
         out = {ns: index.nbytes() for ns, index in self.indexes.items()}
-        for ns, _ in self.cache:
-            out[ns] = out.get(ns, 0) + CACHE_ENTRY_BYTES
+        for ns, values in self.cache.items():
+            out[ns] = out.get(ns, 0) + CACHE_ENTRY_BYTES * len(values)
         return out
 
     def enforce_memory_limit(self) -> None:
@@ -218,15 +218,14 @@ class Writer:
         first; an evicted index is rebuilt from the files when next needed.
         """
         indexes = sum(i.nbytes() for i in self.indexes.values())
-        if indexes + CACHE_ENTRY_BYTES * len(self.cache) <= self.memory_limit:
+        if indexes + CACHE_ENTRY_BYTES * sum(map(len, self.cache.values())) <= self.memory_limit:
             return
         self.cache.clear()
         while len(self.indexes) > 1 and sum(i.nbytes() for i in self.indexes.values()) > self.memory_limit:
             del self.indexes[next(iter(self.indexes))]
 
     def _forget(self, namespace: str) -> None:
-        for k in [k for k in self.cache if k[0] == namespace]:
-            del self.cache[k]
+        self.cache.pop(namespace, None)
 
     def _cache_rows(self, p: Prepared, index: HeadIndex, commit: int) -> None:
         names = list(p.schema.names)
@@ -238,9 +237,9 @@ class Writer:
             head = index.get(k)
             # the cache holds the value as of *now*: a head valid only in the future is not it
             if head is not None and head.valid_from == v and head.commit == commit and v <= now_ns():
-                self.cache[(p.namespace, k)] = TOMBSTONE if d else row_value(rec, names)
+                self.cache.setdefault(p.namespace, {})[k] = TOMBSTONE if d else row_value(rec, names)
             else:
-                self.cache.pop((p.namespace, k), None)
+                self.cache.get(p.namespace, {}).pop(k, None)
 
 
 def _group(operations: Sequence[Operation]) -> dict[str, list[Operation]]:
