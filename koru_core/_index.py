@@ -110,7 +110,8 @@ class HeadIndex:
             :data:`HEAD_SCHEMA` columns, one row per element of ``keys``, in order.
         """
         probe = pa.table({"key": keys, "__row": pa.array(range(len(keys)), pa.int64())})
-        joined = probe.join(self.table(), "key", join_type="left outer", use_threads=True)
+        # Acero builds its hash table on the right input: keep the (small) batch there
+        joined = self.table().join(probe, "key", join_type="right outer", use_threads=True)
         joined = joined.take(pc.sort_indices(joined["__row"]))
         return joined.select(HEAD_SCHEMA.names)
 
@@ -152,8 +153,10 @@ class HeadIndex:
             # write ids sort in write order and the new ones are the latest
             latest = new.group_by("key").aggregate([("last_write_id", "max")]).rename_columns(["key", "last_write_id"])
             heads = current.join(latest, "key", join_type="inner")
-            self._table = pa.concat_tables(
+            table = pa.concat_tables(
                 [base.filter(pc.invert(touched)), heads.select(HEAD_SCHEMA.names).cast(HEAD_SCHEMA)]
-            ).combine_chunks()
+            )
+            # one chunk per commit is added; merging them is a full copy, so only now and then
+            self._table = table.combine_chunks() if table["key"].num_chunks > 32 else table
             self._positions = None
         self.commit = max(self.commit, commit)

@@ -36,6 +36,10 @@ CACHE_ENTRY_BYTES = 512
 DEFAULT_MEMORY_LIMIT = 512 * 1024 * 1024
 """Default bound of the hot tier (current-state indexes plus cached values), in bytes."""
 
+RELEASE_AFTER_ROWS = 10_000
+"""After a commit of more versions than this, the Arrow memory pool returns freed
+memory to the operating system, so a long ingest does not hold its peak."""
+
 CACHE_MAX_ROWS = 1024
 """Commits writing at most this many versions to a namespace refresh the value cache."""
 
@@ -140,6 +144,8 @@ class Writer:
             self._after_commit(prepared, reshaped, commit)
             for p in prepared:
                 flush(self.root, self.catalog, p.namespace)
+            if ordinal > RELEASE_AFTER_ROWS:  # large commits leave large freed buffers: hand them back
+                pa.default_memory_pool().release_unused()
             if self.after_commit is not None:
                 self.after_commit([p.namespace for p in prepared if p.versions.num_rows])
         result = CommitResult(
