@@ -16,7 +16,7 @@ import pyarrow.dataset as ds
 from koru_core import diff as _diff
 from koru_core import lineage as _lineage
 from koru_core import read
-from koru_core._time import to_ns
+from koru_core._time import now_ns, to_ns
 from koru_core._writer import DEFAULT_MEMORY_LIMIT, TOMBSTONE, Operation, Writer
 from koru_core.catalog import Catalog, Durability
 from koru_core.errors import CorruptionError, InvalidInputError, KeyNotFoundError, StoreLockedError
@@ -24,7 +24,15 @@ from koru_core.input import batch_from_table, batch_from_value, check_key, check
 from koru_core.lifecycle import api as _lifecycle
 from koru_core.lifecycle.leases import Lease, Leases
 from koru_core.lifecycle.methods import LifecycleMethods
-from koru_core.model import Commit, CommitResult, FieldChange, Lineage, Version, version_from_row
+from koru_core.model import (
+    TIMESTAMP,
+    Commit,
+    CommitResult,
+    FieldChange,
+    Lineage,
+    Version,
+    version_from_row,
+)
 from koru_core.scan import ScanPlan, hint_applies, plan_scan, read_versions
 from koru_core.stats import store_stats
 from koru_core.transaction import Transaction
@@ -211,7 +219,7 @@ class Store(LifecycleMethods, VectorMethods):
     def _version_of(self, namespace: str, key: str, result: CommitResult, prepared: list[Any],
                     valid_from: datetime | None, value: Any) -> Version:
         if result.commit is None:
-            at = _now() if valid_from is None else to_ns(valid_from, what="valid_from")
+            at = now_ns() if valid_from is None else to_ns(valid_from, what="valid_from")
             rows = self._versions(namespace, None, ds.field("_key") == key)
             row = read.as_of_rule(rows, valid_at=at, max_commit=None).to_pylist()[0]
             return version_from_row(namespace, row, value, is_unchanged=True)
@@ -316,7 +324,7 @@ class Store(LifecycleMethods, VectorMethods):
         check_key(check_namespace(namespace), key)
         plan = self.scan_plan(namespace, version=version)
         rows = read_versions(self.path, plan, filter=ds.field("_key") == key)
-        valid_at = _now() if at is None else to_ns(at, what="at")
+        valid_at = now_ns() if at is None else to_ns(at, what="at")
         state = read.as_of_rule(rows, valid_at=valid_at, max_commit=None)
         if state.num_rows == 0:
             raise KeyNotFoundError(f"namespace {namespace!r}: no live key {key!r}" + _point(at, version))
@@ -352,7 +360,7 @@ class Store(LifecycleMethods, VectorMethods):
             >>> store.as_of("users").num_rows
             2
         """
-        valid_at = _now() if at is None else to_ns(at, what="at")
+        valid_at = now_ns() if at is None else to_ns(at, what="at")
         plan = self.scan_plan(namespace, version=version)
         values = [n for n in plan.schema.names if not n.startswith("_")]
         wanted = values if columns is None else _check_columns(namespace, columns, values)
@@ -539,15 +547,8 @@ class Store(LifecycleMethods, VectorMethods):
         return self._catalog.commit_at(to_ns(system_time, what="system_time"))
 
 
-def _now() -> int:
-    from koru_core._time import now_ns
-
-    return now_ns()
-
-
 def _ts(nanos: int) -> pa.Scalar:
-    from koru_core.model import TIMESTAMP
-
+    """ns since the epoch as a timestamp[ns, UTC] scalar, for dataset filters."""
     return pa.scalar(nanos, TIMESTAMP)
 
 

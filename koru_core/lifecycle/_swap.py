@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 from koru_core._parquet import write_file
 from koru_core._time import now_ns
 from koru_core.catalog import Catalog, FileEntry, insert_file
+from koru_core.model import MaintenanceResult
 
 __all__ = ["Pending", "Totals", "month_labels", "part_name", "swap", "totals", "write_part"]
 
@@ -32,6 +33,14 @@ class Totals:
     files: int
     bytes: int
     versions: int
+
+    def result(self, action: str, after: Totals, namespaces: Sequence[str]) -> MaintenanceResult:
+        """The :class:`MaintenanceResult` of ``action`` from these totals (before) to ``after``."""
+        return MaintenanceResult(
+            action=action, files_before=self.files, files_after=after.files,
+            bytes_before=self.bytes, bytes_after=after.bytes,
+            versions_before=self.versions, versions_after=after.versions, namespaces=tuple(namespaces),
+        )
 
 
 @dataclass(frozen=True, slots=True)

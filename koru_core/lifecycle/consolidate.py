@@ -81,11 +81,7 @@ def consolidate(
     finally:
         leases.release(token)
     after = totals(catalog)
-    return MaintenanceResult(
-        action="consolidate", files_before=before.files, files_after=after.files,
-        bytes_before=before.bytes, bytes_after=after.bytes,
-        versions_before=before.versions, versions_after=after.versions, namespaces=tuple(sorted(acted)),
-    )
+    return before.result("consolidate", after, sorted(acted))
 
 
 def consolidate_namespace(root: Path, catalog: Catalog, *, lock: WriteLock, namespace: str) -> bool:

@@ -108,11 +108,7 @@ def distill(
     finally:
         leases.release(token)
     after = totals(catalog)
-    return MaintenanceResult(
-        action="distill", files_before=before.files, files_after=after.files,
-        bytes_before=before.bytes, bytes_after=after.bytes,
-        versions_before=before.versions, versions_after=after.versions, namespaces=tuple(acted),
-    )
+    return before.result("distill", after, acted)
 
 
 def _decide(versions: pa.Table, policies: list[Policy], context: PolicyContext, head: int) -> np.ndarray:
