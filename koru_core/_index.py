@@ -7,20 +7,35 @@ commit and content id of the version the as-of rule picks "now" (largest
 rows and chain versions without reading files; it is built once per process
 from the data and then kept up to date commit by commit.
 
-It lives in an Arrow table (one row per key, :data:`HEAD_SCHEMA`) so a batch
-of a million rows is matched against it with one hash join, plus a small dict
-of single-row updates (puts) that is folded into the table before the next
-batch. Single-key lookups go through a key → row dict built on first need.
+Layout, chosen so a commit costs memory in proportion to its own size, never
+to the index's (a copy of a million-key index per commit would double the
+process's peak while loading):
+
+- an Arrow table of heads with the ids held as bytes, not hex
+  (:data:`_STORED_SCHEMA`), one chunk appended per commit: a key's new head
+  is appended and its old row only marked superseded, in a NumPy bool array
+  (one byte per row);
+- a batch of a million rows is matched with one hash lookup of each row's key
+  in the set of the batch's keys (``pyarrow.compute.index_in``, streaming
+  over the chunks), so the index is never copied or joined;
+- when superseded rows pass a quarter of the live ones, the table is
+  compacted chunk by chunk, each old chunk freed as soon as it is rewritten
+  (peak: the index plus one chunk of ``chunk_rows`` rows);
+- single-row updates (puts) wait in a small dict folded in before the next
+  batch, and single-key lookups go through a key → row dict built on first need.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-__all__ = ["HEAD_SCHEMA", "INDEX_COLUMNS", "Head", "HeadIndex"]
+from koru_core._hex import from_hex, to_hex
+
+__all__ = ["CHUNK_ROWS", "HEAD_SCHEMA", "INDEX_COLUMNS", "Head", "HeadIndex"]
 
 INDEX_COLUMNS = ("_key", "_valid_from", "_commit", "_write_id", "_content_id", "_deleted")
 """The version columns the index is built from."""
@@ -35,7 +50,23 @@ HEAD_SCHEMA = pa.schema(
     ]
 )
 """One row per key: current version's valid time (ns) and commit, its content id
-(null for a tombstone), and the key's latest write id."""
+(null for a tombstone), and the key's latest write id. What :meth:`HeadIndex.lookup` returns."""
+
+_STORED_SCHEMA = pa.schema(
+    [
+        ("key", pa.string()),
+        ("valid_from", pa.int64()),
+        ("commit", pa.int64()),
+        ("content_id", pa.binary(32)),
+        ("last_write_id", pa.binary(8)),
+    ]
+)
+"""How the index holds :data:`HEAD_SCHEMA`: the ids as bytes (76 bytes a key
+with 8-character keys, against 112 as hex strings)."""
+
+CHUNK_ROWS = 131_072
+"""Rows per chunk written by compaction (the most it holds twice at once), and
+the fewest superseded rows that make compaction worth its full pass."""
 
 
 class Head(NamedTuple):
@@ -51,33 +82,27 @@ class Head(NamedTuple):
 class HeadIndex:
     """Key → :class:`Head` for one namespace, valid up to commit ``commit``."""
 
-    __slots__ = ("_positions", "_table", "commit", "overlay")
+    __slots__ = ("_live", "_positions", "_superseded", "_table", "chunk_rows", "commit", "overlay")
 
-    def __init__(self) -> None:
-        self._table = HEAD_SCHEMA.empty_table()
+    def __init__(self, *, chunk_rows: int = CHUNK_ROWS) -> None:
+        self.chunk_rows = chunk_rows
+        self._table = _STORED_SCHEMA.empty_table()
+        self._superseded = np.zeros(0, dtype=bool)  # per row of _table: a later row holds the key's head
+        self._live = 0  # rows not superseded: one per key
         self.overlay: dict[str, Head] = {}
-        self._positions: dict[str, int] | None = None
+        self._positions: dict[str, int] | None = None  # key -> row of _table, live rows only
         self.commit = 0
 
     def __len__(self) -> int:
-        return self.table().num_rows
+        self._fold_overlay()
+        return self._live
 
     def nbytes(self) -> int:
-        """Estimated memory in bytes: the Arrow table, the single-row updates and the
-        key → row dict (about 100 bytes per entry each)."""
-        return self._table.nbytes + 100 * (len(self.overlay) + len(self._positions or ()))
-
-    def table(self) -> pa.Table:
-        """Return every head as a :data:`HEAD_SCHEMA` table (folding in single updates)."""
-        if self.overlay:
-            rows = pa.Table.from_pylist(
-                [{"key": k, **h._asdict()} for k, h in self.overlay.items()], schema=HEAD_SCHEMA
-            )
-            keep = pc.invert(pc.is_in(self._table["key"], value_set=rows["key"]))
-            self._table = pa.concat_tables([self._table.filter(keep), rows]).combine_chunks()
-            self.overlay.clear()
-            self._positions = None
-        return self._table
+        """Estimated memory in bytes: the Arrow table (superseded rows included),
+        its row marks, the single-row updates and the key → row dict (about 100
+        bytes per entry each)."""
+        extra = 100 * (len(self.overlay) + len(self._positions or ()))
+        return self._table.nbytes + self._superseded.nbytes + extra
 
     def get(self, key: str) -> Head | None:
         """Return the head of one key, or None if the key was never written."""
@@ -85,20 +110,29 @@ class HeadIndex:
         if head is not None:
             return head
         if self._positions is None:
-            self._positions = {k: i for i, k in enumerate(self._table["key"].to_pylist())}
+            self._positions = {}
+            start = 0
+            for chunk in self._table["key"].chunks:
+                keys = chunk.to_pylist()
+                dead = self._superseded[start:start + len(keys)]
+                self._positions.update((k, start + i) for i, k in enumerate(keys) if not dead[i])
+                start += len(keys)
         i = self._positions.get(key)
         if i is None:
             return None
         t = self._table
+        cid = t["content_id"][i].as_py()
         return Head(
-            t["valid_from"][i].as_py(), t["commit"][i].as_py(), t["content_id"][i].as_py(),
-            t["last_write_id"][i].as_py(),
+            t["valid_from"][i].as_py(), t["commit"][i].as_py(), None if cid is None else cid.hex(),
+            t["last_write_id"][i].as_py().hex(),
         )
 
     def live_keys(self) -> pa.Array:
         """Return the keys whose current version is not a tombstone."""
-        t = self.table()
-        return t.filter(pc.is_valid(t["content_id"]))["key"].combine_chunks()
+        self._fold_overlay()
+        t = self._table
+        keep = pc.and_(pc.is_valid(t["content_id"]), pa.array(~self._superseded))
+        return t["key"].filter(keep).combine_chunks()
 
     def lookup(self, keys: pa.Array) -> pa.Table:
         """Return the heads aligned with ``keys`` (null columns for unknown keys).
@@ -109,11 +143,14 @@ class HeadIndex:
         Returns:
             :data:`HEAD_SCHEMA` columns, one row per element of ``keys``, in order.
         """
-        probe = pa.table({"key": keys, "__row": pa.array(range(len(keys)), pa.int64())})
-        # Acero builds its hash table on the right input: keep the (small) batch there
-        joined = self.table().join(probe, "key", join_type="right outer", use_threads=True)
-        joined = joined.take(pc.sort_indices(joined["__row"]))
-        return joined.select(HEAD_SCHEMA.names)
+        self._fold_overlay()
+        keys = pa.array(keys, pa.string())
+        unique = pc.unique(keys)
+        positions, which = self._find(unique)
+        row_of = np.full(len(unique), -1, dtype=np.int64)
+        row_of[which] = positions
+        heads = _as_text(self._take(row_of[pc.index_in(keys, value_set=unique).to_numpy()]))
+        return heads.set_column(0, "key", keys)
 
     def apply_one(self, key: str, valid: int, content_id: str | None, write_id: str, *, commit: int) -> None:
         """Fold one version of ``commit`` into the index (valid time in ns; content id None for a tombstone)."""
@@ -130,7 +167,7 @@ class HeadIndex:
         Every version must belong to a commit later than those already folded in.
         """
         if versions.num_rows:
-            base = self.table()
+            self._fold_overlay()
             new = pa.table(
                 {
                     "key": versions["_key"],
@@ -139,9 +176,9 @@ class HeadIndex:
                     "content_id": pc.if_else(versions["_deleted"], pa.scalar(None, pa.string()), versions["_content_id"]),
                     "last_write_id": versions["_write_id"],
                 }
-            )
-            touched = pc.is_in(base["key"], value_set=pc.unique(new["key"]))
-            both = pa.concat_tables([base.filter(touched), new])
+            ).cast(HEAD_SCHEMA)
+            positions, _ = self._find(pc.unique(new["key"].combine_chunks()))
+            both = pa.concat_tables([_as_text(self._take(positions)), new])
             order = pc.sort_indices(
                 both, sort_keys=[("key", "ascending"), ("valid_from", "ascending"), ("commit", "ascending")]
             )
@@ -152,11 +189,98 @@ class HeadIndex:
             current = both.filter(is_last).drop_columns(["last_write_id"])
             # write ids sort in write order and the new ones are the latest
             latest = new.group_by("key").aggregate([("last_write_id", "max")]).rename_columns(["key", "last_write_id"])
-            heads = current.join(latest, "key", join_type="inner")
-            table = pa.concat_tables(
-                [base.filter(pc.invert(touched)), heads.select(HEAD_SCHEMA.names).cast(HEAD_SCHEMA)]
-            )
-            # one chunk per commit is added; merging them is a full copy, so only now and then
-            self._table = table.combine_chunks() if table["key"].num_chunks > 32 else table
-            self._positions = None
+            heads = current.join(latest, "key", join_type="inner").select(HEAD_SCHEMA.names).cast(HEAD_SCHEMA)
+            self._replace(positions, _as_binary(heads))
         self.commit = max(self.commit, commit)
+
+    # -- internals ------------------------------------------------------------
+
+    def _find(self, keys: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+        """Find the live rows of distinct ``keys``.
+
+        One hash lookup of every row's key in the set of ``keys`` (built once),
+        streaming over the chunks: the index is never copied or joined.
+
+        Returns:
+            (row numbers in the table, positions in ``keys``), int64 arrays of equal length.
+        """
+        if not self._table.num_rows or not len(keys):
+            return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        where = pc.fill_null(pc.index_in(self._table["key"], value_set=keys), -1).to_numpy()
+        positions = np.flatnonzero((where >= 0) & ~self._superseded)
+        return positions, where[positions].astype(np.int64)
+
+    def _take(self, rows: np.ndarray) -> pa.Table:
+        """Return the table's rows at ``rows`` (int64; -1 gives a null row), in order.
+
+        Takes chunk by chunk: ``Table.take`` would first concatenate the
+        chunks, a copy of the whole index.
+        """
+        valid = rows >= 0
+        wanted = np.unique(rows[valid])
+        pieces, start = [], 0
+        for batch in self._table.to_batches():
+            lo, hi = np.searchsorted(wanted, [start, start + batch.num_rows])
+            if hi > lo:
+                pieces.append(batch.take(pa.array(wanted[lo:hi] - start)))
+            start += batch.num_rows
+        found = pa.Table.from_batches(pieces, schema=_STORED_SCHEMA).combine_chunks()
+        at = np.where(valid, np.searchsorted(wanted, rows), 0)
+        return found.take(pa.array(at, mask=~valid))
+
+    def _replace(self, superseded: np.ndarray, heads: pa.Table) -> None:
+        """Mark the rows at ``superseded`` and append ``heads`` (one per key) as a new chunk."""
+        start = self._table.num_rows
+        self._superseded[superseded] = True
+        self._superseded = np.concatenate([self._superseded, np.zeros(heads.num_rows, dtype=bool)])
+        self._live += heads.num_rows - len(superseded)
+        self._table = pa.concat_tables([self._table, heads.combine_chunks()])
+        if self._positions is not None:
+            self._positions.update(zip(heads["key"].to_pylist(), range(start, start + heads.num_rows), strict=True))
+        if self._table.num_rows - self._live > max(self._live // 4, self.chunk_rows):
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop superseded rows, rewriting the table chunk by chunk."""
+        batches = self._table.to_batches()
+        superseded = self._superseded
+        self._table = _STORED_SCHEMA.empty_table()  # old chunks are freed one by one below
+        pieces: list[pa.RecordBatch] = []
+        pending: list[pa.RecordBatch] = []
+        start = 0
+        batches.reverse()
+        while batches:
+            batch = batches.pop()
+            n = batch.num_rows
+            pending.append(batch.filter(pa.array(~superseded[start:start + n])))
+            start += n
+            del batch
+            if sum(b.num_rows for b in pending) >= self.chunk_rows or not batches:
+                pieces.append(pa.concat_batches(pending))
+                pending = []
+        self._table = pa.Table.from_batches(pieces, schema=_STORED_SCHEMA)
+        self._superseded = np.zeros(self._table.num_rows, dtype=bool)
+        self._live = self._table.num_rows
+        self._positions = None
+
+    def _fold_overlay(self) -> None:
+        """Move the single-row updates into the table."""
+        if self.overlay:
+            rows = pa.Table.from_pylist(
+                [{"key": k, **h._asdict()} for k, h in self.overlay.items()], schema=HEAD_SCHEMA
+            )
+            self.overlay.clear()
+            positions, _ = self._find(rows["key"].combine_chunks())
+            self._replace(positions, _as_binary(rows))
+
+
+def _as_text(table: pa.Table) -> pa.Table:
+    """:data:`_STORED_SCHEMA` rows as :data:`HEAD_SCHEMA` (ids as hex strings)."""
+    table = table.set_column(3, "content_id", to_hex(table["content_id"]))
+    return table.set_column(4, "last_write_id", to_hex(table["last_write_id"]))
+
+
+def _as_binary(table: pa.Table) -> pa.Table:
+    """:data:`HEAD_SCHEMA` rows as :data:`_STORED_SCHEMA` (ids as bytes)."""
+    table = table.set_column(3, "content_id", from_hex(table["content_id"], 32))
+    return table.set_column(4, "last_write_id", from_hex(table["last_write_id"], 8)).combine_chunks()

@@ -25,7 +25,7 @@ from koru_core._index import HeadIndex
 from koru_core.hashing import content_id, content_ids
 from koru_core.input import Batch
 from koru_core.model import STORED_COLUMNS, SYSTEM_SCHEMA, TIMESTAMP, write_id_for
-from koru_core.schema import conform, union_schema
+from koru_core.schema import conform_input, union_schema
 
 __all__ = ["Prepared", "commit_hash", "merge_batches", "prepare", "prepare_single"]
 
@@ -78,11 +78,8 @@ def merge_batches(batches: Sequence[Batch], *, stored_schema: pa.Schema | None, 
             "__deleted": b.is_deleted if b.is_deleted is not None else pa.repeat(pa.scalar(False), n),
             "__parents": b.parents if b.parents is not None else pa.nulls(n, pa.list_(pa.string())),
         }
-        for field in schema:
-            if field.name in b.values.column_names:
-                columns[field.name] = b.values[field.name].cast(field.type)
-            else:
-                columns[field.name] = pa.nulls(n, field.type)
+        values = conform_input(namespace, b.values, schema)
+        columns.update(zip(values.column_names, values.columns, strict=True))
         parts.append(pa.table(columns))
     rows = pa.concat_tables(parts)
     rows = rows.add_column(4, "__seq", pa.array(range(rows.num_rows), pa.int64()))
@@ -243,17 +240,18 @@ def _decide(
                 }
             )
         )
-    merged = pa.concat_tables(parts).combine_chunks()
+    merged = pa.concat_tables(parts)
+    del parts, incoming, stored  # the batch's size again, twice over: free before the sort's copy
     order = pc.sort_indices(
         merged, sort_keys=[("k", "ascending"), ("v", "ascending"), ("src", "ascending"), ("c", "ascending")]
     )
-    merged = merged.take(order)
-    mk = merged["k"].combine_chunks()
-    mcid = merged["cid"].combine_chunks()
-    before = pc.if_else(_same_as_previous(mk), _shift(mcid), pa.scalar(None, pa.string()))
+    same_key = _same_as_previous(merged["k"].take(order).combine_chunks())
+    mcid = merged["cid"].take(order).combine_chunks()
+    before = pc.if_else(same_key, _shift(mcid), pa.scalar(None, pa.string()))
     unchanged = pc.if_else(pc.is_null(mcid), pc.is_null(before), pc.fill_null(pc.equal(mcid, before), False))
-    write = pc.and_(pc.equal(merged["src"], 1), pc.invert(unchanged))
-    return merged["pos"].filter(write).combine_chunks()
+    del mcid, before
+    write = pc.and_(pc.equal(merged["src"].take(order), 1), pc.invert(unchanged))
+    return merged["pos"].take(order).filter(write).combine_chunks()
 
 
 def prepare_single(
@@ -288,7 +286,10 @@ def prepare_single(
             return Prepared(namespace, schema, empty, 0, 1, 0)
         cid = None
     else:
-        cid = content_id(batch.record) if batch.record is not None else content_ids(batch.values)[0].as_py()
+        values = conform_input(namespace, batch.values, schema)
+        # a record hashes as given only if conforming changed no type (a vector field rounds to float32)
+        as_given = batch.record is not None and all(schema.field(f.name).type == f.type for f in batch.values.schema)
+        cid = content_id(batch.record) if as_given else content_ids(values.select(batch.values.column_names))[0].as_py()
         if head is not None and head.content_id == cid:
             return Prepared(namespace, schema, empty, 0, 1, 0)
     system = {
@@ -304,7 +305,7 @@ def prepare_single(
         "_run_id": pa.array([run_id], pa.string()),
         "_parents": batch.parents if batch.parents is not None else pa.nulls(1, pa.list_(pa.string())),
     }
-    values = conform(batch.values, schema) if not is_deleted else None
+    values = None if is_deleted else values
     columns = [system[c] for c in STORED_COLUMNS] + [
         values.column(f.name) if values is not None else pa.nulls(1, f.type) for f in schema
     ]

@@ -1,0 +1,82 @@
+"""Model-based test of the hot tier's current-state index (koru_core/_index.py).
+
+The index is what every write consults to skip unchanged rows and chain write
+ids, so a wrong head loses or duplicates versions. Stores in other tests never
+reach its compaction (it starts at 131,072 superseded rows); here the index is
+built with a tiny ``chunk_rows`` so random batches and single updates compact
+it many times, and after every step each key's head, the aligned lookup, the
+live keys and the count are compared with a dict that applies the rule
+directly: the head is the version with the largest (valid time, commit), and
+the last write id is the key's latest write.
+"""
+
+from __future__ import annotations
+
+import pyarrow as pa
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from koru_core._index import HEAD_SCHEMA, Head, HeadIndex
+from koru_core.model import write_id_for
+
+KEYS = [f"k{i}" for i in range(12)]
+CONTENT = [format(i, "x") * 64 for i in range(4)]  # 64 hex characters each
+
+version = st.tuples(st.sampled_from(KEYS), st.integers(0, 5), st.sampled_from([*CONTENT, None]))
+step = st.one_of(
+    st.tuples(st.just("batch"), st.lists(version, min_size=1, max_size=15)),
+    st.tuples(st.just("one"), version),
+)
+
+
+def _model_apply(model: dict[str, Head], key: str, valid: int, cid: str | None, write_id: str, commit: int) -> None:
+    head = model.get(key)
+    if head is None or (valid, commit) >= (head.valid_from, head.commit):
+        model[key] = Head(valid, commit, cid, write_id)
+    else:
+        model[key] = head._replace(last_write_id=write_id)
+
+
+@settings(max_examples=150, deadline=None)
+@given(steps=st.lists(step, min_size=1, max_size=25), chunk_rows=st.sampled_from([1, 2, 5]))
+def test_index_matches_model(steps: list, chunk_rows: int) -> None:
+    index, model = HeadIndex(chunk_rows=chunk_rows), {}
+    for commit, (kind, payload) in enumerate(steps, start=1):
+        if kind == "one":
+            key, valid, cid = payload
+            wid = write_id_for(commit, 0)
+            index.apply_one(key, valid, cid, wid, commit=commit)
+            _model_apply(model, key, valid, cid, wid, commit)
+        else:
+            rows = {(k, v): c for k, v, c in payload}  # a commit holds one version per (key, valid time)
+            wids = [write_id_for(commit, i) for i in range(len(rows))]
+            for ((k, v), c), wid in zip(rows.items(), wids, strict=True):
+                _model_apply(model, k, v, c, wid, commit)
+            index.apply(
+                pa.table(
+                    {
+                        "_key": [k for k, _ in rows],
+                        "_valid_from": pa.array([v for _, v in rows], pa.int64()),
+                        "_commit": pa.array([commit] * len(rows), pa.int64()),
+                        "_write_id": wids,
+                        "_content_id": [c or "" for c in rows.values()],
+                        "_deleted": [c is None for c in rows.values()],
+                    }
+                ),
+                commit=commit,
+            )
+        for key in KEYS:
+            assert index.get(key) == model.get(key), (key, commit)
+        probe = [*KEYS, "unknown", KEYS[0]]
+        got = index.lookup(pa.array(probe))
+        assert got.schema == HEAD_SCHEMA
+        for key, row in zip(probe, got.to_pylist(), strict=True):
+            want = model.get(key)
+            assert row["key"] == key
+            if want is None:
+                assert row["valid_from"] is None and row["last_write_id"] is None
+            else:
+                assert Head(row["valid_from"], row["commit"], row["content_id"], row["last_write_id"]) == want
+        assert sorted(index.live_keys().to_pylist()) == sorted(k for k, h in model.items() if h.content_id)
+        assert len(index) == len(model)
+        assert index.nbytes() > 0
