@@ -12,7 +12,15 @@ restricted to those that never lose a value):
 * signed ints to wider signed ints; unsigned ints to wider unsigned, or to a
   wider signed int; ints of at most 32 bits → ``float64``; ``float16/32`` → ``float64``;
 * ``timestamp`` with the same zone to a finer unit (s → ms → us → ns);
-* ``list<a>`` → ``list<b>`` and ``struct`` field by field, by the rules above.
+* ``list<a>`` → ``list<b>`` and ``struct`` field by field, by the rules above;
+  ``fixed_size_list<a>[n]`` → ``list<b>`` when ``a`` → ``b``.
+
+One rule is not a widening: a field stored as a vector,
+``fixed_size_list<float…>[n]``, keeps its type when a batch brings lists of
+numbers (a Python list, a NumPy array, ``list<double>``), and the values are
+cast to it, the way DuckDB inserts ``DOUBLE[]`` into a ``FLOAT[n]`` column
+(float64 values round to float32). A list of another length is refused with
+:class:`InvalidInputError`, so every vector of a column has its dimension.
 
 Types are normalised first, so physical variants are one type: ``large_string``
 and ``string_view`` are ``string``, ``large_binary`` is ``binary``,
@@ -27,7 +35,7 @@ import pyarrow.compute as pc
 
 from koru_core.errors import InvalidInputError, SchemaError
 
-__all__ = ["conform", "normalize_table", "normalize_type", "union_schema", "widen_type"]
+__all__ = ["conform", "conform_input", "normalize_table", "normalize_type", "union_schema", "widen_type"]
 
 _UNIT_RANK = {"s": 0, "ms": 1, "us": 2, "ns": 3}
 
@@ -119,7 +127,7 @@ def widen_type(old: pa.DataType, new: pa.DataType) -> pa.DataType | None:
     for a, b in ((old, new), (new, old)):
         if _widens_to(a, b):
             return b
-    if pa.types.is_list(old) and pa.types.is_list(new):
+    if _is_list(old) and _is_list(new) and not (pa.types.is_fixed_size_list(old) and pa.types.is_fixed_size_list(new)):
         inner = widen_type(old.value_type, new.value_type)
         return None if inner is None else pa.list_(inner)
     if pa.types.is_struct(old) and pa.types.is_struct(new):
@@ -134,6 +142,24 @@ def widen_type(old: pa.DataType, new: pa.DataType) -> pa.DataType | None:
                 fields[f.name] = f.type
         return pa.struct([pa.field(n, t) for n, t in fields.items()])
     return None
+
+
+def _is_list(t: pa.DataType) -> bool:
+    return pa.types.is_list(t) or pa.types.is_fixed_size_list(t)
+
+
+def _is_vector(t: pa.DataType) -> bool:
+    return pa.types.is_fixed_size_list(t) and pa.types.is_floating(t.value_type)
+
+
+def _fits_vector(stored: pa.DataType, new: pa.DataType) -> bool:
+    """True if values of ``new`` are cast to the vector type ``stored`` (module docstring)."""
+    if not (_is_vector(stored) and _is_list(new)):
+        return False
+    inner = new.value_type
+    if pa.types.is_fixed_size_list(new) and new.list_size != stored.list_size:
+        return False
+    return pa.types.is_integer(inner) or pa.types.is_floating(inner) or pa.types.is_null(inner)
 
 
 def _widens_to(a: pa.DataType, b: pa.DataType) -> bool:
@@ -165,6 +191,8 @@ def union_schema(namespace: str, old: pa.Schema, new: pa.Schema) -> pa.Schema:
         if f.name not in fields:
             fields[f.name] = f.type
             continue
+        if _fits_vector(fields[f.name], f.type):
+            continue
         merged = widen_type(fields[f.name], f.type)
         if merged is None:
             msg = (
@@ -192,3 +220,27 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
         else:
             columns.append(pa.nulls(table.num_rows, field.type))
     return pa.table(columns, schema=schema)
+
+
+def conform_input(namespace: str, table: pa.Table, schema: pa.Schema) -> pa.Table:
+    """:func:`conform` for incoming values, whose casts can fail on one rule:
+    lists cast to a vector field must have its dimension.
+
+    Raises:
+        InvalidInputError: a list's length is not the vector field's dimension;
+            the message names the namespace, the field and both lengths.
+    """
+    for name in table.column_names:
+        target = schema.field(name).type
+        column = table.column(name)
+        if _is_vector(target) and column.type != target:
+            lengths = pc.list_value_length(column)
+            wrong = pc.not_equal(lengths, target.list_size)
+            if pc.any(wrong).as_py():
+                got = pc.min(lengths.filter(wrong)).as_py()
+                msg = (
+                    f"namespace {namespace!r}: field {name!r} is a vector of {target.list_size} values "
+                    f"({target}); got a list of {got}"
+                )
+                raise InvalidInputError(msg)
+    return conform(table, schema)

@@ -122,7 +122,7 @@ def distance(vectors: Any, q: Any, metric: str) -> Any:
         return 1.0 - dots
     norms = np.linalg.norm(x, axis=1) * np.linalg.norm(qq)
     cos = np.divide(dots, norms, out=np.zeros_like(dots), where=norms > 0)
-    return 1.0 - cos
+    return np.clip(1.0 - cos, 0.0, 2.0)  # rounding can put cos a hair past ±1
 
 
 def _search_index(store: Store, namespace: str, column: str, metric: str, schema: pa.Schema, q: Any, *, k: int,
