@@ -11,6 +11,7 @@ import duckdb
 import koru_core
 from koru_duckdb._mirror import Mirror
 from koru_duckdb._rewrite import rewrite
+from koru_duckdb._search import SearchCalls
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -38,7 +39,10 @@ def connect(
       ``koru_versions(ns)``, ``koru_history(ns, key)``,
       ``koru_changes(ns, since, until)`` and ``koru_commits()`` (see
       :mod:`koru_duckdb.macros`) read the store as ``Store.as_of``,
-      ``versions``, ``history``, ``changes`` and ``commits`` do.
+      ``versions``, ``history``, ``changes`` and ``commits`` do;
+    - ``FROM koru_search(ns, query, k, metric := …, valid := …, version := …)``
+      is ``Store.search``: the ``k`` nearest records through the HNSW index
+      (see :mod:`koru_duckdb._search`; needs ``koru[vector]``).
 
     Each statement sees the store's latest commit, so commits made by a writer
     after ``connect`` show in the next query. DuckDB scans the Parquet files
@@ -114,6 +118,7 @@ class KoruConnection:
         self._owns_store = owns_store
         self._lock = threading.Lock()
         self._mirror = Mirror(store, con)
+        self._search = SearchCalls(store, con, self._rewrite)
 
     def __repr__(self) -> str:
         return f"koru_duckdb.KoruConnection({self._store!r})"
@@ -167,22 +172,29 @@ class KoruConnection:
                 raise koru_core.NamespaceNotFoundError(msg) from e
         return rewritten
 
-    def _prepare(self, query: Any) -> Any:
+    def _prepare(self, query: Any, parameters: Any = None) -> tuple[Any, Any]:
+        """Refresh, answer ``koru_search`` calls, rewrite ``AT`` clauses: ``(sql, parameters left)``."""
         with self._lock:
             self._mirror.refresh()
-            return self._rewrite(query) if isinstance(query, str) else query
+            if not isinstance(query, str):
+                return query, parameters
+            query, parameters = self._search.replace(query, parameters)
+            return self._rewrite(query), parameters
 
     def sql(self, query: Any, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyRelation:
         """Run or prepare ``query`` as ``DuckDBPyConnection.sql`` does (``alias=``, ``params=``)."""
-        return self._con.sql(self._prepare(query), *args, **kwargs)
+        query, params = self._prepare(query, kwargs.get("params"))
+        if params is not None:
+            kwargs["params"] = params
+        return self._con.sql(query, *args, **kwargs)
 
     def query(self, query: Any, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyRelation:
         """As :meth:`sql`."""
-        return self._con.query(self._prepare(query), *args, **kwargs)
+        return self.sql(query, *args, **kwargs)
 
     def from_query(self, query: Any, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyRelation:
         """As ``DuckDBPyConnection.from_query``."""
-        return self._con.from_query(self._prepare(query), *args, **kwargs)
+        return self._con.from_query(self._prepare(query)[0], *args, **kwargs)
 
     def execute(self, query: Any, parameters: Sequence[Any] | dict[str, Any] | None = None) -> KoruConnection:
         """Execute ``query`` with bound ``parameters``; fetch with ``fetchall()`` & co.
@@ -190,12 +202,12 @@ class KoruConnection:
         Returns:
             This connection, as ``DuckDBPyConnection.execute`` returns itself.
         """
-        self._con.execute(self._prepare(query), parameters)
+        self._con.execute(*self._prepare(query, parameters))
         return self
 
     def executemany(self, query: Any, parameters: Sequence[Any] | None = None) -> KoruConnection:
         """Execute ``query`` once per parameter set; returns this connection."""
-        self._con.executemany(self._prepare(query), parameters)
+        self._con.executemany(self._prepare(query)[0], parameters)
         return self
 
     def table(self, table_name: str) -> duckdb.DuckDBPyRelation:
