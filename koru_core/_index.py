@@ -177,21 +177,49 @@ class HeadIndex:
                     "last_write_id": versions["_write_id"],
                 }
             ).cast(HEAD_SCHEMA)
-            positions, _ = self._find(pc.unique(new["key"].combine_chunks()))
-            both = pa.concat_tables([_as_text(self._take(positions)), new])
-            order = pc.sort_indices(
-                both, sort_keys=[("key", "ascending"), ("valid_from", "ascending"), ("commit", "ascending")]
-            )
-            both = both.take(order)
-            keys = both["key"].combine_chunks()
-            n = len(keys)
-            is_last = pa.concat_arrays([pc.not_equal(keys.slice(0, n - 1), keys.slice(1)), pa.array([True])])
-            current = both.filter(is_last).drop_columns(["last_write_id"])
-            # write ids sort in write order and the new ones are the latest
-            latest = new.group_by("key").aggregate([("last_write_id", "max")]).rename_columns(["key", "last_write_id"])
-            heads = current.join(latest, "key", join_type="inner").select(HEAD_SCHEMA.names).cast(HEAD_SCHEMA)
-            self._replace(positions, _as_binary(heads))
+            keys = new["key"].combine_chunks()
+            unique = pc.unique(keys)
+            positions, which = self._find(unique)
+            if len(unique) == len(keys):
+                heads = self._heads_of_single_versions(_as_binary(new), positions, which)
+            else:
+                heads = _as_binary(self._heads_of_many_versions(new, positions))
+            self._replace(positions, heads)
         self.commit = max(self.commit, commit)
+
+    def _heads_of_single_versions(self, new: pa.Table, positions: np.ndarray, which: np.ndarray) -> pa.Table:
+        """New heads when each key has one new version (the usual batch): per key, the
+        new version, or the old head (with the new write id) if that one is valid later.
+
+        ``new`` is in :data:`_STORED_SCHEMA`; ``positions``/``which`` from :meth:`_find` on its keys.
+        """
+        rows = np.full(new.num_rows, -1, dtype=np.int64)
+        rows[which] = positions
+        old = self._take(rows)
+        # the new commit is later than every stored one, so only a later valid time keeps the old head
+        keep = pc.fill_null(pc.greater(old["valid_from"], new["valid_from"]), False)
+        if not pc.any(keep).as_py():
+            return new
+        columns = [
+            pc.if_else(keep, old[name], new[name]) if name in ("valid_from", "commit", "content_id") else new[name]
+            for name in _STORED_SCHEMA.names
+        ]
+        return pa.table(columns, schema=_STORED_SCHEMA)
+
+    def _heads_of_many_versions(self, new: pa.Table, positions: np.ndarray) -> pa.Table:
+        """New heads when a key may have several new versions: old heads and new
+        versions sorted by (key, valid time, commit), the last of each key, with
+        the key's latest new write id. Both tables in :data:`HEAD_SCHEMA`."""
+        both = pa.concat_tables([_as_text(self._take(positions)), new])
+        order = pc.sort_indices(both, sort_keys=[("key", "ascending"), ("valid_from", "ascending"), ("commit", "ascending")])
+        both = both.take(order)
+        keys = both["key"].combine_chunks()
+        n = len(keys)
+        is_last = pa.concat_arrays([pc.not_equal(keys.slice(0, n - 1), keys.slice(1)), pa.array([True])])
+        current = both.filter(is_last).drop_columns(["last_write_id"])
+        # write ids sort in write order and the new ones are the latest
+        latest = new.group_by("key").aggregate([("last_write_id", "max")]).rename_columns(["key", "last_write_id"])
+        return current.join(latest, "key", join_type="inner").select(HEAD_SCHEMA.names).cast(HEAD_SCHEMA)
 
     # -- internals ------------------------------------------------------------
 

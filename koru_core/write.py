@@ -18,6 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import blake3
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -208,6 +209,13 @@ def _decide(
     """
     n = len(keys)
     cids = cids.combine_chunks() if isinstance(cids, pa.ChunkedArray) else cids
+    first = pc.invert(_same_as_previous(keys))
+    if past is None and pc.all(first).as_py():
+        # one row per key, none before its current version: the before of each row is its head
+        # (no merge and sort, which would copy the batch and its heads several times over)
+        before = heads["content_id"]
+        unchanged = pc.if_else(pc.is_null(cids), pc.is_null(before), pc.fill_null(pc.equal(cids, before), False))
+        return pa.array(np.flatnonzero(pc.invert(unchanged).to_numpy(zero_copy_only=False)), pa.int64())
     incoming = pa.table(
         {
             "k": keys, "v": valid, "src": pa.repeat(pa.scalar(1, pa.int8()), n),
@@ -215,7 +223,6 @@ def _decide(
             "pos": pa.array(range(n), pa.int64()),
         }
     )
-    first = pc.invert(_same_as_previous(keys))
     has_head = pc.and_(first, pc.is_valid(heads["valid_from"].combine_chunks()))
     stored = heads.filter(has_head)
     if past is not None and past.num_rows:
