@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
+from click.testing import CliRunner
 from conftest import assert_same_table, at
 
 np = pytest.importorskip("numpy")
@@ -14,6 +17,7 @@ pytest.importorskip("hnswlib")
 
 import koru_core as koru  # noqa: E402
 import koru_duckdb  # noqa: E402
+from koru_core.cli import main  # noqa: E402
 from koru_core.vector import nearest  # noqa: E402
 
 DIM = 8
@@ -118,7 +122,7 @@ def test_text_that_only_mentions_koru_search_is_untouched(con: koru_duckdb.KoruC
     assert con.sql(sql).fetchall() == [("koru_search('docs', [1], 2)",)]
 
 
-def test_index_path_through_sql(tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_index_path_through_sql(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Above the exact-search threshold the call walks the HNSW index, as Store.search does."""
     monkeypatch.setattr(nearest, "EXACT_BELOW", 100)
     store = koru.open(tmp_path / "s")
@@ -148,3 +152,14 @@ def test_index_path_through_sql(tmp_path, monkeypatch: pytest.MonkeyPatch) -> No
 def test_bad_calls_raise_koru_errors(con: koru_duckdb.KoruConnection, sql: str, error: type, match: str) -> None:
     with pytest.raises(error, match=match):
         con.sql(sql).fetchall()
+
+
+def test_koru_sql_runs_koru_search(tmp_path: Path) -> None:
+    """The CLI's SQL goes through the same connection, so ``koru sql`` searches too."""
+    store = koru.open(tmp_path / "s")
+    store.upsert("docs", [{"id": "a", "e": [1.0, 0.0]}, {"id": "b", "e": [0.0, 1.0]}], key="id")
+    store.close()
+    sql = "SELECT _key FROM koru_search('docs', [0.2, 0.9], 1)"
+    result = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "--json", "sql", sql])
+    assert result.exit_code == 0, result.output
+    assert json.loads(result.output) == [{"_key": "b"}]
