@@ -69,6 +69,10 @@ CHUNK_ROWS = 131_072
 the fewest superseded rows that make compaction worth its full pass."""
 
 
+SMALL_LOOKUP = 1024
+"""Key sets up to this size are looked up in the key → row dict when it exists."""
+
+
 class Head(NamedTuple):
     """The state of one key: current version (valid time ns, commit, content id or
     None for a tombstone) and the write id of its latest write."""
@@ -227,13 +231,18 @@ class HeadIndex:
         """Find the live rows of distinct ``keys``.
 
         One hash lookup of every row's key in the set of ``keys`` (built once),
-        streaming over the chunks: the index is never copied or joined.
+        streaming over the chunks: the index is never copied or joined. A few
+        keys go through the key → row dict instead, when puts have built it.
 
         Returns:
             (row numbers in the table, positions in ``keys``), int64 arrays of equal length.
         """
         if not self._table.num_rows or not len(keys):
             return np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64)
+        if self._positions is not None and len(keys) <= SMALL_LOOKUP:
+            found = [(self._positions.get(k), i) for i, k in enumerate(keys.to_pylist())]
+            pairs = np.array([(p, i) for p, i in found if p is not None], dtype=np.int64).reshape(-1, 2)
+            return pairs[:, 0].copy(), pairs[:, 1].copy()
         where = pc.fill_null(pc.index_in(self._table["key"], value_set=keys), -1).to_numpy()
         positions = np.flatnonzero((where >= 0) & ~self._superseded)
         return positions, where[positions].astype(np.int64)
