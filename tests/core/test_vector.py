@@ -191,20 +191,13 @@ def index_files(store: koru_core.Store) -> list[Path]:
     return sorted((store.path / "vector").rglob("*.hnsw"))
 
 
-def test_recall_at_10_on_20k_128d(tmp_path: Path) -> None:
-    store, _, _ = random_store(tmp_path / "s", 20_000, 128)
-    queries = np.random.default_rng(9).random((30, 128), dtype=np.float32)
-    assert recall(store, queries) >= 0.95
-    assert len(index_files(store)) == 1, "the HNSW path was not used"
-    store.close()
-
-
-@pytest.mark.slow
 def test_recall_at_10_on_100k_128d(tmp_path: Path) -> None:
+    """The issue's bar: recall@10 ≥ 0.95 against exact search, 100k random 128-d vectors
+    (about a minute and a half on 2 cores, most of it building the index)."""
     store, _, _ = random_store(tmp_path / "s", 100_000, 128)
     queries = np.random.default_rng(9).random((50, 128), dtype=np.float32)
     assert recall(store, queries) >= 0.95
-    assert len(index_files(store)) == 1
+    assert len(index_files(store)) == 1, "the HNSW path was not used"
     store.close()
 
 
