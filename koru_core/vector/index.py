@@ -59,6 +59,13 @@ _FORMAT = 2
 _LOCK = threading.RLock()
 """Serialises refreshes and queries in this process (hnswlib items must not be
 added while a query runs)."""
+SAVE_EVERY = 10_000
+SAVE_FRACTION = 0.1
+"""An index brought up to date is written back to disk once the items added
+since its files were written reach ``max(SAVE_EVERY, SAVE_FRACTION × items)``;
+until then the files stay as they were, and a process that loads them adds the
+newer versions from the data files again (so a put followed by a search does
+not rewrite a million-vector index)."""
 _CACHE: OrderedDict[tuple[str, str, str, str], LoadedIndex] = OrderedDict()
 _CACHE_SIZE = 8
 
@@ -162,6 +169,8 @@ class LoadedIndex:
     hnsw: Any
     write_ids: pa.Array
     values: pa.Array
+    saved: tuple[int, int] = (-1, 0)
+    """(commit, count) of the files on disk this index extends; (-1, 0) if none."""
 
 
 def _folder(store: Store, namespace: str) -> Path:
@@ -192,7 +201,8 @@ def _save(store: Store, loaded: LoadedIndex) -> None:
     try:
         _write(store, loaded)
     except OSError:
-        pass
+        return
+    loaded.saved = (loaded.info.commit, loaded.info.count)
 
 
 def _write(store: Store, loaded: LoadedIndex) -> None:
@@ -242,7 +252,7 @@ def _load(store: Store, namespace: str, column: str, metric: str) -> LoadedIndex
         return None
     if hnsw.get_current_count() != info.count or len(write_ids) != info.count:
         return None
-    return LoadedIndex(info=info, hnsw=hnsw, write_ids=write_ids, values=values)
+    return LoadedIndex(info=info, hnsw=hnsw, write_ids=write_ids, values=values, saved=(info.commit, info.count))
 
 
 def _add(loaded: LoadedIndex, ids: pa.Array, vectors: Any, values: pa.Array, commit: int) -> LoadedIndex:
@@ -302,7 +312,7 @@ def open_index(store: Store, namespace: str, column: str, metric: str, *, m: int
     meta = _read_meta(_folder(store, namespace) / f"{_stem(column, metric)}.json")
     loaded = None if rebuild else _CACHE.get(cache_key)
     folder = _folder(store, namespace)
-    if loaded is not None and (meta is None or meta.get("commit") != loaded.info.commit
+    if loaded is not None and (meta is None or meta.get("commit") != loaded.saved[0]
                                or not all((folder / meta[f]).exists() for f in ("index", "labels"))):
         loaded = None  # the files were deleted or another process moved them on
     if loaded is None and not rebuild:
@@ -313,7 +323,8 @@ def open_index(store: Store, namespace: str, column: str, metric: str, *, m: int
     elif loaded.info.commit < plan.commit:
         ids, vectors, values = _finite_versions(store, namespace, column, loaded.info.commit, plan)
         loaded = _add(loaded, ids, vectors, values, plan.commit)
-        _save(store, loaded)
+        if loaded.info.count - loaded.saved[1] >= max(SAVE_EVERY, SAVE_FRACTION * loaded.info.count):
+            _save(store, loaded)
     _CACHE[cache_key] = loaded
     _CACHE.move_to_end(cache_key)
     while len(_CACHE) > _CACHE_SIZE:

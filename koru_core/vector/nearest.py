@@ -22,7 +22,9 @@ with a filter to the candidates' labels (none when the candidates are all the
 indexed items), and the distances returned are recomputed exactly from the
 stored vectors (the index keeps a copy of them, so the vector column of the
 data files is not decoded), so both paths return the same numbers for the
-same rows.
+same rows. The candidates of one as-of point (the state's rows and their
+labels) are kept for the next searches at that point, so a query costs a
+graph walk, not a read of the state.
 
 Distances (as hnswlib, and LanceDB for ``l2``/``dot``): ``cosine`` is
 ``1 - cos(q, x)`` (a zero vector has cosine 0), ``l2`` is the *squared*
@@ -31,14 +33,19 @@ Euclidean distance, ``ip`` is ``1 - q·x``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from datetime import datetime
+from collections import OrderedDict
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
+import pyarrow.dataset as ds
 
+from koru_core._time import now_ns
 from koru_core.errors import InvalidInputError
+from koru_core.scan import read_versions
 from koru_core.vector.index import _LOCK, matrix, open_index, require, vector_column
 
 if TYPE_CHECKING:
@@ -56,8 +63,8 @@ DEFAULT_EF = 800
 
 High because it is cheap here: on 100k uniform random 128-d vectors (a hard
 set) with M=32, ef_construction=200, raw hnswlib's recall@10 is 0.69 at ef=100,
-0.92 at 400 and 0.98 at 800, at ≤ 2 ms a query, while reading the as-of state
-(without vectors) takes ~20 ms (``benchmarks/vector_search.py``)."""
+0.92 at 400 and 0.98 at 800, at ≤ 2 ms a query (``benchmarks/vector_search.py``;
+at 1M such vectors, 0.81 at 800: the graph, not koru, is the limit there)."""
 
 
 def search(
@@ -125,44 +132,106 @@ def distance(vectors: Any, q: Any, metric: str) -> Any:
     return np.clip(1.0 - cos, 0.0, 2.0)  # rounding can put cos a hair past ±1
 
 
+@dataclass(slots=True)
+class _Candidates:
+    """An as-of state (without the vector column) whose rows all have a label in
+    an index, the label in column ``__label``; reused by the searches at the same point."""
+
+    rows: pa.Table
+    valid_until: int | None  # for a search "now": the next valid time (ns) that changes the state
+    allowed: Callable[[int], bool] | None = None  # hnswlib's filter to exactly these rows, built on need
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_CANDIDATES: OrderedDict[tuple[Any, ...], _Candidates] = OrderedDict()
+_CANDIDATES_SIZE = 4
+"""As-of states kept per process (each about the size of the state without its vectors)."""
+
+
+def _candidates(store: Store, namespace: str, column: str, values: list[str], loaded: Any, *,
+                at: datetime | None, version: int | None, files: int) -> _Candidates:
+    """The as-of state at (``at``, ``version``) with each row's index label; call with ``_LOCK`` held.
+
+    The state is read at the index's commit at most, so every version in it
+    with a finite vector has a label (rows without one hold no vector). Searches
+    at the same point reuse it: reading the state and matching a million write
+    ids costs hundreds of ms, walking the graph a few. A search "now" (``at``
+    None) reuses it until the next stored valid time passes. ``files``
+    identifies the data files read, so no state is reused across consolidation
+    or distillation.
+    """
+    _, np = require()
+    point = loaded.info.commit if version is None else min(version, loaded.info.commit)
+    key = (str(store.path), namespace, column, loaded.info.metric, id(loaded), loaded.info.count, point, at, files)
+    cached = _CANDIDATES.get(key)
+    now = now_ns() // 1000 * 1000  # in µs, as a datetime holds it
+    if cached is not None and (cached.valid_until is None or now < cached.valid_until):
+        _CANDIDATES.move_to_end(key)
+        return cached
+    when = _EPOCH + timedelta(microseconds=now // 1000) if at is None else at
+    state = store.as_of(namespace, at=when, version=point, columns=[n for n in values if n != column])
+    labels = pc.index_in(state["_write_id"], value_set=loaded.write_ids)
+    labels = labels.combine_chunks() if isinstance(labels, pa.ChunkedArray) else labels
+    if labels.null_count:
+        has_vector = labels.is_valid()
+        state, labels = state.filter(has_vector), labels.filter(has_vector)
+    rows = state.append_column("__label", labels.cast(pa.int64()))
+    valid_until = None
+    if at is None:  # the state holds until a version stored with a later valid time starts
+        valid_until = np.iinfo(np.int64).max
+        plan = store.scan_plan(namespace, version=point)
+        if any(e.max_valid > now for e in plan.entries) or plan.pending.num_rows:
+            ts = pa.scalar(now, pa.timestamp("ns", tz="UTC"))
+            later = read_versions(store.path, plan, columns=["_valid_from"], filter=ds.field("_valid_from") > ts)
+            if later.num_rows:
+                valid_until = pc.min(later["_valid_from"]).cast(pa.int64()).as_py()
+    found = _Candidates(rows, valid_until)
+    _CANDIDATES[key] = found
+    while len(_CANDIDATES) > _CANDIDATES_SIZE:
+        _CANDIDATES.popitem(last=False)
+    return found
+
+
 def _search_index(store: Store, namespace: str, column: str, metric: str, schema: pa.Schema, q: Any, *, k: int,
                   ef: int | None, at: datetime | None, version: int | None,
                   condition: pc.Expression | None) -> pa.Table | None:
     """The search through the HNSW index, or None when the rule says exact.
 
-    Reads the as-of state without the vector column; the vectors of the
-    nearest labels come from the index's copy. A state row whose write id has
-    no label holds no finite vector: the index is brought up to the latest
-    commit after the state is read, and it holds every such version up to there.
+    The candidates are the as-of state's rows (:func:`_candidates`), filtered
+    by ``condition``; the vectors of the nearest labels come from the index's copy.
     """
     _, np = require()
     values = [n for n in schema.names if not n.startswith("_")]
-    state = store.as_of(namespace, at=at, version=version, columns=[n for n in values if n != column])
-    if state.num_rows < EXACT_BELOW:
-        return None
-    if condition is not None:
-        try:
-            state = state.filter(condition)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
-            return None  # e.g. it names the vector column: the exact path filters, or says what is wrong
+    plan = store.scan_plan(namespace, version=version)
+    if sum(e.rows for e in plan.entries) + plan.pending.num_rows < EXACT_BELOW:
+        return None  # the state has fewer rows than versions: exact, and no index built
+    files = hash((tuple(e.path for e in plan.entries), plan.pending.num_rows))  # consolidation, distillation
+    del plan
     with _LOCK:
         loaded = open_index(store, namespace, column, metric)
-        labels = pc.index_in(state["_write_id"], value_set=loaded.write_ids)
-        labels = labels.combine_chunks() if isinstance(labels, pa.ChunkedArray) else labels
-        if labels.null_count:
-            has_vector = labels.is_valid()
-            state, labels = state.filter(has_vector), labels.filter(has_vector)
-        n, count = len(labels), loaded.info.count
+        candidates = _candidates(store, namespace, column, values, loaded, at=at, version=version, files=files)
+        rows = candidates.rows
+        if condition is not None:
+            try:
+                rows = rows.filter(condition)
+            except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
+                return None  # e.g. it names the vector column: the exact path filters, or says what is wrong
+        n, count = rows.num_rows, loaded.info.count
         if n < EXACT_BELOW or n < EXACT_FRACTION * count:
             return None
-        labels = labels.to_numpy().astype(np.int64)
+        labels = rows["__label"].to_numpy()
         row_of = np.full(count, -1, np.int64)
         row_of[labels] = np.arange(n)
         allowed = None
         if n < count:
-            mask = np.zeros(count, bool)
-            mask[labels] = True
-            allowed = mask.tolist().__getitem__
+            if condition is None and candidates.allowed is not None:
+                allowed = candidates.allowed
+            else:
+                mask = np.zeros(count, bool)
+                mask[labels] = True
+                allowed = mask.tolist().__getitem__
+                if condition is None:
+                    candidates.allowed = allowed
         loaded.hnsw.set_ef(max(ef or DEFAULT_EF, k))
         try:
             found, _ = loaded.hnsw.knn_query(q[None, :], k=min(k, n), num_threads=1, filter=allowed)
@@ -174,10 +243,10 @@ def _search_index(store: Store, namespace: str, column: str, metric: str, schema
     if vectors.shape[1] != len(q):
         msg = f"namespace {namespace!r}: query has {len(q)} dims, column {column!r} has {vectors.shape[1]}"
         raise InvalidInputError(msg)
-    rows = row_of[chosen]
+    picks = row_of[chosen]
     distances = distance(vectors, q, metric)
-    order = np.lexsort((rows, distances))[:k]
-    picked = state.take(pa.array(rows[order]))
+    order = np.lexsort((picks, distances))[:k]
+    picked = rows.take(pa.array(picks[order])).drop_columns(["__label"])
     vector = raw.take(pa.array(order)).cast(schema.field(column).type)
     picked = picked.add_column(values.index(column), schema.field(column), vector)
     return _result(picked, distances[order])

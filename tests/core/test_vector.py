@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import datetime, timezone
+import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -331,4 +332,44 @@ def test_where_and_vectorless_rows_on_the_index_path(tmp_path: Path) -> None:
     assert got.drop_columns(["_distance"]).equals(want.drop_columns(["_distance"]))
     ok = [i for i in range(50, 22_000) if i % 2 == 0]
     assert got["_key"].to_pylist() == reference(data[ok], [keys[i] for i in ok], q, "cosine", 20)
+    store.close()
+
+
+def test_repeated_searches_follow_new_commits_and_the_clock(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Searches reuse the as-of state they read; a commit, a consolidation or a version
+    becoming valid as the clock passes its valid time must still show in the next search."""
+    monkeypatch.setattr(vector_search, "EXACT_BELOW", 100)
+    store, data, keys = random_store(tmp_path / "s", 2_000, 16, seed=4)
+    q = np.random.default_rng(5).random(16, dtype=np.float32)
+    first = store.search("vectors", q, k=5)["_key"].to_pylist()
+    assert first == reference(data, keys, q, "cosine", 5)
+    assert store.search("vectors", q, k=5)["_key"].to_pylist() == first  # served again
+    store.upsert("vectors", vectors_table(["new"], q[None, :]), key="id")  # the query itself: nearest of all
+    assert store.search("vectors", q, k=1)["_key"].to_pylist() == ["new"]
+    soon = datetime.now(timezone.utc) + timedelta(seconds=1.5)
+    store.upsert("vectors", vectors_table(["later"], q[None, :]), key="id", valid_from=soon)
+    assert "later" not in store.search("vectors", q, k=3)["_key"].to_pylist()
+    time.sleep(max(0.0, (soon - datetime.now(timezone.utc)).total_seconds()) + 0.05)
+    assert "later" in store.search("vectors", q, k=3)["_key"].to_pylist()
+    store.delete("vectors", "new")
+    store.consolidate()
+    assert "new" not in store.search("vectors", q, k=3)["_key"].to_pylist()
+    assert "new" in store.search("vectors", q, k=3, version=store.commits()[-3].commit)["_key"].to_pylist()
+    store.close()
+
+
+def test_a_small_update_is_not_written_back_but_survives_a_reload(tmp_path: Path) -> None:
+    store, data, keys = random_store(tmp_path / "s", 12_000, 8)
+    q = np.full(8, 9.0, np.float32)
+    store.search("vectors", q, k=1)  # builds the index and writes it
+    files = index_files(store)
+    store.put("vectors", "extra", {"embedding": q.tolist()})
+    assert store.search("vectors", q, k=1)["_key"].to_pylist() == ["extra"]
+    assert index_files(store) == files, "one new vector rewrote the whole index"
+    vector_index._CACHE.clear()  # as a new process: the files on disk, then the newer versions
+    vector_search._CANDIDATES.clear()
+    assert store.search("vectors", q, k=1)["_key"].to_pylist() == ["extra"]
+    store.upsert("vectors", vectors_table(keys[:10_000], data[:10_000] + 1), key="id")
+    store.search("vectors", q, k=1)
+    assert index_files(store) != files, "a large update is written back"
     store.close()
