@@ -17,7 +17,9 @@ approximately. The rule for using it (with the constants below):
   items: a more selective filter (an old as-of state after many updates, or
   a narrow ``where``) makes a filtered graph walk slow and inaccurate.
 
-Otherwise the search is exact. When the index is used, the graph is walked
+Otherwise the search is exact: over the candidates, with the index's copy of
+their vectors, once the namespace has an index (at least :data:`EXACT_BELOW`
+versions), else over the state read with its vectors. When the index is used, the graph is walked
 with a filter to the candidates' labels (none when the candidates are all the
 indexed items), and the distances returned are recomputed exactly from the
 stored vectors (the index keeps a copy of them, so the vector column of the
@@ -217,9 +219,11 @@ def _search_index(store: Store, namespace: str, column: str, metric: str, schema
             except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError):
                 return None  # e.g. it names the vector column: the exact path filters, or says what is wrong
         n, count = rows.num_rows, loaded.info.count
-        if n < EXACT_BELOW or n < EXACT_FRACTION * count:
-            return None
         labels = rows["__label"].to_numpy()
+        if n < EXACT_BELOW or n < EXACT_FRACTION * count:
+            # exact over the candidates, their vectors from the index's copy (not the data files)
+            raw = loaded.values.take(pa.array(labels))
+            return _nearest(namespace, column, schema, values, rows, raw, q, metric, k, np.arange(n))
         row_of = np.full(count, -1, np.int64)
         row_of[labels] = np.arange(n)
         allowed = None
@@ -239,11 +243,20 @@ def _search_index(store: Store, namespace: str, column: str, metric: str, schema
             return None
         chosen = found[0].astype(np.int64)
         raw = loaded.values.take(pa.array(chosen))
+    return _nearest(namespace, column, schema, values, rows, raw, q, metric, k, row_of[chosen])
+
+
+def _nearest(namespace: str, column: str, schema: pa.Schema, values: list[str], rows: pa.Table, raw: pa.Array,
+             q: Any, metric: str, k: int, picks: Any) -> pa.Table:
+    """The ``k`` nearest of the vectors ``raw`` (of the candidate rows ``picks``), ties by row, as the result."""
+    _, np = require()
+    if len(raw) == 0:
+        return _result(rows.slice(0, 0).drop_columns(["__label"]).add_column(
+            values.index(column), schema.field(column), pa.array([], schema.field(column).type)), np.zeros(0))
     vectors = matrix(namespace, column, raw)
     if vectors.shape[1] != len(q):
         msg = f"namespace {namespace!r}: query has {len(q)} dims, column {column!r} has {vectors.shape[1]}"
         raise InvalidInputError(msg)
-    picks = row_of[chosen]
     distances = distance(vectors, q, metric)
     order = np.lexsort((picks, distances))[:k]
     picked = rows.take(pa.array(picks[order])).drop_columns(["__label"])

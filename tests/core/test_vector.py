@@ -373,3 +373,25 @@ def test_a_small_update_is_not_written_back_but_survives_a_reload(tmp_path: Path
     store.search("vectors", q, k=1)
     assert index_files(store) != files, "a large update is written back"
     store.close()
+
+
+def test_a_narrow_where_is_exact_over_the_candidates(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Below 10% of the indexed items the graph is not walked: the answer is the exact one,
+    computed from the index's copy of the vectors, equal to the exact path's (ties included)."""
+    monkeypatch.setattr(vector_search, "EXACT_BELOW", 100)
+    rng = np.random.default_rng(6)
+    n = 3_000
+    data = rng.random((n, 8), dtype=np.float32)
+    data[100:110] = data[5]  # ties
+    keys = [f"k{i:05d}" for i in range(n)]
+    store = koru_core.open(tmp_path / "s")
+    store.upsert("vectors", vectors_table(keys, data, group=[i % 50 for i in range(n)]), key="id")
+    q = data[5]
+    for where in ({"group": 5}, {"group": 7}, pc.field("group") < 3):
+        got = store.search("vectors", q, k=8, where=where)
+        want = exact(store, "vectors", q, k=8, where=where)
+        assert got["_key"].to_pylist() == want["_key"].to_pylist()
+        assert got["_distance"].to_pylist() == want["_distance"].to_pylist()
+        assert got.column_names == want.column_names
+    assert len(index_files(store)) == 1  # the index path was taken
+    store.close()
