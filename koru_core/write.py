@@ -18,7 +18,6 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import blake3
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -215,7 +214,7 @@ def _decide(
         # (no merge and sort, which would copy the batch and its heads several times over)
         before = heads["content_id"]
         unchanged = pc.if_else(pc.is_null(cids), pc.is_null(before), pc.fill_null(pc.equal(cids, before), False))
-        return pa.array(np.flatnonzero(pc.invert(unchanged).to_numpy(zero_copy_only=False)), pa.int64())
+        return pc.indices_nonzero(pc.invert(unchanged)).cast(pa.int64())
     incoming = pa.table(
         {
             "k": keys, "v": valid, "src": pa.repeat(pa.scalar(1, pa.int8()), n),

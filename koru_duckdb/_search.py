@@ -160,11 +160,9 @@ class SearchCalls:
             raise koru_core.InvalidInputError(msg)
         parts, pos, used = [], 0, set()
         for call in calls:
-            inner = list(parameters[call.parameters_before : call.parameters_before + call.parameters_inside]) if (
-                call.parameters_inside
-            ) else None
-            used.update(range(call.parameters_before, call.parameters_before + call.parameters_inside))
-            name = self._run(call, inner)
+            mine = range(call.parameters_before, call.parameters_before + call.parameters_inside)
+            used.update(mine)
+            name = self._run(call, [parameters[i] for i in mine] if mine else None)
             parts += [sql[pos : call.start], quote_identifier(name)]
             pos = call.end
         parts.append(sql[pos:])

@@ -49,6 +49,7 @@ from koru_core.errors import InvalidInputError
 from koru_core.scan import read_versions
 
 if TYPE_CHECKING:
+    from koru_core.scan import ScanPlan
     from koru_core.store import Store
 
 __all__ = ["IndexInfo", "LoadedIndex", "build_index", "matrix", "open_index", "require", "vector_column"]
@@ -299,15 +300,17 @@ def _build(store: Store, namespace: str, column: str, metric: str, plan: Any, *,
 
 
 def open_index(store: Store, namespace: str, column: str, metric: str, *, m: int = DEFAULT_M,
-               ef_construction: int = DEFAULT_EF_CONSTRUCTION, rebuild: bool = False) -> LoadedIndex:
+               ef_construction: int = DEFAULT_EF_CONSTRUCTION, rebuild: bool = False,
+               plan: ScanPlan | None = None) -> LoadedIndex:
     """Return the index of (namespace, column, metric), up to the namespace's latest commit.
 
     Loads it (from this process's cache or disk), adds the versions of newer
     commits, or builds it from all versions when missing, unreadable or
     ``rebuild``; saves it when it changed. ``m`` and ``ef_construction`` apply
-    to a new build only. Call with :data:`_LOCK` held.
+    to a new build only; ``plan`` is the namespace's latest scan plan, when the
+    caller has it. Call with :data:`_LOCK` held.
     """
-    plan = store.scan_plan(namespace)
+    plan = plan or store.scan_plan(namespace)
     cache_key = (str(store.path), namespace, column, metric)
     meta = _read_meta(_folder(store, namespace) / f"{_stem(column, metric)}.json")
     loaded = None if rebuild else _CACHE.get(cache_key)

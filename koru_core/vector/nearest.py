@@ -51,6 +51,7 @@ from koru_core.scan import read_versions
 from koru_core.vector.index import _LOCK, matrix, open_index, require, vector_column
 
 if TYPE_CHECKING:
+    from koru_core.scan import ScanPlan
     from koru_core.store import Store
 
 __all__ = ["DEFAULT_EF", "EXACT_BELOW", "EXACT_FRACTION", "METRICS", "search"]
@@ -85,7 +86,8 @@ def search(
     """
     _, np = require()
     _check_options(namespace, k=k, metric=metric, ef=ef)
-    schema = store.scan_plan(namespace).schema
+    plan = store.scan_plan(namespace)
+    schema = plan.schema
     column = vector_column(namespace, schema, column)
     q = _query(namespace, query, metric)
     expected = schema.field(column).type
@@ -93,8 +95,7 @@ def search(
         msg = f"namespace {namespace!r}: query has {len(q)} dims, column {column!r} has {expected.list_size}"
         raise InvalidInputError(msg)
     condition = _where(namespace, where, schema)
-    found = _search_index(store, namespace, column, metric, schema, q, k=k, ef=ef, at=at, version=version,
-                          condition=condition)
+    found = _search_index(store, plan, column, metric, q, k=k, ef=ef, at=at, version=version, condition=condition)
     if found is not None:
         return found
     state = store.as_of(namespace, at=at, version=version)
@@ -194,23 +195,23 @@ def _candidates(store: Store, namespace: str, column: str, values: list[str], lo
     return found
 
 
-def _search_index(store: Store, namespace: str, column: str, metric: str, schema: pa.Schema, q: Any, *, k: int,
+def _search_index(store: Store, plan: ScanPlan, column: str, metric: str, q: Any, *, k: int,
                   ef: int | None, at: datetime | None, version: int | None,
                   condition: pc.Expression | None) -> pa.Table | None:
     """The search through the HNSW index, or None when the rule says exact.
 
-    The candidates are the as-of state's rows (:func:`_candidates`), filtered
-    by ``condition``; the vectors of the nearest labels come from the index's copy.
+    ``plan`` is the namespace's latest. The candidates are the as-of state's
+    rows (:func:`_candidates`), filtered by ``condition``; the vectors of the
+    nearest labels come from the index's copy.
     """
     _, np = require()
+    namespace, schema = plan.namespace, plan.schema
     values = [n for n in schema.names if not n.startswith("_")]
-    plan = store.scan_plan(namespace, version=version)
     if sum(e.rows for e in plan.entries) + plan.pending.num_rows < EXACT_BELOW:
-        return None  # the state has fewer rows than versions: exact, and no index built
+        return None  # no state has more rows than there are versions: exact, and no index built
     files = hash((tuple(e.path for e in plan.entries), plan.pending.num_rows))  # consolidation, distillation
-    del plan
     with _LOCK:
-        loaded = open_index(store, namespace, column, metric)
+        loaded = open_index(store, namespace, column, metric, plan=plan)
         candidates = _candidates(store, namespace, column, values, loaded, at=at, version=version, files=files)
         rows = candidates.rows
         if condition is not None:
