@@ -104,7 +104,8 @@ class Writer:
     # -- commits --------------------------------------------------------------
 
     def commit(
-        self, operations: Sequence[Operation], *, actor: str | None, run_id: str | None
+        self, operations: Sequence[Operation], *, actor: str | None, run_id: str | None,
+        metadata: dict[str, str] | None = None,
     ) -> tuple[CommitResult, list[Prepared]]:
         """Turn ``operations`` into one durable commit.
 
@@ -139,6 +140,7 @@ class Writer:
             persist(
                 self.root, self.catalog, prepared, commit=commit, system_time=system_time,
                 actor=actor, run_id=run_id, unchanged=unchanged, commit_hash=digest, prev_hash=head_hash,
+                metadata=metadata,
             )
             self.head_file.write(commit)
             self._after_commit(prepared, reshaped, commit)

@@ -14,7 +14,7 @@ Tables::
 
     meta(name PRIMARY KEY, value)                  format version, store id
     commits(commit_number PRIMARY KEY, system_time, actor, run_id,
-            namespaces JSON, written, unchanged, deleted, hash, prev_hash)
+            namespaces JSON, written, unchanged, deleted, hash, prev_hash, metadata JSON)
     namespaces(name PRIMARY KEY, schema BLOB, created_commit, schema_commit)
     files(file_id PRIMARY KEY, namespace, tier, path UNIQUE, rows, bytes,
           checksum, min_commit, max_commit, min_valid, max_valid)
@@ -23,6 +23,7 @@ Tables::
             consolidation/distillation, kept on disk until vacuum (retired_at: ns, set
             just after the swap committed; NULL until then)
     tags(name PRIMARY KEY, commit_number)          named pins (koru_core.lifecycle.policies.Pin)
+    cursors(name PRIMARY KEY, commit_number)       named reader positions (Store.watch)
 
 Tiers in ``files.tier``: ``warm`` (one file per flush), ``cold`` (consolidated),
 ``deep`` (skeletons of versions pruned by distillation; not full versions).
@@ -58,7 +59,7 @@ CREATE TABLE IF NOT EXISTS meta(name TEXT PRIMARY KEY, value TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS commits(
     commit_number INTEGER PRIMARY KEY, system_time INTEGER NOT NULL, actor TEXT, run_id TEXT,
     namespaces TEXT NOT NULL, written INTEGER NOT NULL, unchanged INTEGER NOT NULL,
-    deleted INTEGER NOT NULL, hash TEXT NOT NULL, prev_hash TEXT);
+    deleted INTEGER NOT NULL, hash TEXT NOT NULL, prev_hash TEXT, metadata TEXT);
 CREATE TABLE IF NOT EXISTS namespaces(
     name TEXT PRIMARY KEY, schema BLOB NOT NULL, created_commit INTEGER NOT NULL,
     schema_commit INTEGER NOT NULL);
@@ -75,6 +76,7 @@ CREATE TABLE IF NOT EXISTS retired(
     path TEXT PRIMARY KEY, namespace TEXT NOT NULL, tier TEXT NOT NULL, bytes INTEGER NOT NULL,
     retired_at INTEGER);
 CREATE TABLE IF NOT EXISTS tags(name TEXT PRIMARY KEY, commit_number INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS cursors(name TEXT PRIMARY KEY, commit_number INTEGER NOT NULL);
 """
 
 
@@ -272,15 +274,27 @@ class Catalog:
         with self.read() as con:
             rows = con.execute(
                 "SELECT commit_number, system_time, actor, run_id, namespaces, written, unchanged, "
-                "deleted FROM commits ORDER BY commit_number"
+                "deleted, metadata FROM commits ORDER BY commit_number"
             ).fetchall()
         return [
             Commit(
                 commit=c, system_time=from_ns(t), actor=a, run_id=r,
                 namespaces=tuple(json.loads(ns)), written=w, unchanged=u, deleted=d,
+                metadata=json.loads(m) if m else {},
             )
-            for c, t, a, r, ns, w, u, d in rows
+            for c, t, a, r, ns, w, u, d, m in rows
         ]
+
+    def cursor(self, name: str) -> int | None:
+        """Return the commit a named reader position points at, or None if never set."""
+        with self.read() as con:
+            row = con.execute("SELECT commit_number FROM cursors WHERE name = ?", (name,)).fetchone()
+        return None if row is None else int(row[0])
+
+    def set_cursor(self, name: str, commit: int) -> None:
+        """Store a named reader position (the last commit it has seen)."""
+        with self.write() as con:
+            con.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (name, commit))
 
     def commit_namespaces(self, commit: int) -> list[str]:
         with self.read() as con:

@@ -64,6 +64,7 @@ def persist(
     unchanged: int,
     commit_hash: str,
     prev_hash: str | None,
+    metadata: dict[str, str] | None = None,
 ) -> None:
     """Write the commit's versions and record the commit atomically.
 
@@ -88,11 +89,11 @@ def persist(
             msg = f"{catalog.path}: commit {commit} was taken by another writer (last is {last})"
             raise ConflictError(msg)
         con.execute(
-            "INSERT INTO commits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO commits VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 commit, system_time, actor, run_id, json.dumps(names),
                 sum(p.written for p in prepared), unchanged, sum(p.deleted for p in prepared),
-                commit_hash, prev_hash,
+                commit_hash, prev_hash, json.dumps(metadata, sort_keys=True) if metadata else None,
             ),
         )
         for p in prepared:

@@ -25,6 +25,7 @@ __all__ = [
     "batch_from_table",
     "batch_from_value",
     "check_key",
+    "check_metadata",
     "check_namespace",
     "encode_composite_key",
     "to_arrow",
@@ -85,6 +86,26 @@ def check_key(namespace: str, key: object) -> str:
         msg = f"namespace {namespace!r}: key must be a non-empty str, got {key!r}"
         raise InvalidInputError(msg)
     return key
+
+
+def check_metadata(metadata: object) -> dict[str, str] | None:
+    """Return commit metadata as a plain dict of str → str (None when empty or None).
+
+    Raises:
+        InvalidInputError: ``metadata`` is not a mapping of non-empty str keys to str values.
+    """
+    if metadata is None:
+        return None
+    if not isinstance(metadata, Mapping):
+        msg = f"metadata must be a mapping of str to str, got {type(metadata).__name__}"
+        raise InvalidInputError(msg)
+    out: dict[str, str] = {}
+    for k, v in metadata.items():
+        if not isinstance(k, str) or not k or not isinstance(v, str):
+            msg = f"metadata must map non-empty str keys to str values, got {k!r}: {v!r}"
+            raise InvalidInputError(msg)
+        out[k] = v
+    return out or None
 
 
 def _check_parents(namespace: str, parents: Iterable[str]) -> list[str]:

@@ -155,6 +155,8 @@ class Commit:
         actor, run_id: Provenance given by the writer, or ``None``.
         namespaces: Namespaces it wrote, sorted.
         written, unchanged, deleted: Counts, as in :class:`CommitResult`.
+        metadata: The writer's ``metadata=`` (str → str), as delta-rs's
+            ``CommitProperties(custom_metadata=…)``; empty when none was given.
     """
 
     commit: int
@@ -165,6 +167,7 @@ class Commit:
     written: int
     unchanged: int
     deleted: int
+    metadata: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

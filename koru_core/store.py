@@ -20,7 +20,7 @@ from koru_core._time import now_ns, to_ns
 from koru_core._writer import DEFAULT_MEMORY_LIMIT, TOMBSTONE, Operation, Writer
 from koru_core.catalog import Catalog, Durability
 from koru_core.errors import CorruptionError, InvalidInputError, KeyNotFoundError, StoreLockedError
-from koru_core.input import batch_from_table, batch_from_value, check_key, check_namespace
+from koru_core.input import batch_from_table, batch_from_value, check_key, check_metadata, check_namespace
 from koru_core.lifecycle import api as _lifecycle
 from koru_core.lifecycle.leases import Lease, Leases
 from koru_core.lifecycle.methods import LifecycleMethods
@@ -51,11 +51,16 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
     lock_timeout: float = 10.0,
     auto_consolidate: bool = False,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
+    create: bool | None = None,
 ) -> Store:
     """Open the store in folder ``path``, creating it if missing.
 
     Args:
         path: The store folder.
+        create: ``None`` (default): open the store there, or create one in a
+            missing or empty folder. ``True``: also create one in a non-empty
+            folder that holds no store. ``False``: never create; a missing
+            store is an error.
         durability: ``"full"`` (default): every write call is on disk when it
             returns. ``"process"``: survives the process being killed, not a
             power loss; single puts are several times faster.
@@ -77,8 +82,9 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
 
     Raises:
         CorruptionError: the catalog exists but is unreadable.
-        InvalidInputError: ``path`` exists and is not a folder, or
-            ``memory_limit`` is not a positive int.
+        InvalidInputError: ``path`` exists and is not a folder, holds files
+            but no store (without ``create=True``), holds no store and
+            ``create=False``, or ``memory_limit`` is not a positive int.
 
     Example:
         >>> import tempfile, koru_core as koru
@@ -86,10 +92,29 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
         >>> store.put("users", "alice", {"name": "Alice", "age": 31}).commit
         1
     """
+    _check_create(Path(path).absolute(), create)
     return Store(
         path, durability=durability, lock_timeout=lock_timeout, auto_consolidate=auto_consolidate,
         memory_limit=memory_limit,
     )
+
+
+def _check_create(path: Path, create: bool | None) -> None:
+    """Refuse to turn a folder of other files into a store (or to create one at all, with ``create=False``)."""
+    if create not in (None, True, False):
+        msg = f"create must be None, True or False, got {create!r}"
+        raise InvalidInputError(msg)
+    if (path / "catalog.sqlite").is_file():
+        return
+    if create is False:
+        msg = f"no koru store at {str(path)!r} (it has no catalog.sqlite) and create=False"
+        raise InvalidInputError(msg)
+    if create is None and path.is_dir() and any(path.iterdir()):
+        msg = (
+            f"{str(path)!r} is a non-empty folder that holds no koru store; "
+            "pass create=True to make one there anyway"
+        )
+        raise InvalidInputError(msg)
 
 
 class Store(LifecycleMethods, VectorMethods):
@@ -163,6 +188,7 @@ class Store(LifecycleMethods, VectorMethods):
     def put(
         self, namespace: str, key: str, value: Any, *, valid_from: datetime | None = None,
         actor: str | None = None, run_id: str | None = None, parents: Iterable[str] = (),
+        metadata: dict[str, str] | None = None,
     ) -> Version:
         """Write one version of ``key``.
 
@@ -176,6 +202,7 @@ class Store(LifecycleMethods, VectorMethods):
                 commit's system time.
             actor, run_id: Provenance.
             parents: Write ids this value was derived from.
+            metadata: str → str recorded with the commit (:attr:`Commit.metadata`).
 
         Returns:
             The :class:`Version` written; or, when the value equals the key's
@@ -192,12 +219,14 @@ class Store(LifecycleMethods, VectorMethods):
             'bob'
         """
         batch = batch_from_value(namespace, key, value, valid_from=valid_from, parents=parents)
-        result, prepared = self._writer.commit([Operation(batch)], actor=actor, run_id=run_id)
+        meta = check_metadata(metadata)
+        result, prepared = self._writer.commit([Operation(batch)], actor=actor, run_id=run_id, metadata=meta)
         return self._version_of(namespace, key, result, prepared, valid_from, value)
 
     def delete(
         self, namespace: str, key: str, *, valid_from: datetime | None = None,
         actor: str | None = None, run_id: str | None = None, parents: Iterable[str] = (),
+        metadata: dict[str, str] | None = None,
     ) -> Version:
         """Write a tombstone for ``key`` (nothing is erased; history keeps it).
 
@@ -210,7 +239,8 @@ class Store(LifecycleMethods, VectorMethods):
             True
         """
         batch = batch_from_value(namespace, key, None, valid_from=valid_from, parents=parents, is_deleted=True)
-        result, prepared = self._writer.commit([Operation(batch)], actor=actor, run_id=run_id)
+        meta = check_metadata(metadata)
+        result, prepared = self._writer.commit([Operation(batch)], actor=actor, run_id=run_id, metadata=meta)
         if result.commit is None:
             msg = f"namespace {namespace!r}: no live key {key!r} to delete"
             raise KeyNotFoundError(msg)
@@ -230,6 +260,7 @@ class Store(LifecycleMethods, VectorMethods):
         self, namespace: str, data: Any, *, key: str | Sequence[str],
         valid_from: datetime | str | None = None, delete_missing: bool = False,
         actor: str | None = None, run_id: str | None = None, parents: Iterable[str] = (),
+        metadata: dict[str, str] | None = None,
     ) -> CommitResult:
         """Write many rows as versions in one commit; unchanged rows are skipped.
 
@@ -248,6 +279,7 @@ class Store(LifecycleMethods, VectorMethods):
                 full snapshot: change data capture from snapshots).
             actor, run_id, parents: Provenance for every row. A ``_write_id``
                 column (from a koru read) adds each row's source as a parent.
+            metadata: str → str recorded with the commit (:attr:`Commit.metadata`).
 
         Returns:
             :class:`CommitResult` with the commit number (None if nothing
@@ -264,9 +296,12 @@ class Store(LifecycleMethods, VectorMethods):
         """
         batch = batch_from_table(namespace, data, key=key, valid_from=valid_from, parents=parents)
         op = Operation(batch, delete_missing=delete_missing)
-        return self._writer.commit([op], actor=actor, run_id=run_id)[0]
+        meta = check_metadata(metadata)
+        return self._writer.commit([op], actor=actor, run_id=run_id, metadata=meta)[0]
 
-    def transaction(self, *, actor: str | None = None, run_id: str | None = None) -> Transaction:
+    def transaction(
+        self, *, actor: str | None = None, run_id: str | None = None, metadata: dict[str, str] | None = None,
+    ) -> Transaction:
         """Return a context manager committing everything written in it atomically.
 
         Example:
@@ -275,7 +310,7 @@ class Store(LifecycleMethods, VectorMethods):
             >>> tx.result.written
             1
         """
-        return Transaction(self._writer, actor=actor, run_id=run_id)
+        return Transaction(self._writer, actor=actor, run_id=run_id, metadata=check_metadata(metadata))
 
     # -- reads -------------------------------------------------------------------
 
@@ -499,14 +534,25 @@ class Store(LifecycleMethods, VectorMethods):
         """
         return self._catalog.namespaces()
 
-    def commits(self) -> list[Commit]:
-        """Return the commit log, oldest first (number, system time, provenance, counts).
+    def commits(
+        self, *, namespace: str | None = None, metadata: dict[str, str] | None = None,
+    ) -> list[Commit]:
+        """Return the commit log, oldest first (number, system time, provenance, counts, metadata).
+
+        Args:
+            namespace: Only the commits that wrote this namespace.
+            metadata: Only the commits whose metadata holds every one of these items.
 
         Example:
             >>> [(c.commit, c.namespaces, c.written) for c in store.commits()]
             [(1, ('users',), 1), (2, ('users',), 1)]
         """
-        return self._catalog.commits()
+        wanted = check_metadata(metadata) or {}
+        return [
+            c for c in self._catalog.commits()
+            if (namespace is None or namespace in c.namespaces)
+            and all(c.metadata.get(k) == v for k, v in wanted.items())
+        ]
 
     def stats(self) -> pa.Table:
         """Return one row per namespace and tier: ``namespace``, ``tier``, ``files``,

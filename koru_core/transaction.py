@@ -34,10 +34,13 @@ class Transaction:
         2
     """
 
-    def __init__(self, writer: Writer, *, actor: str | None, run_id: str | None) -> None:
+    def __init__(
+        self, writer: Writer, *, actor: str | None, run_id: str | None, metadata: dict[str, str] | None = None,
+    ) -> None:
         self._writer = writer
         self._actor = actor
         self._run_id = run_id
+        self._metadata = metadata
         self._ops: list[Operation] = []
         self._open = False
         self.result: CommitResult | None = None
@@ -50,7 +53,9 @@ class Transaction:
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
         try:
             if exc_type is None and self._ops:
-                self.result, _ = self._writer.commit(self._ops, actor=self._actor, run_id=self._run_id)
+                self.result, _ = self._writer.commit(
+                    self._ops, actor=self._actor, run_id=self._run_id, metadata=self._metadata
+                )
             elif exc_type is None:
                 self.result = CommitResult(commit=None)
         finally:

@@ -47,7 +47,7 @@ __all__ = ["FORMAT", "read_manifest", "restore_bundle", "write_bundle"]
 
 FORMAT = "koru-snapshot/1"
 _COMMIT_COLUMNS = ("commit_number", "system_time", "actor", "run_id", "namespaces", "written", "unchanged",
-                   "deleted", "hash", "prev_hash")
+                   "deleted", "hash", "prev_hash", "metadata")
 
 
 def _empty_target(path: Path, what: str) -> None:
@@ -98,7 +98,7 @@ def _commit_schema() -> pa.Schema:
     return pa.schema([("commit_number", pa.int64()), ("system_time", pa.int64()), ("actor", pa.string()),
                       ("run_id", pa.string()), ("namespaces", pa.string()), ("written", pa.int64()),
                       ("unchanged", pa.int64()), ("deleted", pa.int64()), ("hash", pa.string()),
-                      ("prev_hash", pa.string())])
+                      ("prev_hash", pa.string()), ("metadata", pa.string())])
 
 
 def read_manifest(bundle: Path) -> dict:
