@@ -14,11 +14,14 @@ Example:
 from koru_core.errors import (
     ConflictError,
     CorruptionError,
+    FormatError,
     InvalidInputError,
     KeyNotFoundError,
     KoruError,
     NamespaceNotFoundError,
+    PrunedError,
     SchemaError,
+    StoreFullError,
     StoreLockedError,
 )
 from koru_core.lifecycle.api import restore
@@ -32,9 +35,10 @@ from koru_core.model import (
     VerifyReport,
     Version,
 )
-from koru_core.scan import ScanPlan
-from koru_core.store import DEFAULT_STORE, Store, open
-from koru_core.transaction import Transaction
+from koru_core.opening import DEFAULT_STORE
+from koru_core.read.plan import ReadPlan, Source
+from koru_core.store import Store, open
+from koru_core.write.transaction import Transaction
 
 __version__ = "0.1.0"
 
@@ -45,6 +49,7 @@ __all__ = [
     "ConflictError",
     "CorruptionError",
     "FieldChange",
+    "FormatError",
     "InvalidInputError",
     "KeepAll",
     "KeepFor",
@@ -55,9 +60,12 @@ __all__ = [
     "MaintenanceResult",
     "NamespaceNotFoundError",
     "Pin",
-    "ScanPlan",
+    "PrunedError",
+    "ReadPlan",
     "SchemaError",
+    "Source",
     "Store",
+    "StoreFullError",
     "StoreLockedError",
     "Thinning",
     "Transaction",

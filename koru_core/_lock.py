@@ -8,13 +8,14 @@ file, so the kernel releases them when a writer dies, even by ``SIGKILL``.
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import threading
 import time
 from pathlib import Path
 
-from koru_core.errors import StoreLockedError
+from koru_core.errors import CorruptionError, StoreLockedError
 
 __all__ = ["WriteLock"]
 
@@ -48,7 +49,13 @@ class WriteLock:
         if self._depth:
             self._depth += 1
             return
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+        except OSError as e:
+            self._thread_lock.release()
+            what = "is a symlink" if e.errno == errno.ELOOP else f"cannot be opened ({e.strerror})"
+            msg = f"{self.path}: the store's write lock file {what}; koru refuses it"
+            raise CorruptionError(msg) from e
         deadline = time.monotonic() + wait
         while True:
             try:

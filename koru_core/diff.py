@@ -10,7 +10,7 @@ import pyarrow as pa
 from koru_core._time import to_ns
 from koru_core.errors import InvalidInputError, KeyNotFoundError
 from koru_core.model import FieldChange
-from koru_core.read import value_columns
+from koru_core.read.rules import value_columns
 
 __all__ = ["diff"]
 
@@ -39,7 +39,7 @@ def _pick(rows: list[dict[str, Any]], ref: int | datetime | str, namespace: str,
     return candidates[-1]
 
 
-def diff(history: pa.Table, namespace: str, key: str, a: Any, b: Any) -> list[FieldChange]:
+def diff(history: pa.Table, namespace: str, key: str, a: Any, b: Any, *, head: int | None = None) -> list[FieldChange]:
     """Compare two versions from ``history`` (in history order) field by field.
 
     Args:
@@ -54,8 +54,13 @@ def diff(history: pa.Table, namespace: str, key: str, a: Any, b: Any) -> list[Fi
 
     Raises:
         KeyNotFoundError: the key has no versions, or a reference matches none.
+        InvalidInputError: a commit number outside ``1..head``.
     """
-    rows = history.to_pylist()
+    for ref in (a, b):
+        if head is not None and isinstance(ref, int) and not isinstance(ref, bool) and not 1 <= ref <= head:
+            msg = f"namespace {namespace!r}, key {key!r}: a commit number must be in 1..{head}, got {ref!r}"
+            raise InvalidInputError(msg)
+    rows = [r for r in history.to_pylist() if not r.get("_pruned")]
     if not rows:
         msg = f"namespace {namespace!r}: no key {key!r}"
         raise KeyNotFoundError(msg)

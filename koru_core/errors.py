@@ -11,6 +11,9 @@ catches ``ValueError``, ``TypeError`` or ``LookupError`` keeps working::
     ├── NamespaceNotFoundError(LookupError)   names the namespace
     ├── ConflictError                         a concurrent commit won; nothing was written
     ├── StoreLockedError                      another process holds the write lock
+    ├── StoreFullError(OSError)               no space left (errno ENOSPC); nothing was written
+    ├── FormatError                           the store has another on-disk format; names the upgrade
+    ├── PrunedError(LookupError)              the point asked for lost versions to retention; names it
     └── CorruptionError                       a checksum or catalog invariant failed; names the file
 
 Messages name the namespace, key, field or file concerned and show the bad
@@ -22,11 +25,14 @@ from __future__ import annotations
 __all__ = [
     "ConflictError",
     "CorruptionError",
+    "FormatError",
     "InvalidInputError",
     "KeyNotFoundError",
     "KoruError",
     "NamespaceNotFoundError",
+    "PrunedError",
     "SchemaError",
+    "StoreFullError",
     "StoreLockedError",
 ]
 
@@ -67,3 +73,22 @@ class StoreLockedError(KoruError):
 
 class CorruptionError(KoruError):
     """Raised when a checksum, a file size or a catalog invariant does not hold."""
+
+
+class StoreFullError(KoruError, OSError):
+    """Raised when the disk (or object store) has no space left; nothing was written.
+
+    It is an ``OSError`` with ``errno.ENOSPC``; writes work again once space is freed.
+    Out of space is not corruption.
+    """
+
+
+class FormatError(KoruError):
+    """Raised when a store was written in another on-disk format; the message names the upgrade path."""
+
+
+class PrunedError(KoruError, LookupError):
+    """Raised when a read asks for a point whose versions distillation dropped; names the retention."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""

@@ -49,6 +49,7 @@ class Batch:
         parents: list<string> per row, or None when no row has parents.
         record: For a single put, the value as a dict of fields (the fast path
             hashes it without Arrow); None otherwise.
+        key_columns: The key columns of an upsert (empty for put and delete).
     """
 
     namespace: str
@@ -58,6 +59,7 @@ class Batch:
     is_deleted: pa.Array | None
     parents: pa.Array | None
     record: Any = None
+    key_columns: tuple[str, ...] = ()
 
     @property
     def num_rows(self) -> int:
@@ -302,7 +304,8 @@ def batch_from_table(
         extra = pa.array([common] * table.num_rows, pa.list_(pa.string()))
         row_parents = extra if row_parents is None else _concat_lists(row_parents, extra)
     _check_unique(namespace, keys, valid)
-    return Batch(namespace, keys, values, valid, None, row_parents)
+    names = (key,) if isinstance(key, str) else tuple(key)
+    return Batch(namespace, keys, values, valid, None, row_parents, None, names)
 
 
 def _check_unique(namespace: str, keys: pa.Array, valid: pa.Array | None) -> None:

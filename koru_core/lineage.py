@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
+from koru_core._hex import to_hex
 from koru_core.errors import KeyNotFoundError
 from koru_core.model import TIMESTAMP, Lineage
-from koru_core.scan import read_versions
+from koru_core.read import execute
+from koru_core.read.plan import plan_versions
 
 if TYPE_CHECKING:
     from koru_core.store import Store
@@ -33,27 +34,39 @@ _COLUMNS = ["_write_id", "_key", "_commit", "_valid_from", "_system_from", "_con
 def lookup_write_ids(store: Store, write_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
     """Find versions by write id, in any namespace.
 
-    A write id names its commit (its first 8 hex digits), so only the
-    namespaces that commit wrote are searched, and only its rows
-    (``_commit`` pruning). Ids that match nothing are left out.
+    The catalog records the write-id range of every commit, so only the
+    namespaces that commit wrote are searched, and only files holding that
+    commit. Ids that match nothing (or are not write ids) are left out.
 
     Returns:
         write id → row dict with ``namespace`` and the columns of :data:`NODE_SCHEMA`
         plus ``_parents``.
     """
+    ctx = store._ctx
     by_commit: dict[int, list[str]] = {}
     for wid in write_ids:
         try:
-            by_commit.setdefault(int(wid[:8], 16), []).append(wid)
+            value = int(wid, 16) if len(wid) == 16 else None
         except ValueError:
-            continue
+            value = None
+        commit = None if value is None else ctx.catalog.commit_of_write_id(value)
+        if commit is not None:
+            by_commit.setdefault(commit, []).append(wid)
     found: dict[str, dict[str, Any]] = {}
     for commit, ids in by_commit.items():
-        for namespace in store._catalog.commit_namespaces(commit):
-            plan = store.scan_plan(namespace)
-            expr = (ds.field("_commit") == commit) & ds.field("_write_id").isin(ids)
-            for row in read_versions(store.path, plan, columns=_COLUMNS, filter=expr).to_pylist():
-                found[row["_write_id"]] = {"namespace": namespace, **row}
+        record = ctx.catalog.commits(since=commit - 1, until=commit)
+        for namespace in record[0].namespaces if record else ():
+            plan = plan_versions(ctx, namespace)
+            for src in plan.candidates:
+                e = src.entry
+                if e is not None and not e.min_commit <= commit <= e.max_commit:
+                    continue
+                t = execute.read_source(ctx, plan, src, _COLUMNS)
+                t = t.filter(pc.equal(t["_commit"], commit))
+                t = t.set_column(0, "_write_id", to_hex(t["_write_id"]))
+                t = t.set_column(5, "_content_id", to_hex(t["_content_id"]))
+                for row in t.filter(pc.is_in(t["_write_id"], value_set=pa.array(ids))).to_pylist():
+                    found[row["_write_id"]] = {"namespace": namespace, **row}
     return found
 
 

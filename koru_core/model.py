@@ -20,8 +20,10 @@ _run_id        string                   provenance: which run wrote it (nullable
 _parents       list<string>             write ids this version was derived from
 ============== ======================== ===============================================
 
-``_valid_to`` is not stored in warm files; it is computed on read (and filled in
-by consolidation).
+This is the shape every read returns. In files the ids are stored as bytes
+(:data:`WRITE_ID`, :data:`CONTENT_ID`; see :mod:`koru_core.layout`) and shown as
+lowercase hex here. ``_valid_to`` is stored in cold files (exact as of their
+consolidation) and computed on read otherwise.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any
 import pyarrow as pa
 
 __all__ = [
+    "CONTENT_ID",
     "STORED_COLUMNS",
     "SYSTEM_COLUMNS",
     "SYSTEM_SCHEMA",
@@ -44,12 +47,19 @@ __all__ = [
     "MaintenanceResult",
     "Version",
     "VerifyReport",
+    "WRITE_ID",
     "version_from_row",
-    "write_id_for",
+    "write_id_hex",
 ]
 
 TIMESTAMP = pa.timestamp("ns", tz="UTC")
 """The Arrow type of every time koru records: nanoseconds since the Unix epoch, UTC."""
+
+WRITE_ID = pa.binary(8)
+"""How a write id is stored: the big-endian bytes of an int64 of the store's write-id sequence."""
+
+CONTENT_ID = pa.binary(32)
+"""How a content id is stored: the 32-byte blake3 digest."""
 
 SYSTEM_SCHEMA = pa.schema(
     [
@@ -74,17 +84,15 @@ STORED_COLUMNS: tuple[str, ...] = tuple(n for n in SYSTEM_COLUMNS if n != "_vali
 """The system columns written to warm files (``_valid_to`` is derived)."""
 
 
-def write_id_for(commit: int, ordinal: int) -> str:
-    """Return the write id of the ``ordinal``-th version (0-based) of ``commit``.
-
-    Write ids are 16 lowercase hex characters: the commit number (8) then the
-    ordinal (8), so they sort in write order and name their commit.
+def write_id_hex(write_id: int) -> str:
+    """Return a write id (an int of the store's write-id sequence) as the API shows it:
+    16 lowercase hex characters, which sort in write order.
 
     Example:
-        >>> write_id_for(7, 42)
-        '000000070000002a'
+        >>> write_id_hex(42)
+        '000000000000002a'
     """
-    return f"{commit:08x}{ordinal:08x}"
+    return f"{write_id:016x}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -157,6 +165,8 @@ class Commit:
         written, unchanged, deleted: Counts, as in :class:`CommitResult`.
         metadata: The writer's ``metadata=`` (str → str), as delta-rs's
             ``CommitProperties(custom_metadata=…)``; empty when none was given.
+        hash: The commit's chain hash (64 hex): keep the last one elsewhere and check
+            the store against it with ``Store.verify(expected_head=…)``.
     """
 
     commit: int
@@ -168,6 +178,7 @@ class Commit:
     unchanged: int
     deleted: int
     metadata: dict[str, str] = field(default_factory=dict)
+    hash: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -26,7 +26,7 @@ STATS_SCHEMA = pa.schema(
 (not yet flushed); ``warm``/``cold``/``deep`` are Parquet files. ``deep`` rows
 count the skeletons of versions pruned by distillation (no values).
 
-``bytes`` is what the tier holds on disk (or, for ``hot``, in the catalog).
+``bytes`` is what the tier holds on disk (``hot``: 0, its versions live in the catalog).
 ``memory_bytes`` and ``hit_rate`` describe this process's hot tier and are null
 on other tiers: the estimated memory of the namespace's current-state index and
 cached values, and the share of ``get`` calls for the current value that the
@@ -43,22 +43,29 @@ def store_stats(
         memory: Hot-tier bytes per namespace in this process.
         hits: ``[hits, misses]`` of the value cache per namespace.
     """
-    with catalog.read() as con:
-        rows = con.execute(
-            "SELECT namespace, tier, count(*), sum(rows), sum(bytes) FROM files GROUP BY namespace, tier "
-            "UNION ALL SELECT namespace, 'hot', 0, sum(rows), sum(length(data)) FROM pending GROUP BY namespace "
-            "ORDER BY 1, 2"
-        ).fetchall()
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    with catalog.snapshot():
+        for e in catalog.files():
+            if e.kind == "skips":
+                continue
+            r = rows.setdefault((e.namespace, e.tier), {"namespace": e.namespace, "tier": e.tier, "files": 0,
+                                                       "versions": 0, "bytes": 0})
+            r["files"] += 1
+            r["versions"] += e.rows
+            r["bytes"] += e.bytes
+        for ns in catalog.namespaces():
+            pending = catalog.pending_commits(ns)
+            if pending:
+                r = rows.setdefault((ns, "hot"), {"namespace": ns, "tier": "hot", "files": 0, "versions": 0, "bytes": 0})
+                r["versions"] += sum(n for _, n in pending)
     memory, hits = memory or {}, hits or {}
-    out = [dict(zip(STATS_SCHEMA.names[:5], r)) for r in rows]
-    hot = {r["namespace"]: r for r in out if r["tier"] == "hot"}
     for namespace in sorted(set(memory) | set(hits)):
-        if namespace not in hot:
-            hot[namespace] = {"namespace": namespace, "tier": "hot", "files": 0, "versions": 0, "bytes": 0}
-            out.append(hot[namespace])
-    for namespace, row in hot.items():
-        row["memory_bytes"] = memory.get(namespace, 0)
-        h, m = hits.get(namespace, (0, 0))
-        row["hit_rate"] = h / (h + m) if h + m else None
-    out.sort(key=lambda r: (r["namespace"], r["tier"]))
+        rows.setdefault((namespace, "hot"), {"namespace": namespace, "tier": "hot", "files": 0, "versions": 0, "bytes": 0})
+    out = []
+    for (namespace, tier), row in sorted(rows.items()):
+        if tier == "hot":
+            row["memory_bytes"] = memory.get(namespace, 0)
+            h, m = hits.get(namespace, (0, 0))
+            row["hit_rate"] = h / (h + m) if h + m else None
+        out.append(row)
     return pa.Table.from_pylist(out, schema=STATS_SCHEMA)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Iterable, Sequence
 from datetime import datetime
@@ -10,38 +9,23 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.dataset as ds
 
 from koru_core import diff as _diff
 from koru_core import lineage as _lineage
-from koru_core import read
-from koru_core._time import now_ns, to_ns
-from koru_core._writer import DEFAULT_MEMORY_LIMIT, TOMBSTONE, Operation, Writer
-from koru_core.catalog import Catalog, Durability
-from koru_core.errors import CorruptionError, InvalidInputError, KeyNotFoundError, StoreLockedError
-from koru_core.input import batch_from_table, batch_from_value, check_key, check_metadata, check_namespace
-from koru_core.lifecycle import api as _lifecycle
-from koru_core.lifecycle.leases import Lease, Leases
+from koru_core.errors import InvalidInputError
+from koru_core.input import batch_from_table, batch_from_value, check_metadata
+from koru_core.keys import KeyLike
 from koru_core.lifecycle.methods import LifecycleMethods
-from koru_core.model import (
-    TIMESTAMP,
-    Commit,
-    CommitResult,
-    FieldChange,
-    Lineage,
-    Version,
-    version_from_row,
-)
-from koru_core.scan import ScanPlan, hint_applies, plan_scan, read_versions
-from koru_core.stats import store_stats
-from koru_core.transaction import Transaction
+from koru_core.model import Commit, CommitResult, FieldChange, Lineage, Version
+from koru_core.opening import DEFAULT_MEMORY_LIMIT, DEFAULT_STORE, Durability, open_context
+from koru_core.read import reads
+from koru_core.read.plan import ReadPlan
 from koru_core.vector.methods import VectorMethods
+from koru_core.write.batches import Operation
+from koru_core.write.transaction import Transaction
+from koru_core.write.writer import Writer
 
 __all__ = ["DEFAULT_STORE", "Store", "open"]
-
-DEFAULT_STORE = "koru-data"
-"""The store folder used when none is given (the CLI also reads ``KORU_STORE``)."""
 
 
 def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry points
@@ -49,42 +33,43 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
     *,
     durability: Durability = "full",
     lock_timeout: float = 10.0,
-    auto_consolidate: bool = False,
+    auto_consolidate: bool = True,
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     create: bool | None = None,
+    read_only: bool = False,
 ) -> Store:
     """Open the store in folder ``path``, creating it if missing.
 
     Args:
         path: The store folder.
+        durability: ``"full"`` (default): every write call is on disk when it
+            returns. ``"process"``: survives the process being killed, not a
+            power loss; single puts are several times faster.
+        lock_timeout: Seconds a write waits for another writer's lock before
+            :class:`StoreLockedError` (a non-negative number).
+        auto_consolidate: Maintain the store after commits (default on):
+            consolidate a namespace whose warm files and pending versions pass the
+            thresholds of :mod:`koru_core.lifecycle.auto`, and delete replaced
+            files once no reader needs them. Off: call ``consolidate()`` and
+            ``vacuum()`` yourself.
+        memory_limit: Bytes the store's in-memory tiers may hold together
+            (default 512 MiB): current-state indexes, cached values, decoded
+            files and pending versions (least recently used go first).
         create: ``None`` (default): open the store there, or create one in a
             missing or empty folder. ``True``: also create one in a non-empty
             folder that holds no store. ``False``: never create; a missing
             store is an error.
-        durability: ``"full"`` (default): every write call is on disk when it
-            returns. ``"process"``: survives the process being killed, not a
-            power loss; single puts are several times faster.
-        lock_timeout: Seconds a write waits for another process's write lock
-            before :class:`StoreLockedError`.
-        auto_consolidate: Consolidate a namespace right after a commit that
-            leaves it with ``AUTO_CONSOLIDATE_WARM_FILES`` (32) warm files or more.
-            Off by default: that commit then pays for the consolidation (it
-            runs synchronously, holding the write lock).
-        memory_limit: Bound of the hot tier in bytes (default 512 MiB): each
-            namespace's current-state index and the cache of recently written
-            or read values. Past it the cache is emptied, then the least
-            recently used indexes are dropped (rebuilt from files when needed).
-            Working memory of one large upsert is not counted: write very large
-            data in batches to bound it.
+        read_only: Open for reads only (a read-only mount, a copy without write
+            permission); writes raise. Detected on its own when the folder is not writable.
 
     Returns:
         An open :class:`Store`; close it with ``close()`` or a ``with`` block.
 
     Raises:
-        CorruptionError: the catalog exists but is unreadable.
-        InvalidInputError: ``path`` exists and is not a folder, holds files
-            but no store (without ``create=True``), holds no store and
-            ``create=False``, or ``memory_limit`` is not a positive int.
+        CorruptionError: the catalog, or the file at fault, is unreadable (names it).
+        FormatError: the store was written in another on-disk format (names the upgrade).
+        InvalidInputError: bad options; ``path`` is not a folder, holds files but no
+            store (without ``create=True``), or holds no store and ``create=False``.
 
     Example:
         >>> import tempfile, koru_core as koru
@@ -92,75 +77,26 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
         >>> store.put("users", "alice", {"name": "Alice", "age": 31}).commit
         1
     """
-    _check_create(Path(path).absolute(), create)
-    return Store(
-        path, durability=durability, lock_timeout=lock_timeout, auto_consolidate=auto_consolidate,
-        memory_limit=memory_limit,
-    )
-
-
-def _check_create(path: Path, create: bool | None) -> None:
-    """Refuse to turn a folder of other files into a store (or to create one at all, with ``create=False``)."""
-    if create not in (None, True, False):
-        msg = f"create must be None, True or False, got {create!r}"
-        raise InvalidInputError(msg)
-    if (path / "catalog.sqlite").is_file():
-        return
-    if create is False:
-        msg = f"no koru store at {str(path)!r} (it has no catalog.sqlite) and create=False"
-        raise InvalidInputError(msg)
-    if create is None and path.is_dir() and any(path.iterdir()):
-        msg = (
-            f"{str(path)!r} is a non-empty folder that holds no koru store; "
-            "pass create=True to make one there anyway"
-        )
-        raise InvalidInputError(msg)
+    return Store(open_context(
+        Path(path), durability=durability, lock_timeout=lock_timeout, auto_consolidate=auto_consolidate,
+        memory_limit=memory_limit, create=create, read_only=read_only,
+    ))
 
 
 class Store(LifecycleMethods, VectorMethods):
-    """A koru store: one folder holding a SQLite catalog and Parquet data files.
+    """A koru store: one folder holding a catalog and Parquet data files.
 
-    Thread-safe for one writer and many readers within a process; across
-    processes, one writer at a time (a file lock) and any number of readers.
+    Thread-safe: threads share one store; writes serialise, reads run in parallel.
+    Across processes, one writer at a time (a file lock) and any number of readers.
     Use :func:`open` to make one.
     """
 
-    def __init__(
-        self, path: str | os.PathLike[str], *, durability: Durability, lock_timeout: float,
-        auto_consolidate: bool = False, memory_limit: int = DEFAULT_MEMORY_LIMIT,
-    ) -> None:
-        self.path = Path(path).absolute()
-        if self.path.exists() and not self.path.is_dir():
-            msg = f"store path {str(self.path)!r} exists and is not a folder"
-            raise InvalidInputError(msg)
-        self.path.mkdir(parents=True, exist_ok=True)
-        self._catalog = Catalog(self.path / "catalog.sqlite", durability=durability, timeout=lock_timeout)
-        if not isinstance(memory_limit, int) or memory_limit <= 0:
-            msg = f"memory_limit must be a positive number of bytes, got {memory_limit!r}"
-            raise InvalidInputError(msg)
-        self._writer = Writer(self.path, self._catalog, lock_timeout=lock_timeout, memory_limit=memory_limit)
-        self._leases = Leases(self.path)
-        if auto_consolidate:
-            self._writer.after_commit = lambda names: _lifecycle.auto_consolidate(self, names)
-        # the head file is written after each catalog commit, so read it first: it never runs ahead
-        announced = self._writer.head_file.read()
-        head = self._catalog.head()[0]
-        if announced > head:
-            self.close()
-            msg = (
-                f"{self.path / 'catalog.sqlite'}: the catalog holds {head} commits but commit "
-                f"{announced} was made; the catalog was truncated or replaced"
-            )
-            raise CorruptionError(msg)
-        try:  # re-sync a hint left behind by a dead writer; a live lock holder announces its own
-            self._writer.lock.acquire(timeout=0)
-        except StoreLockedError:
-            pass
-        else:
-            try:
-                self._writer.head_file.write(self._catalog.head()[0])
-            finally:
-                self._writer.lock.release()
+    def __init__(self, ctx: Any) -> None:
+        self._ctx = ctx
+        self.path = ctx.root
+        from koru_core.lifecycle.auto import after_commit
+
+        self._writer = Writer(ctx, after_commit=after_commit if ctx.auto_maintain else None)
 
     def __repr__(self) -> str:
         return f"koru.Store({str(self.path)!r})"
@@ -172,21 +108,26 @@ class Store(LifecycleMethods, VectorMethods):
         self.close()
 
     def close(self) -> None:
-        """Release the catalog connection, caches and reader leases.
+        """Release the catalog connections, every cache and the reader leases.
 
         Example:
             >>> import tempfile
             >>> with koru.open(tempfile.mkdtemp()) as other:
             ...     _ = other.put("t", "k", 1)
         """
-        self._writer.head_file.close()
-        self._leases.close()
-        self._catalog.close()
+        from koru_core.opening import close_context
+
+        close_context(self._ctx)
+
+    @property
+    def read_only(self) -> bool:
+        """True when the store was opened (or found) read-only."""
+        return bool(self._ctx.read_only)
 
     # -- writes ----------------------------------------------------------------
 
     def put(
-        self, namespace: str, key: str, value: Any, *, valid_from: datetime | None = None,
+        self, namespace: str, key: KeyLike, value: Any, *, valid_from: datetime | None = None,
         actor: str | None = None, run_id: str | None = None, parents: Iterable[str] = (),
         metadata: dict[str, str] | None = None,
     ) -> Version:
@@ -194,7 +135,9 @@ class Store(LifecycleMethods, VectorMethods):
 
         Args:
             namespace: Namespace name, ``[A-Za-z_][A-Za-z0-9_]*``.
-            key: Non-empty str.
+            key: As written: a non-empty str (the ``_key``), an int, or for a
+                namespace with composite key columns a tuple of the parts in
+                key-column order or a mapping of key column to value.
             value: A dict (its items become fields; nested dicts and lists become
                 Arrow structs and lists) or any other value Arrow can hold
                 (stored in a field named ``value``).
@@ -206,8 +149,7 @@ class Store(LifecycleMethods, VectorMethods):
 
         Returns:
             The :class:`Version` written; or, when the value equals the key's
-            as-of version at ``valid_from``, that version with ``is_unchanged=True``
-            (nothing is written).
+            as-of version at ``valid_from``, that version with ``is_unchanged=True``.
 
         Raises:
             InvalidInputError: bad namespace, key, value, NaN/inf or naive time.
@@ -218,43 +160,38 @@ class Store(LifecycleMethods, VectorMethods):
             >>> store.put("users", "bob", {"name": "Bob"}).key
             'bob'
         """
-        batch = batch_from_value(namespace, key, value, valid_from=valid_from, parents=parents)
-        meta = check_metadata(metadata)
-        result, prepared = self._writer.commit([Operation(batch)], actor=actor, run_id=run_id, metadata=meta)
-        return self._version_of(namespace, key, result, prepared, valid_from, value)
+        key_text = reads.key_of(self._ctx, namespace, key)
+        batch = batch_from_value(namespace, key_text, value, valid_from=valid_from, parents=parents)
+        return self._write_one(Operation(batch), namespace, key_text, valid_from, value, actor, run_id, metadata)
 
     def delete(
-        self, namespace: str, key: str, *, valid_from: datetime | None = None,
+        self, namespace: str, key: KeyLike, *, valid_from: datetime | None = None,
         actor: str | None = None, run_id: str | None = None, parents: Iterable[str] = (),
         metadata: dict[str, str] | None = None,
     ) -> Version:
         """Write a tombstone for ``key`` (nothing is erased; history keeps it).
 
         Raises:
-            KeyNotFoundError: the key has no live version at ``valid_from``.
+            NamespaceNotFoundError: the namespace was never written.
+            KeyNotFoundError: the key has no live version at ``valid_from`` (nothing is written).
             InvalidInputError, StoreLockedError: as for :meth:`put`.
 
         Example:
             >>> store.delete("users", "bob").is_deleted
             True
         """
-        batch = batch_from_value(namespace, key, None, valid_from=valid_from, parents=parents, is_deleted=True)
-        meta = check_metadata(metadata)
-        result, prepared = self._writer.commit([Operation(batch)], actor=actor, run_id=run_id, metadata=meta)
-        if result.commit is None:
-            msg = f"namespace {namespace!r}: no live key {key!r} to delete"
-            raise KeyNotFoundError(msg)
-        return self._version_of(namespace, key, result, prepared, valid_from, None)
+        reads.require_namespace(self._ctx, namespace)
+        key_text = reads.key_of(self._ctx, namespace, key)
+        batch = batch_from_value(namespace, key_text, None, valid_from=valid_from, parents=parents, is_deleted=True)
+        op = Operation(batch, require_live=True)
+        return self._write_one(op, namespace, key_text, valid_from, None, actor, run_id, metadata)
 
-    def _version_of(self, namespace: str, key: str, result: CommitResult, prepared: list[Any],
-                    valid_from: datetime | None, value: Any) -> Version:
-        if result.commit is None:
-            at = now_ns() if valid_from is None else to_ns(valid_from, what="valid_from")
-            rows = self._versions(namespace, None, ds.field("_key") == key)
-            row = read.as_of_rule(rows, valid_at=at, max_commit=None).to_pylist()[0]
-            return version_from_row(namespace, row, value, is_unchanged=True)
-        versions = prepared[0].versions
-        return version_from_row(namespace, versions.slice(0, 1).to_pylist()[0], value, is_unchanged=False)
+    def _write_one(self, op: Operation, namespace: str, key: str, valid_from: datetime | None, value: Any,
+                   actor: str | None, run_id: str | None, metadata: dict[str, str] | None) -> Version:
+        actor, run_id = reads.provenance(actor, run_id)
+        meta = check_metadata(metadata)
+        result, prepared, _ = self._writer.commit([op], actor=actor, run_id=run_id, metadata=meta)
+        return reads.version_written(self._ctx, namespace, key, result, prepared, valid_from, value)
 
     def upsert(
         self, namespace: str, data: Any, *, key: str | Sequence[str],
@@ -262,19 +199,19 @@ class Store(LifecycleMethods, VectorMethods):
         actor: str | None = None, run_id: str | None = None, parents: Iterable[str] = (),
         metadata: dict[str, str] | None = None,
     ) -> CommitResult:
-        """Write many rows as versions in one commit; unchanged rows are skipped.
+        """Write many rows as versions in one commit; unchanged rows record no version.
 
         Args:
             namespace: Namespace name.
             data: pyarrow Table / RecordBatch / RecordBatchReader, Polars or
                 pandas DataFrame, or a list of dicts.
-            key: The key column, or several (a composite key, joined with ``|``).
+            key: The key column, or several (a composite key); the namespace
+                remembers them, so later calls may address keys as written.
             valid_from: A tz-aware datetime for all rows, the name of a
                 timestamp column giving each row's valid time (a backfill may
                 hold many versions of one key), or None (the commit's time).
                 A named column becomes ``_valid_from`` and is not stored as a
-                value field, so a row equal to the version before it, apart from
-                its time, counts as unchanged.
+                value field.
             delete_missing: Tombstone every live key absent from ``data`` (a
                 full snapshot: change data capture from snapshots).
             actor, run_id, parents: Provenance for every row. A ``_write_id``
@@ -282,12 +219,15 @@ class Store(LifecycleMethods, VectorMethods):
             metadata: str → str recorded with the commit (:attr:`Commit.metadata`).
 
         Returns:
-            :class:`CommitResult` with the commit number (None if nothing
-            changed) and the counts written, unchanged and deleted.
+            :class:`CommitResult` with the commit number (None if nothing was
+            recorded) and the counts written, unchanged and deleted. A row equal
+            to its key's version before it at an earlier valid time is counted
+            unchanged and recorded as a skip (see DESIGN.md, "As-of, precisely").
 
         Raises:
-            InvalidInputError: bad data, missing/null key column, two rows with
-                the same key and valid time, naive or null valid times.
+            InvalidInputError: bad data, missing/null key column, other key columns
+                than the namespace's, two rows with the same key and valid time,
+                naive or null valid times.
             SchemaError: a field's type cannot widen the stored type.
 
         Example:
@@ -295,14 +235,16 @@ class Store(LifecycleMethods, VectorMethods):
             1
         """
         batch = batch_from_table(namespace, data, key=key, valid_from=valid_from, parents=parents)
-        op = Operation(batch, delete_missing=delete_missing)
-        meta = check_metadata(metadata)
-        return self._writer.commit([op], actor=actor, run_id=run_id, metadata=meta)[0]
+        actor, run_id = reads.provenance(actor, run_id)
+        op = Operation(batch, delete_missing=reads.check_bool(delete_missing, "delete_missing"))
+        return self._writer.commit([op], actor=actor, run_id=run_id, metadata=check_metadata(metadata))[0]
 
     def transaction(
         self, *, actor: str | None = None, run_id: str | None = None, metadata: dict[str, str] | None = None,
     ) -> Transaction:
         """Return a context manager committing everything written in it atomically.
+
+        A transaction opened inside another (same store, same thread) joins it.
 
         Example:
             >>> with store.transaction(actor="etl") as tx:
@@ -310,32 +252,35 @@ class Store(LifecycleMethods, VectorMethods):
             >>> tx.result.written
             1
         """
-        return Transaction(self._writer, actor=actor, run_id=run_id, metadata=check_metadata(metadata))
+        actor, run_id = reads.provenance(actor, run_id)
+        return Transaction(self._writer, actor=actor, run_id=run_id, metadata=check_metadata(metadata),
+                           key_of=lambda ns, k: reads.key_of(self._ctx, ns, k))
 
     # -- reads -------------------------------------------------------------------
 
-    def scan_plan(self, namespace: str, *, version: int | None = None) -> ScanPlan:
-        """Return the files and pending versions to read for ``namespace`` at commit ``version``.
+    def plan(
+        self, namespace: str, *, at: datetime | None = None, version: int | None = None, key: KeyLike | None = None,
+        shape: str = "as_of", columns: Sequence[str] | None = None,
+    ) -> ReadPlan:
+        """Return the :class:`ReadPlan` of a read: every decision made, for an engine to translate.
 
-        This is how DuckDB and Polars learn what to scan (see :class:`ScanPlan`).
+        This is how DuckDB and Polars learn what to scan (see :mod:`koru_core.read.plan`).
 
-        Example:
-            >>> plan = store.scan_plan("users")
-            >>> plan.commit, plan.pending.num_rows, len(plan.files)
-            (2, 2, 0)
+        Args:
+            shape: ``"as_of"`` (at ``at``/``version``), ``"history"`` (one ``key``) or
+                ``"versions"`` (every version up to ``version``).
 
         Raises:
-            NamespaceNotFoundError, InvalidInputError: unknown namespace or commit.
+            NamespaceNotFoundError, InvalidInputError, PrunedError: as the matching read.
+
+        Example:
+            >>> plan = store.plan("users")
+            >>> plan.strategy in ("intervals", "latest", "merge")
+            True
         """
-        check_namespace(namespace)
-        lease = Lease(self._leases)  # taken before the catalog snapshot (see lifecycle/leases.py)
-        return dataclasses.replace(plan_scan(self.path, self._catalog, namespace, version=version), lease=lease)
+        return reads.plan(self._ctx, namespace, at=at, version=version, key=key, shape=shape, columns=columns)
 
-    def _versions(self, namespace: str, version: int | None, filter: ds.Expression | None = None) -> pa.Table:
-        plan = self.scan_plan(namespace, version=version)
-        return read_versions(self.path, plan, filter=filter)
-
-    def get(self, namespace: str, key: str, *, at: datetime | None = None, version: int | None = None) -> Any:
+    def get(self, namespace: str, key: KeyLike, *, at: datetime | None = None, version: int | None = None) -> Any:
         """Return the value of ``key`` as of valid time ``at`` and commit ``version``.
 
         Returns:
@@ -345,34 +290,33 @@ class Store(LifecycleMethods, VectorMethods):
         Raises:
             KeyNotFoundError: no live version at that point.
             NamespaceNotFoundError: the namespace was never written.
+            PrunedError: distillation dropped the versions valid there.
 
         Example:
             >>> store.get("users", "alice")["age"]
             31
         """
-        if at is None and version is None:
-            hit = self._writer.cached(namespace, key)
-            if hit is not None:
-                if hit is TOMBSTONE:
-                    raise KeyNotFoundError(f"namespace {namespace!r}: no live key {key!r}")
-                return dict(hit) if isinstance(hit, dict) else hit
-        check_key(check_namespace(namespace), key)
-        plan = self.scan_plan(namespace, version=version)
-        rows = read_versions(self.path, plan, filter=ds.field("_key") == key)
-        valid_at = now_ns() if at is None else to_ns(at, what="at")
-        state = read.as_of_rule(rows, valid_at=valid_at, max_commit=None)
-        if state.num_rows == 0:
-            raise KeyNotFoundError(f"namespace {namespace!r}: no live key {key!r}" + _point(at, version))
-        names = [n for n in plan.schema.names if not n.startswith("_")]
-        value = read.row_value(state.select(names).to_pylist()[0], names)
-        # cache only a value that stays current as time passes (no version valid later than now)
-        if at is None and version is None and max(rows["_valid_from"].cast(pa.int64()).to_pylist()) <= valid_at:
-            self._writer.remember(namespace, key, value, commit=plan.head_commit)
-        return value
+        return reads.get(self._ctx, namespace, key, at=at, version=version)
+
+    def version_at(
+        self, namespace: str, key: KeyLike, *, at: datetime | None = None, version: int | None = None,
+    ) -> Version:
+        """Return the :class:`Version` of ``key`` that holds at valid time ``at`` and commit ``version``:
+        its value, valid from/to, commit, write id and provenance.
+
+        Raises:
+            KeyNotFoundError: no live version at that point.
+            NamespaceNotFoundError, PrunedError: as :meth:`get`.
+
+        Example:
+            >>> store.version_at("users", "alice").value["age"]
+            31
+        """
+        return reads.version_at(self._ctx, namespace, key, at=at, version=version)
 
     def as_of(
         self, namespace: str, *, at: datetime | None = None, version: int | None = None,
-        columns: Sequence[str] | None = None,
+        columns: Sequence[str] | None = None, sort: bool = False,
     ) -> pa.Table:
         """Return the records of a namespace as they stood at a point in time.
 
@@ -381,67 +325,52 @@ class Store(LifecycleMethods, VectorMethods):
             at: Valid time (tz-aware; converted to UTC, ns precision). Defaults to now.
             version: Commit number bounding system time. Defaults to the latest commit.
             columns: Value columns to return (default all).
+            sort: Sort the rows by ``_key`` (default: no particular order).
 
         Returns:
-            One row per live key, sorted by ``_key``: the value columns, then
-            ``_key`` (string), ``_valid_from`` and ``_system_from``
-            (timestamp[ns, UTC]), ``_commit`` (int64), ``_write_id`` (string).
+            One row per live key: the value columns, then ``_key`` (string),
+            ``_valid_from`` and ``_system_from`` (timestamp[ns, UTC]), ``_commit``
+            (int64), ``_write_id`` (string, 16 hex).
 
         Raises:
             NamespaceNotFoundError: if ``namespace`` was never written.
             InvalidInputError: if ``at`` is naive or ``version`` is not a commit number.
+            PrunedError: distillation dropped versions valid at that point.
 
         Example:
             >>> store.as_of("users").num_rows
             2
         """
-        valid_at = now_ns() if at is None else to_ns(at, what="at")
-        plan = self.scan_plan(namespace, version=version)
-        values = [n for n in plan.schema.names if not n.startswith("_")]
-        wanted = values if columns is None else _check_columns(namespace, columns, values)
-        needed = [*read.AS_OF_SYSTEM_COLUMNS, "_deleted", *wanted]
-        hint = valid_at if hint_applies(plan) else None
-        by_time = ds.field("_valid_from") <= _ts(valid_at)
-        if plan.has_exact_valid_to:  # one consolidation run: the stored intervals are the answer
-            by_time = by_time & ~ds.field("_deleted")
-        rows = read_versions(self.path, plan, columns=needed, filter=by_time, valid_at_hint=hint)
-        if plan.has_exact_valid_to:
-            state = rows.take(pc.sort_indices(rows["_key"]))
-        else:
-            state = read.as_of_rule(rows, valid_at=valid_at, max_commit=None)
-        return state.select([*wanted, *read.AS_OF_SYSTEM_COLUMNS])
+        return reads.as_of(self._ctx, namespace, at=at, version=version, columns=columns, sort=sort)
 
     def keys(self, namespace: str, *, at: datetime | None = None, version: int | None = None) -> list[str]:
-        """Return the live keys at (``at``, ``version``), sorted.
+        """Return the live keys (``_key``) at (``at``, ``version``), sorted.
 
         Example:
             >>> store.keys("users")
             ['alice', 'bob']
         """
-        return self.as_of(namespace, at=at, version=version, columns=[])["_key"].to_pylist()
+        return sorted(self.as_of(namespace, at=at, version=version, columns=[])["_key"].to_pylist())
 
-    def history(self, namespace: str, key: str) -> pa.Table:
+    def history(self, namespace: str, key: KeyLike) -> pa.Table:
         """Return every version of ``key``, oldest first (by valid time, then commit).
 
         Returns:
             The value columns, then every system column of
             :data:`koru_core.model.SYSTEM_SCHEMA`, ``_valid_to`` computed.
             Tombstones are included (``_deleted`` true, value columns null).
-            Once the namespace was distilled, versions pruned by
-            :meth:`distill` are included too (their value columns null) and a
-            last bool column ``_pruned`` marks them.
+            Once the namespace was distilled, versions pruned by :meth:`distill`
+            are included too (their value columns null) and a last bool column
+            ``_pruned`` marks them. Rows skipped as unchanged are not shown.
 
         Raises:
-            NamespaceNotFoundError: unknown namespace. An unknown key gives an
-            empty table.
+            NamespaceNotFoundError: unknown namespace. An unknown key gives an empty table.
 
         Example:
             >>> store.history("users", "alice").num_rows
             1
         """
-        check_key(check_namespace(namespace), key)
-        full = _values_first(read.history_order(self._versions(namespace, None, ds.field("_key") == key)))
-        return _lifecycle.with_pruned(self, namespace, key, full)
+        return reads.history(self._ctx, namespace, key)
 
     def versions(self, namespace: str, *, version: int | None = None) -> pa.Table:
         """Return every version of every key up to commit ``version``, with ``_valid_to``.
@@ -452,7 +381,7 @@ class Store(LifecycleMethods, VectorMethods):
             >>> store.versions("users")["_key"].to_pylist()
             ['alice', 'bob']
         """
-        return _values_first(read.with_valid_to(self._versions(namespace, version)))
+        return reads.versions(self._ctx, namespace, version=version)
 
     def changes(
         self, namespace: str, *, since: int | datetime | None = None, until: int | datetime | None = None,
@@ -472,17 +401,16 @@ class Store(LifecycleMethods, VectorMethods):
             then the value columns after the change.
 
         Raises:
-            InvalidInputError: mixed or invalid bounds.
+            InvalidInputError: mixed or invalid bounds, or ``since`` after ``until``.
 
         Example:
             >>> store.changes("users", since=0)["op"].to_pylist()[:1]
             ['insert']
         """
-        versions = self._versions(namespace, None)
-        return read.change_feed(versions, in_window=read.change_window(namespace, versions, since, until))
+        return reads.changes(self._ctx, namespace, since=since, until=until)
 
     def diff(
-        self, namespace: str, key: str, a: int | datetime | str | None = None,
+        self, namespace: str, key: KeyLike, a: int | datetime | str | None = None,
         b: int | datetime | str | None = None,
     ) -> list[FieldChange]:
         """Return the fields that differ between two versions of ``key``.
@@ -494,18 +422,19 @@ class Store(LifecycleMethods, VectorMethods):
 
         Raises:
             KeyNotFoundError: the key, or a named version, does not exist.
+            InvalidInputError: a commit number that is not a commit.
 
         Example:
             >>> _ = store.put("users", "alice", {"name": "Alice", "age": 32})
             >>> [(c.field, c.before, c.after) for c in store.diff("users", "alice")]
             [('age', 31, 32)]
         """
-        check_key(check_namespace(namespace), key)
-        full = _values_first(read.history_order(self._versions(namespace, None, ds.field("_key") == key)))
-        return _diff.diff(full, namespace, key, a, b)
+        full = self.history(namespace, key)
+        head = self._ctx.catalog.head()[0]
+        return _diff.diff(full, namespace, reads.key_of(self._ctx, namespace, key), a, b, head=head)
 
-    def lineage(self, namespace: str, key: str, *, max_depth: int | None = None) -> Lineage:
-        """Return the ancestor graph of ``key``'s current version, across namespaces.
+    def lineage(self, namespace: str, key: KeyLike, *, max_depth: int | None = None) -> Lineage:
+        """Return the ancestor graph of ``key``'s latest written version, across namespaces.
 
         Follows ``_parents`` (write ids) to the versions they name, recursively.
 
@@ -523,7 +452,7 @@ class Store(LifecycleMethods, VectorMethods):
         Raises:
             KeyNotFoundError: the key has no versions.
         """
-        return _lineage.lineage(self, namespace, key, max_depth=max_depth)
+        return _lineage.lineage(self, namespace, reads.key_of(self._ctx, namespace, key), max_depth=max_depth)
 
     def namespaces(self) -> list[str]:
         """Return the names of every namespace ever written, sorted.
@@ -532,27 +461,46 @@ class Store(LifecycleMethods, VectorMethods):
             >>> store.namespaces()
             ['users']
         """
-        return self._catalog.namespaces()
+        return self._ctx.catalog.namespaces()
+
+    def key_columns(self, namespace: str) -> tuple[str, ...]:
+        """Return the key columns a namespace remembers (empty when written by ``put`` only).
+
+        Raises:
+            NamespaceNotFoundError: the namespace was never written.
+
+        Example:
+            >>> store.key_columns("users")
+            ()
+        """
+        return reads.require_namespace(self._ctx, namespace).key_columns
+
+    def schema(self, namespace: str) -> pa.Schema:
+        """Return a namespace's value schema (the union of every field written).
+
+        Raises:
+            NamespaceNotFoundError: the namespace was never written.
+
+        Example:
+            >>> store.schema("users").names
+            ['name', 'age']
+        """
+        return reads.require_namespace(self._ctx, namespace).schema
 
     def commits(
         self, *, namespace: str | None = None, metadata: dict[str, str] | None = None,
     ) -> list[Commit]:
-        """Return the commit log, oldest first (number, system time, provenance, counts, metadata).
+        """Return the commit log, oldest first (number, system time, provenance, counts, metadata, hash).
 
         Args:
             namespace: Only the commits that wrote this namespace.
             metadata: Only the commits whose metadata holds every one of these items.
 
         Example:
-            >>> [(c.commit, c.namespaces, c.written) for c in store.commits()]
+            >>> [(c.commit, c.namespaces, c.written) for c in store.commits()][:2]
             [(1, ('users',), 1), (2, ('users',), 1)]
         """
-        wanted = check_metadata(metadata) or {}
-        return [
-            c for c in self._catalog.commits()
-            if (namespace is None or namespace in c.namespaces)
-            and all(c.metadata.get(k) == v for k, v in wanted.items())
-        ]
+        return reads.commits(self._ctx, namespace=namespace, metadata=check_metadata(metadata) or {})
 
     def stats(self) -> pa.Table:
         """Return one row per namespace and tier: ``namespace``, ``tier``, ``files``,
@@ -561,56 +509,36 @@ class Store(LifecycleMethods, VectorMethods):
         process's in-memory state and cache hit rate (see :data:`koru_core.stats.STATS_SCHEMA`).
 
         Example:
-            >>> store.stats().select(["namespace", "tier", "versions"]).to_pylist()
-            [{'namespace': 'users', 'tier': 'hot', 'versions': 2}]
-            >>> _ = store.get("users", "bob"); store.stats()["hit_rate"].to_pylist()
-            [1.0]
+            >>> "tier" in store.stats().column_names
+            True
         """
-        return store_stats(self._catalog, memory=self._writer.memory_bytes(), hits=self._writer.hits)
+        from koru_core.stats import store_stats
+
+        hot = self._ctx.hot
+        return store_stats(self._ctx.catalog, memory=hot.memory_bytes(), hits=hot.hits)
 
     def flush(self) -> None:
-        """Move every pending version of every namespace into warm Parquet files.
+        """Move every pending version of every namespace into cold files (consolidation).
 
         Example:
             >>> store.flush()
-            >>> [r["tier"] for r in store.stats().to_pylist() if r["versions"]]
-            ['warm']
+            >>> sorted({r["tier"] for r in store.stats().to_pylist() if r["versions"]})
+            ['cold']
         """
-        from koru_core.commit import flush
-
-        with self._writer.lock:
-            for namespace in self.namespaces():
-                flush(self.path, self._catalog, namespace, min_rows=1)
+        self.consolidate()
 
     def commit_at(self, system_time: datetime) -> int:
         """Return the last commit recorded at or before ``system_time`` (0 if none).
 
         Example:
             >>> from datetime import datetime, timezone
-            >>> store.commit_at(datetime.now(timezone.utc))
-            2
+            >>> store.commit_at(datetime.now(timezone.utc)) >= 1
+            True
         """
-        return self._catalog.commit_at(to_ns(system_time, what="system_time"))
+        return reads.commit_at(self._ctx, system_time)
 
-
-def _ts(nanos: int) -> pa.Scalar:
-    """ns since the epoch as a timestamp[ns, UTC] scalar, for dataset filters."""
-    return pa.scalar(nanos, TIMESTAMP)
-
-
-def _point(at: datetime | None, version: int | None) -> str:
-    parts = ([f"at {at.isoformat()}"] if at else []) + ([f"version {version}"] if version else [])
-    return f" ({', '.join(parts)})" if parts else ""
-
-
-def _check_columns(namespace: str, columns: Sequence[str], values: list[str]) -> list[str]:
-    for c in columns:
-        if c not in values:
-            msg = f"namespace {namespace!r}: no column {c!r} (columns: {values})"
+    def _require_writable(self) -> None:
+        if self._ctx.read_only:
+            msg = f"store {str(self.path)!r} was opened read-only"
             raise InvalidInputError(msg)
-    return list(columns)
 
-
-def _values_first(table: pa.Table) -> pa.Table:
-    names = read.value_columns(table)
-    return table.select(names + [n for n in table.column_names if n not in names])

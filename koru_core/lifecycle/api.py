@@ -11,43 +11,58 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from koru_core._time import now_ns
 from koru_core.errors import InvalidInputError, NamespaceNotFoundError
 from koru_core.lifecycle import consolidate as _consolidate
 from koru_core.lifecycle import distill as _distill
 from koru_core.lifecycle import snapshot as _snapshot
 from koru_core.lifecycle import vacuum as _vacuum
 from koru_core.lifecycle import verify as _verify
-from koru_core.lifecycle._history import with_pruned
 from koru_core.model import MaintenanceResult, VerifyReport
 
 if TYPE_CHECKING:
     from koru_core.store import Store
 
-__all__ = ["auto_consolidate", "check_namespace_exists", "consolidate", "distill", "restore", "snapshot", "tag", "vacuum", "verify", "with_pruned"]
+__all__ = ["check_namespace_exists", "consolidate", "distill", "restore", "snapshot", "tag", "vacuum", "verify"]
 
 
 def check_namespace_exists(store: Store, namespace: str | None) -> None:
     """Raise :class:`NamespaceNotFoundError` unless ``namespace`` is None or exists."""
-    if namespace is not None and namespace not in store._catalog.namespaces():
-        msg = f"namespace {namespace!r} does not exist (namespaces: {store._catalog.namespaces()})"
+    names = store._ctx.catalog.namespaces()
+    if namespace is not None and namespace not in names:
+        msg = f"namespace {namespace!r} does not exist (namespaces: {names})"
         raise NamespaceNotFoundError(msg)
+
+
+def _totals(store: Store) -> tuple[int, int, int]:
+    """(files, bytes, full versions) the catalog lists."""
+    cat = store._ctx.catalog
+    with cat.snapshot():
+        files = [e for e in cat.files() if e.kind != "skips"]
+        pending = sum(n for ns in cat.namespaces() for _, n in cat.pending_commits(ns))
+    return len(files), sum(e.bytes for e in files), sum(e.rows for e in files if e.tier != "deep") + pending
+
+
+def _result(action: str, before: tuple[int, int, int], after: tuple[int, int, int], names: list[str]) -> MaintenanceResult:
+    return MaintenanceResult(action=action, files_before=before[0], files_after=after[0], bytes_before=before[1],
+                             bytes_after=after[1], versions_before=before[2], versions_after=after[2],
+                             namespaces=tuple(sorted(names)))
 
 
 def consolidate(store: Store, namespace: str | None) -> MaintenanceResult:
     """See :meth:`koru_core.Store.consolidate`."""
     check_namespace_exists(store, namespace)
-    return _consolidate.consolidate(
-        store.path, store._catalog, lock=store._writer.lock, leases=store._leases, namespace=namespace
-    )
-
-
-def auto_consolidate(store: Store, namespaces: list[str]) -> None:
-    """Consolidate each of ``namespaces`` holding at least
-    :data:`~koru_core.lifecycle.consolidate.AUTO_CONSOLIDATE_WARM_FILES` warm files."""
-    limit = _consolidate.AUTO_CONSOLIDATE_WARM_FILES
-    for ns in namespaces:
-        if sum(e.tier == "warm" for e in store._catalog.files(ns)) >= limit:
-            _consolidate.consolidate(store.path, store._catalog, lock=store._writer.lock, leases=store._leases, namespace=ns)
+    ctx = store._ctx
+    names = [namespace] if namespace is not None else ctx.catalog.namespaces()
+    before = _totals(store)
+    token = ctx.leases.acquire()  # protects the files this run writes from vacuum until swapped in
+    try:
+        acted = _consolidate.consolidate_all(ctx, names)
+    finally:
+        ctx.leases.release(token)
+    if ctx.auto_maintain:
+        _vacuum.delete_retired(ctx, limit=now_ns())
+    return _result("consolidate", before, _totals(store), acted)
 
 
 def vacuum(store: Store, retain: timedelta) -> MaintenanceResult:
@@ -55,25 +70,25 @@ def vacuum(store: Store, retain: timedelta) -> MaintenanceResult:
     if not isinstance(retain, timedelta) or retain < timedelta(0):
         msg = f"retain must be a non-negative datetime.timedelta, got {retain!r}"
         raise InvalidInputError(msg)
-    return _vacuum.vacuum(store.path, store._catalog, lock=store._writer.lock, retain=retain)
+    return _vacuum.vacuum(store._ctx, retain=retain)
 
 
-def verify(store: Store) -> VerifyReport:
+def verify(store: Store, expected_head: str | None = None) -> VerifyReport:
     """See :meth:`koru_core.Store.verify`."""
-    return _verify.verify(store.path, store._catalog)
+    return _verify.verify(store._ctx, expected_head=expected_head)
 
 
 def distill(store: Store, policies: _distill.Policies, namespace: str | None) -> MaintenanceResult:
     """See :meth:`koru_core.Store.distill`."""
     check_namespace_exists(store, namespace)
-    return _distill.distill(
-        store.path, store._catalog, lock=store._writer.lock, leases=store._leases, policies=policies, namespace=namespace
-    )
+    before = _totals(store)
+    acted = _distill.distill(store._ctx, policies=policies, namespace=namespace)
+    return _result("distill", before, _totals(store), acted)
 
 
 def tag(store: Store, name: str, commit: int | None) -> int:
     """See :meth:`koru_core.Store.tag`."""
-    head = store._catalog.head()[0]
+    head = store._ctx.catalog.head()[0]
     commit = head if commit is None else commit
     if not isinstance(name, str) or not name:
         msg = f"tag name must be a non-empty str, got {name!r}"
@@ -81,18 +96,18 @@ def tag(store: Store, name: str, commit: int | None) -> int:
     if not isinstance(commit, int) or isinstance(commit, bool) or not 1 <= commit <= head:
         msg = f"tag {name!r}: commit must be a commit number in 1..{head}, got {commit!r}"
         raise InvalidInputError(msg)
-    with store._catalog.write() as con:
-        con.execute("INSERT OR REPLACE INTO tags VALUES (?, ?)", (name, commit))
+    store._ctx.catalog.set_tag(name, commit)
     return commit
 
 
 def snapshot(store: Store, path: str | os.PathLike[str]) -> Path:
     """See :meth:`koru_core.Store.snapshot`."""
-    token = store._leases.acquire()
+    ctx = store._ctx
+    token = ctx.leases.acquire()
     try:
-        return _snapshot.write_bundle(store.path, store._catalog, Path(path).absolute())
+        return _snapshot.write_bundle(ctx, Path(path).absolute())
     finally:
-        store._leases.release(token)
+        ctx.leases.release(token)
 
 
 def restore(snapshot_path: str | os.PathLike[str], store_path: str | os.PathLike[str]) -> Store:

@@ -1,145 +1,329 @@
-"""Consolidation: warm files and pending versions → cold files.
+"""Consolidation: warm files and pending versions → the cold layout (state and history files).
 
-Layout::
+The cold layout of a namespace (:mod:`koru_core.layout`) is, as of its consolidation
+head ``cold_commit``:
 
-    cold/namespace=<ns>/epoch=<YYYY-MM>/part-<head commit:09d>-<8 hex>.parquet
+- *state* files: each key's last version (``_valid_to`` null), sorted by key, in key
+  ranges (shards) of at most :data:`STATE_SHARD_ROWS` keys; each row also keeps the
+  key's chain tip ``_last_write_id`` and its ``_last_valid`` (skip records included),
+  from which the write path's index is rebuilt;
+- *history* files: every closed version (``_valid_to`` set), sorted by (key, valid
+  time). Each run writes the versions it closes into one new file; their intervals end
+  near the time of the run, so the file's ``max_valid_to`` lets an as-of read skip it.
+  Adjacent small history files are merged (:data:`HISTORY_MERGE_ROWS`);
+- *skips* files: skip records.
 
-One *epoch* per UTC month of ``_valid_from``, so DuckDB, Polars and the core
-prune by namespace (folder) and by valid time (folder, plus the catalog's
-``min_valid``/``max_valid`` per file). Each part is sorted by (``_key``,
-``_valid_from``, ``_commit``), zstd-compressed, with page checksums and
-statistics, and holds every stored column plus ``_valid_to``.
-
-Row groups: :data:`COLD_ROW_GROUP_ROWS` = 65,536 rows. Parts are sorted by key,
-so a row group covers a narrow key range: a one-key read (``history``, ``get``)
-decodes one group of ~64 Ki rows rather than the whole part, while groups stay
-large enough (several MB of values) for DuckDB and Polars to scan at full speed
-and to split work across threads. Warm files use 16 Ki rows (they are small).
-
-Incremental (size-tiered, as in LSM stores): a run reads only the new data
-(warm files and pending versions). For each epoch it touches, it merges the new
-rows with that epoch's existing parts *no larger than what is merged so far*,
-smallest first, and writes one new part. Existing large parts are left alone,
-so a run costs O(new rows + the small parts it folds in); each row is rewritten
-O(log n) times over its life and an epoch holds O(log n) parts.
-
-``_valid_to`` is computed over the rows a run writes together (exact for them
-at that time). It goes stale when a later version of a key arrives in a later
-run, or lies in a part not merged; every koru reader (``read.with_valid_to``,
-the DuckDB macros, Polars) therefore recomputes ``_valid_to`` and treats the
-stored column as a hint for tools that read a cold file on its own.
-
-The swap is one catalog transaction (see :mod:`koru_core.lifecycle._swap`):
-readers see either the warm files and pending versions, or the cold files,
-never both or neither. Replaced files stay on disk until vacuum.
+A run reads the overlay (warm files and pending versions up to the head it sees),
+the state shards holding the overlay's keys, and — only for *late* keys, whose new
+versions come before their last cold version — those keys' history rows. It computes
+``_valid_to`` (the next ``_valid_from`` of the key in (``_valid_from``, ``_commit``)
+order) and ``_valid_to_commit`` over all of them, writes the new state shards, one
+history file and one skips file, and swaps them in with one catalog transaction
+(:meth:`Catalog.swap_files`), raising ``cold_commit`` to its head. Readers see the
+old files and overlay or the new files, never a mix. Replaced files are retired and
+deleted by vacuum once no reader needs them.
 """
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Sequence
-from pathlib import Path
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from koru_core._lock import WriteLock
-from koru_core._parquet import read_files
-from koru_core.catalog import Catalog, FileEntry
-from koru_core.lifecycle._swap import Pending, month_labels, part_name, swap, totals, write_part
-from koru_core.lifecycle.leases import Leases
-from koru_core.model import MaintenanceResult
-from koru_core.read import with_valid_to
-from koru_core.scan import stored_schema
+from koru_core._time import now_ns
+from koru_core.catalog.entries import FileEntry
+from koru_core.layout import COLD_SCHEMA, SKIP_SCHEMA, cold_name
+from koru_core.model import TIMESTAMP, WRITE_ID
 from koru_core.schema import conform
+from koru_core.storage.parquet import write_parquet
+from koru_core.write.decide import first_of_key
+from koru_core.write.hotsync import commit_rows
 
-__all__ = ["AUTO_CONSOLIDATE_WARM_FILES", "COLD_ROW_GROUP_ROWS", "consolidate", "consolidate_namespace"]
+if TYPE_CHECKING:
+    from koru_core.context import StoreContext
 
-COLD_ROW_GROUP_ROWS = 64 * 1024
-"""Rows per row group in cold files (see module docstring)."""
+__all__ = ["COLD_ROW_GROUP_ROWS", "HISTORY_MERGE_ROWS", "STATE_SHARD_ROWS", "consolidate_namespace"]
 
-AUTO_CONSOLIDATE_WARM_FILES = 32
-"""With ``auto_consolidate=True``, a commit that leaves a namespace with at least
-this many warm files consolidates that namespace before returning."""
+COLD_ROW_GROUP_ROWS = 16 * 1024
+"""Rows per row group in cold files: a key's rows are one small group per file."""
 
-_ATTEMPTS = 3  # the last attempt holds the write lock throughout, so it cannot conflict
+STATE_SHARD_ROWS = 4 * 1024 * 1024
+"""Keys per state shard: a run rewrites only the shards holding keys it changed."""
+
+HISTORY_MERGE_ROWS = 256 * 1024
+"""History files smaller than this are merged with their neighbours in ``_valid_to``."""
+
+STATE_EXTRA = pa.schema([pa.field("_last_write_id", WRITE_ID), pa.field("_last_valid", TIMESTAMP)])
+"""Columns state files keep beyond :data:`~koru_core.layout.COLD_SCHEMA` (for the write path's index)."""
 
 
-def consolidate(
-    root: Path, catalog: Catalog, *, lock: WriteLock, leases: Leases, namespace: str | None = None,
-) -> MaintenanceResult:
-    """Consolidate one namespace (or all) and report what changed.
+@dataclass(frozen=True, slots=True)
+class _Inputs:
+    head: int
+    cold_commit: int
+    values: pa.Schema
+    files: list[FileEntry]
+    overlay: pa.Table
+    overlay_skips: pa.Table
+    overlay_files: list[FileEntry]
+
+
+def _cold(table: pa.Table, values: pa.Schema) -> pa.Table:
+    return conform(table, pa.schema([*COLD_SCHEMA, *values]))
+
+
+def _read_inputs(ctx: StoreContext, namespace: str) -> _Inputs | None:
+    with ctx.catalog.snapshot():
+        head = ctx.catalog.head()[0]
+        info = ctx.catalog.namespace(namespace)
+        if info is None:
+            return None
+        files = ctx.catalog.files(namespace)
+        names = [*COLD_SCHEMA.names]
+        names.remove("_valid_to")
+        names.remove("_valid_to_commit")
+        rows = commit_rows(ctx, namespace, files, after=info.cold_commit, upto=head,
+                           columns=[*names, *info.schema.names])
+        skips = commit_rows(ctx, namespace, files, after=info.cold_commit, upto=head, kind="skips",
+                            columns=SKIP_SCHEMA.names)
+    overlay_files = [e for e in files if e.tier == "warm" and e.commit is not None and e.commit <= head]
+    systimes = {c.commit: c.system_time for c in ctx.catalog.commits(since=info.cold_commit, until=head)}
+    parts = []
+    for c, t in rows:
+        t = t.set_column(t.column_names.index("_system_from"), "_system_from",
+                         pa.repeat(pa.scalar(systimes[c], TIMESTAMP), t.num_rows))
+        parts.append(_cold(t, info.schema))
+    overlay = pa.concat_tables(parts) if parts else _cold(pa.table({}), info.schema).slice(0, 0)
+    skip_table = pa.concat_tables([t.cast(SKIP_SCHEMA) for _, t in skips]) if skips else SKIP_SCHEMA.empty_table()
+    return _Inputs(head, info.cold_commit, info.schema, files, overlay, skip_table, overlay_files)
+
+
+def consolidate_namespace(ctx: StoreContext, namespace: str) -> bool:
+    """Consolidate one namespace; returns False when it had nothing to consolidate.
 
     Raises:
         CorruptionError: an input file is missing or corrupted (nothing is swapped).
+        StoreFullError: no space for the new files (nothing is swapped, nothing left behind).
     """
-    before = totals(catalog)
-    names = [namespace] if namespace is not None else catalog.namespaces()
-    token = leases.acquire()  # protects the parts this run writes from vacuum until swapped in
-    try:
-        acted = [ns for ns in names if consolidate_namespace(root, catalog, lock=lock, namespace=ns)]
-    finally:
-        leases.release(token)
-    after = totals(catalog)
-    return before.result("consolidate", after, sorted(acted))
-
-
-def consolidate_namespace(root: Path, catalog: Catalog, *, lock: WriteLock, namespace: str) -> bool:
-    """Consolidate ``namespace``; returns False when it had no warm or pending versions."""
-    for attempt in range(_ATTEMPTS):
-        with lock if attempt == _ATTEMPTS - 1 else contextlib.nullcontext():
-            outcome = _attempt(root, catalog, lock=lock, namespace=namespace)
-        if outcome is not None:
-            return outcome
-    return False  # pragma: no cover - the locked attempt cannot conflict
-
-
-def _epoch(entry: FileEntry) -> str:
-    return next(p.split("=", 1)[1] for p in entry.path.split("/") if p.startswith("epoch="))
-
-
-def _merge_candidates(cold: Sequence[FileEntry], epoch: str, new_rows: int) -> list[FileEntry]:
-    """The epoch's parts to fold in: smallest first, each no larger than the rows so far."""
-    chosen, acc = [], new_rows
-    for e in sorted((e for e in cold if _epoch(e) == epoch), key=lambda e: (e.rows, e.path)):
-        if e.rows > acc:
-            break
-        chosen.append(e)
-        acc += e.rows
-    return chosen
-
-
-def _attempt(root: Path, catalog: Catalog, *, lock: WriteLock, namespace: str) -> bool | None:
-    with catalog.read() as con:
-        head = catalog.head()[0]
-        entries = catalog.files(namespace)
-        value_schema = catalog.schema(namespace)
-        blobs, rows = con.execute(
-            "SELECT count(*), coalesce(sum(rows), 0) FROM pending WHERE namespace = ? AND commit_number <= ?",
-            (namespace, head),
-        ).fetchone()
-        pending = catalog.pending(namespace) if blobs else []
-    warm = [e for e in entries if e.tier == "warm"]
-    if value_schema is None or (not warm and not blobs):
+    inputs = _read_inputs(ctx, namespace)
+    if inputs is None or (not inputs.overlay.num_rows and not inputs.overlay_skips.num_rows):
         return False
-    schema = stored_schema(value_schema)
-    new = pa.concat_tables([read_files(root, warm, schema=schema), *(conform(t, schema) for t in pending)])
-    months = month_labels(new["_valid_from"])
-    cold = [e for e in entries if e.tier == "cold"]
-    merged: list[FileEntry] = []
-    for epoch in pc.unique(months).to_pylist():
-        merged += _merge_candidates(cold, epoch, pc.sum(pc.equal(months, epoch).cast(pa.int64())).as_py())
-    table = with_valid_to(pa.concat_tables([new, read_files(root, merged, schema=schema)]))
-    months = month_labels(table["_valid_from"])
-    added = []
-    for epoch in pc.unique(months).to_pylist():
-        part = table.filter(pc.equal(months, epoch))
-        rel = f"cold/namespace={namespace}/epoch={epoch}/{part_name(head)}"
-        added.append(write_part(root, part, namespace=namespace, tier="cold", rel=rel, row_group_size=COLD_ROW_GROUP_ROWS))
-    with lock:
-        ok = swap(catalog, namespace=namespace, remove=[*warm, *merged], add=added, pending=Pending(head, blobs, rows))
+    added: list[FileEntry] = []
+    try:
+        removed, added = _rewrite(ctx, namespace, inputs)
+        with ctx.lock:
+            ok = ctx.catalog.swap_files(namespace, remove=[*removed, *inputs.overlay_files], add=added,
+                                        absorb_pending_upto=inputs.head, cold_commit=inputs.head,
+                                        retired_at=now_ns())
+    except BaseException:
+        for e in added:
+            ctx.storage.delete(e.path)
+        raise
     if not ok:
         for e in added:
-            (root / e.path).unlink(missing_ok=True)
-        return None
+            ctx.storage.delete(e.path)
+        return False
     return True
+
+
+def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEntry], list[FileEntry]]:
+    schema = pa.schema([*COLD_SCHEMA, *x.values])
+    state_files = sorted((e for e in x.files if e.tier == "cold" and e.kind == "state"), key=lambda e: e.min_key or "")
+    overlay = x.overlay.sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
+    keys = pc.unique(overlay["_key"].combine_chunks()) if overlay.num_rows else pa.array([], pa.string())
+    touched = [e for e in state_files if _touches(e, keys)]
+    old_state = (pa.concat_tables([_cold_read(ctx, e, schema) for e in touched])
+                 if touched else _with_state_extra(schema.empty_table()))
+    is_new = pc.is_in(old_state["_key"], value_set=keys) if len(keys) else pa.repeat(pa.scalar(False), old_state.num_rows)
+    kept_state = old_state.filter(pc.invert(is_new))
+    changed_state = old_state.filter(is_new)
+    late = _late_keys(changed_state, overlay)
+    history_rows = pa.schema([*schema]).empty_table()
+    rewritten: list[FileEntry] = []
+    remainders: list[FileEntry] = []
+    if len(late):
+        history_rows, rewritten, remainders = _pull_history(ctx, namespace, x, schema, late)
+    merged = pa.concat_tables([
+        changed_state.select(schema.names), overlay.select(schema.names), history_rows.select(schema.names),
+    ]).sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
+    merged = _intervals(merged)
+    tips = _tips(changed_state, overlay, x.overlay_skips)
+    is_open = pc.is_null(merged["_valid_to"])
+    new_state = _with_tips(merged.filter(is_open), tips)
+    closed = merged.filter(pc.invert(is_open))
+    state = pa.concat_tables([kept_state, new_state.select(kept_state.column_names)])
+    state = state.sort_by([("_key", "ascending")])
+    added = [*remainders, *_write_state(ctx, namespace, x.head, state)]
+    small = [e for e in x.files if e.tier == "cold" and e.kind == "history" and e.rows < HISTORY_MERGE_ROWS
+             and e not in rewritten]
+    if closed.num_rows and small:  # fold small history files into the new one
+        closed = pa.concat_tables([closed, *(conform(ctx.files.read(e, schema.names), schema) for e in small)])
+        closed = closed.sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
+        rewritten = [*rewritten, *small]
+    if closed.num_rows:
+        added.append(_write(ctx, namespace, "history", x.head, closed))
+    skips = _cold_skips(ctx, x)
+    if skips is not None:
+        added.append(_write(ctx, namespace, "skips", x.head, skips))
+    return [*touched, *rewritten], added
+
+
+def _touches(e: FileEntry, keys: pa.Array) -> bool:
+    if not len(keys) or e.min_key is None:
+        return bool(len(keys))
+    lo, hi = pc.min_max(keys).values()
+    return not (hi.as_py() < e.min_key or lo.as_py() > (e.max_key or ""))
+
+
+def _cold_read(ctx: StoreContext, e: FileEntry, schema: pa.Schema) -> pa.Table:
+    names = [*schema.names, *STATE_EXTRA.names]
+    t = ctx.files.read(e, names)
+    return conform(t, pa.schema([*schema, *STATE_EXTRA]))
+
+
+def _with_state_extra(t: pa.Table) -> pa.Table:
+    n = t.num_rows
+    return t.append_column(STATE_EXTRA.field(0), pa.nulls(n, WRITE_ID)).append_column(STATE_EXTRA.field(1), pa.nulls(n, TIMESTAMP))
+
+
+def _late_keys(changed_state: pa.Table, overlay: pa.Table) -> pa.Array:
+    """Keys with an overlay version valid before their state row (their history must be recomputed)."""
+    if not changed_state.num_rows or not overlay.num_rows:
+        return pa.array([], pa.string())
+    first = overlay.filter(pa.array(first_of_key(overlay["_key"].combine_chunks())))
+    joined = first.select(["_key", "_valid_from"]).join(
+        changed_state.select(["_key", "_valid_from"]).rename_columns(["_key", "_state_from"]), "_key"
+    )
+    late = joined.filter(pc.less(joined["_valid_from"], joined["_state_from"]))
+    return late["_key"].combine_chunks()
+
+
+def _pull_history(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.Schema,
+                  late: pa.Array) -> tuple[pa.Table, list[FileEntry], list[FileEntry]]:
+    """The history rows of late keys, the history files that held them, and those files
+    written again without them."""
+    rows, rewritten, remainders = [], [], []
+    for e in x.files:
+        if e.tier != "cold" or e.kind != "history":
+            continue
+        t = conform(ctx.files.read(e, schema.names), schema)
+        mine = pc.is_in(t["_key"], value_set=late)
+        if not pc.any(mine).as_py():
+            continue
+        rows.append(t.filter(mine))
+        rest = t.filter(pc.invert(mine))
+        rewritten.append(e)
+        if rest.num_rows:
+            remainders.append(_write(ctx, namespace, "history", x.head, rest))
+    return (pa.concat_tables(rows) if rows else schema.empty_table()), rewritten, remainders
+
+
+def _intervals(t: pa.Table) -> pa.Table:
+    """``_valid_to``/``_valid_to_commit`` of rows sorted by (key, valid time, commit): the next row of the key."""
+    n = t.num_rows
+    if not n:
+        return t
+    keys = t["_key"].combine_chunks()
+    last = np.ones(n, dtype=bool)
+    last[:-1] = ~first_of_key(keys)[1:]
+    nxt_from = pa.concat_arrays([t["_valid_from"].combine_chunks().slice(1), pa.nulls(1, TIMESTAMP)])
+    nxt_commit = pa.concat_arrays([t["_commit"].combine_chunks().slice(1), pa.nulls(1, pa.int64())])
+    mask = pa.array(last)
+    valid_to = pc.if_else(mask, pa.scalar(None, TIMESTAMP), nxt_from)
+    valid_to_commit = pc.if_else(mask, pa.scalar(None, pa.int64()), nxt_commit)
+    t = t.set_column(t.column_names.index("_valid_to"), "_valid_to", valid_to)
+    return t.set_column(t.column_names.index("_valid_to_commit"), "_valid_to_commit", valid_to_commit)
+
+
+def _tips(changed_state: pa.Table, overlay: pa.Table, skips: pa.Table) -> pa.Table:
+    """Per key: the latest write id and the last valid time (skip records included)."""
+    parts = [
+        pa.table({"k": changed_state["_key"], "w": changed_state["_last_write_id"], "v": changed_state["_last_valid"]}),
+        pa.table({"k": overlay["_key"], "w": overlay["_write_id"], "v": overlay["_valid_from"]}),
+        pa.table({"k": skips["_key"], "w": pa.nulls(skips.num_rows, WRITE_ID), "v": skips["_valid_from"].cast(TIMESTAMP)}),
+    ]
+    both = pa.concat_tables([p.cast(parts[1].schema) for p in parts])
+    agg = both.group_by("k").aggregate([("v", "max")])
+    by_write = both.filter(pc.is_valid(both["w"])).sort_by([("k", "ascending"), ("w", "descending")])
+    first = by_write.filter(pa.array(first_of_key(by_write["k"].combine_chunks()))) if by_write.num_rows else by_write
+    return agg.join(first.select(["k", "w"]), "k", join_type="left outer")
+
+
+def _with_tips(state: pa.Table, tips: pa.Table) -> pa.Table:
+    joined = state.join(tips.rename_columns(["_key", "_tip_valid", "_tip_write"]), "_key", join_type="left outer")
+    tip_w = pc.coalesce(joined["_tip_write"], joined["_write_id"])
+    tip_v = pc.coalesce(joined["_tip_valid"], joined["_valid_from"])
+    out = joined.drop_columns(["_tip_valid", "_tip_write"])
+    out = out.append_column(STATE_EXTRA.field(0), tip_w.cast(WRITE_ID)).append_column(STATE_EXTRA.field(1), tip_v)
+    return out
+
+
+def _write(ctx: StoreContext, namespace: str, kind: str, head: int, table: pa.Table) -> FileEntry:
+    rel = cold_name(namespace, kind, head)
+    size, checksum = write_parquet(ctx.storage, rel, table, row_group_size=COLD_ROW_GROUP_ROWS, compression="zstd")
+    return _entry(namespace, kind, rel, table, size, checksum)
+
+
+def _entry(namespace: str, kind: str, rel: str, table: pa.Table, size: int, checksum: bytes) -> FileEntry:
+    valid = table["_valid_from"].cast(pa.int64())
+    commits = table["_commit"]
+    vt = table["_valid_to"].cast(pa.int64()) if "_valid_to" in table.column_names else None
+    vtc = table["_valid_to_commit"] if "_valid_to_commit" in table.column_names else None
+    has_open = vt is None or vt.null_count > 0
+    return FileEntry(
+        namespace=namespace, tier="cold", kind=kind, path=rel, rows=table.num_rows, bytes=size,  # type: ignore[arg-type]
+        checksum=checksum, min_commit=pc.min(commits).as_py() or 0, max_commit=pc.max(commits).as_py() or 0,
+        min_valid=pc.min(valid).as_py(), max_valid=pc.max(valid).as_py(),
+        max_valid_to=None if has_open or vt is None else pc.max(vt).as_py(),
+        max_valid_to_commit=None if has_open or vtc is None else pc.max(vtc).as_py(),
+        min_key=pc.min(table["_key"]).as_py(), max_key=pc.max(table["_key"]).as_py(),
+    )
+
+
+def _write_state(ctx: StoreContext, namespace: str, head: int, state: pa.Table) -> list[FileEntry]:
+    out = []
+    for start in range(0, state.num_rows, STATE_SHARD_ROWS):
+        out.append(_write(ctx, namespace, "state", head, state.slice(start, STATE_SHARD_ROWS)))
+    return out
+
+
+def _cold_skips(ctx: StoreContext, x: _Inputs) -> pa.Table | None:
+    skips = x.overlay_skips
+    if not skips.num_rows:
+        return None
+    return skips.sort_by([("_key", "ascending"), ("_valid_from", "ascending")])
+
+
+def consolidate_all(ctx: StoreContext, namespaces: Sequence[str]) -> list[str]:
+    """Consolidate each namespace; returns those that changed."""
+    return [ns for ns in namespaces if consolidate_namespace(ctx, ns)]
+
+
+def write_layout(ctx: StoreContext, namespace: str, values: pa.Schema, versions: pa.Table, skips: pa.Table,
+                 head: int) -> list[FileEntry]:
+    """Write the whole cold layout of a namespace from every one of its versions (restore, upgrade).
+
+    Args:
+        versions: Every version, :data:`~koru_core.layout.COLD_SCHEMA` columns (``_valid_to``
+            may be absent: it is computed) and the value columns.
+        skips: Its skip records (:data:`~koru_core.layout.SKIP_SCHEMA`, ``_commit`` set).
+        head: The consolidation head (the namespace's ``cold_commit``).
+    """
+    schema = pa.schema([*COLD_SCHEMA, *values])
+    table = conform(versions, schema).sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
+    table = _intervals(table)
+    empty = _with_state_extra(schema.empty_table())
+    tips = _tips(empty, table.select(["_key", "_write_id", "_valid_from"]), skips)
+    is_open = pc.is_null(table["_valid_to"])
+    state = _with_tips(table.filter(is_open), tips).sort_by([("_key", "ascending")])
+    closed = table.filter(pc.invert(is_open))
+    added = _write_state(ctx, namespace, head, state)
+    if closed.num_rows:
+        added.append(_write(ctx, namespace, "history", head, closed))
+    if skips.num_rows:
+        added.append(_write(ctx, namespace, "skips", head, skips.sort_by([("_key", "ascending"), ("_valid_from", "ascending")])))
+    return added

@@ -6,11 +6,18 @@ deletes them. A reader that made its :class:`~koru_core.scan.ScanPlan` before
 the swap still reads them, so vacuum must know how old the oldest plan in use is.
 
 Each :class:`Leases` (one per open store object) owns a lease file
-``<store>/readers/<pid>-<hex>.lease``: 8 bytes, memory-mapped, holding the time
-(int64 ns, UTC) at which the oldest of its plans in use was *started*, or 0 when
-none is. The owner holds a shared ``flock`` on it for its whole life, so vacuum
-can tell a dead process's leftover (it can take an exclusive lock) from a live
-one. Starting a plan costs an in-memory update, no catalog write.
+``<store>/readers/<pid>-<hex>.lease``: 8 bytes holding the time (int64 ns, UTC) at
+which the oldest of its plans in use was *started*, or 0 when none is. The 8 bytes
+are written for real when the file is made (so updating them in place never needs a
+new disk block: a full disk cannot fail a read), and updated with ``pwrite``. The
+owner holds a shared ``flock`` on it for its whole life, so vacuum can tell a dead
+process's leftover (it can take an exclusive lock) from a live one. Starting a plan
+costs an in-memory update and, when it becomes the oldest, one ``pwrite``; no catalog
+write. On a read-only store, or when the lease file cannot be made (a full disk),
+reads go on without a lease file: nothing can be vacuumed there meanwhile by this
+process, and another process's vacuum is told by :func:`oldest_lease` that a reader
+of unknown age exists only if the file exists, so a full disk is the one residual
+window (documented in README, "Integrity").
 
 Why a start time is enough: a plan records its lease time *before* it opens
 its catalog snapshot, and a swap records ``retired.retired_at`` *after* its
@@ -23,8 +30,8 @@ retired list before the leases, so a plan started after that read sees the swap)
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
-import mmap
 import os
 import struct
 import threading
@@ -46,35 +53,53 @@ class Leases:
         root: The store folder.
     """
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, read_only: bool = False) -> None:
         self._dir = root / LEASE_DIR
         self._lock = threading.Lock()
         self._active: dict[int, int] = {}
         self._next = 0
         self._fd: int | None = None
-        self._map: mmap.mmap | None = None
         self._path: Path | None = None
+        self._published = 0
+        self._disabled = read_only
 
-    def _open(self) -> mmap.mmap:
-        self._dir.mkdir(exist_ok=True)
-        name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
-        tmp = self._dir / f"{name}.tmp"
-        fd = os.open(tmp, os.O_RDWR | os.O_CREAT, 0o644)
-        os.ftruncate(fd, _FORMAT.size)
-        fcntl.flock(fd, fcntl.LOCK_SH)  # locked before vacuum can see it under its .lease name
-        self._path = self._dir / f"{name}.lease"
-        os.replace(tmp, self._path)
-        self._fd, self._map = fd, mmap.mmap(fd, _FORMAT.size)
-        return self._map
+    def _open(self) -> int | None:
+        from koru_core.storage.local import check_no_symlink
+
+        try:
+            check_no_symlink(self._dir.parent, LEASE_DIR)
+            if self._dir.exists() and not self._dir.is_dir():
+                return None
+            self._dir.mkdir(exist_ok=True)
+            name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+            tmp = self._dir / f"{name}.tmp"
+            fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+            try:
+                os.write(fd, _FORMAT.pack(0))  # a real block: later pwrites never allocate
+                fcntl.flock(fd, fcntl.LOCK_SH)  # locked before vacuum can see it under its .lease name
+                self._path = self._dir / f"{name}.lease"
+                os.replace(tmp, self._path)
+            except OSError:
+                os.close(fd)
+                tmp.unlink(missing_ok=True)
+                raise
+        except OSError as e:
+            if e.errno in (errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM, errno.ENOTDIR):
+                self._disabled = True
+                return None
+            raise
+        self._fd = fd
+        return fd
 
     def _publish(self) -> None:
         value = min(self._active.values()) if self._active else 0
-        if self._map is None:
-            if not value:
-                return
-            self._open()
-        assert self._map is not None
-        _FORMAT.pack_into(self._map, 0, value)
+        if value == self._published or self._disabled:
+            return
+        fd = self._fd if self._fd is not None else (self._open() if value else None)
+        if fd is None:
+            return
+        os.pwrite(fd, _FORMAT.pack(value), 0)
+        self._published = value
 
     def acquire(self) -> int:
         """Start a lease now; returns its token for :meth:`release`."""
@@ -90,16 +115,20 @@ class Leases:
             if self._active.pop(token, None) is not None:
                 self._publish()
 
+    def lease(self) -> Lease:
+        """Start a :class:`Lease` (ended when released or garbage collected)."""
+        return Lease(self)
+
     def close(self) -> None:
         """Drop every lease and remove the lease file."""
         with self._lock:
             self._active.clear()
-            if self._map is not None and self._fd is not None:
-                self._map.close()
+            if self._fd is not None:
                 if self._path is not None:
                     self._path.unlink(missing_ok=True)
                 os.close(self._fd)
-            self._map = self._fd = None
+            self._fd = None
+            self._published = 0
 
 
 def oldest_lease(root: Path) -> int | None:

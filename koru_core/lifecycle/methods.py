@@ -27,10 +27,12 @@ class LifecycleMethods:
     def consolidate(self, namespace: str | None = None) -> MaintenanceResult:
         """Merge warm files and pending versions into cold files (one namespace, or all).
 
-        Cold files are sorted by (``_key``, ``_valid_from``), one folder per UTC
-        month of valid time, with ``_valid_to`` filled in; the swap is atomic
-        and incremental (see :mod:`koru_core.lifecycle.consolidate`). Replaced
-        files stay on disk until :meth:`vacuum`.
+        Cold files hold each key's last version (state) and its closed versions
+        (history, split by ``_valid_to``), sorted by key, with ``_valid_to`` filled
+        in; the swap is atomic and incremental (see
+        :mod:`koru_core.lifecycle.consolidate`). The store consolidates by itself
+        after commits (``auto_consolidate``); replaced files are deleted once no
+        reader needs them (by themselves, or by :meth:`vacuum`).
 
         Raises:
             NamespaceNotFoundError: ``namespace`` was never written.
@@ -118,8 +120,14 @@ class LifecycleMethods:
         """
         return _lifecycle.vacuum(self._store(), retain)
 
-    def verify(self) -> VerifyReport:
+    def verify(self, *, expected_head: str | None = None) -> VerifyReport:
         """Recompute content ids, file and pending checksums and the commit hash chain.
+
+        Args:
+            expected_head: A commit hash (64 hex, :attr:`Commit.hash`) kept elsewhere
+                (Dagster's event log keeps one per materialization): the chain must
+                hold a commit with that hash, and every later commit must chain from it.
+                This catches someone who rewrote files, checksums and the whole chain.
 
         Returns:
             :class:`VerifyReport`: ``is_ok``, and one line per problem naming
@@ -130,7 +138,7 @@ class LifecycleMethods:
             >>> store.verify().is_ok
             True
         """
-        return _lifecycle.verify(self._store())
+        return _lifecycle.verify(self._store(), expected_head)
 
     def _store(self) -> Store:
         return self  # type: ignore[return-value]

@@ -3,22 +3,23 @@
 A bundle is a folder, taken in one catalog snapshot at the store's last commit::
 
     <bundle>/
-      manifest.json                     format, source store id, head commit, time,
-                                        per namespace: schema (Arrow IPC, base64),
-                                        created/schema commit; tags; and for every
-                                        other file of the bundle: bytes and blake3
+      manifest.json                     format, source store id, head commit, content-id
+                                        format, per namespace: schema (Arrow IPC, base64),
+                                        key columns, created/schema commit; tags; and for
+                                        every other file of the bundle: bytes and blake3
       manifest.blake3                   blake3 hex of manifest.json's bytes
       commits.parquet                   the commit log, hash chain included
-      namespaces/<ns>/versions.parquet  every stored (retained) full version, sorted
-                                        by (_key, _valid_from, _commit), _valid_to filled
+      namespaces/<ns>/versions.parquet  every retained version, every system column
       namespaces/<ns>/pruned.parquet    the skeletons of pruned versions (if any)
+      namespaces/<ns>/skips.parquet     the skip records (if any)
 
-It holds the retained versions (the distilled state), not the raw files, so it
-is as small as the store's history after distillation and independent of how
-the store happened to be tiered. :func:`restore` checks every hash before it
-writes anything, then builds a new store whose versions, tiers (all cold, plus
-deep skeletons), commit log and tags answer ``as_of``, ``history`` and
-``verify`` exactly as the source did at its head.
+It holds the retained versions, not the raw files, so it is independent of how the
+store happened to be tiered. Anyone can edit a bundle and recompute its manifest
+hashes, so :func:`restore_bundle` trusts none of it: it accepts only the file names
+above and namespace names koru accepts, recomputes every content id and the whole
+commit hash chain from the versions, and writes nothing unless all of it holds. The
+restored store answers ``as_of``, ``history`` and ``verify`` exactly as the source
+did at its head.
 """
 
 from __future__ import annotations
@@ -27,27 +28,33 @@ import base64
 import json
 import shutil
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-import blake3
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
+from blake3 import blake3
 
-from koru_core._parquet import read_files, write_file
-from koru_core._time import now_ns
-from koru_core.catalog import Catalog, insert_file
+from koru_core.catalog.entries import CommitRecord, FileEntry, NamespaceInfo
 from koru_core.errors import CorruptionError, InvalidInputError
-from koru_core.lifecycle._swap import month_labels, part_name, write_part
-from koru_core.lifecycle.consolidate import COLD_ROW_GROUP_ROWS
-from koru_core.model import SYSTEM_SCHEMA
-from koru_core.read import with_valid_to
-from koru_core.scan import plan_scan, read_versions
+from koru_core.input import check_namespace
+from koru_core.layout import COLD_SCHEMA, SKIP_SCHEMA
+from koru_core.read import execute
+from koru_core.read.plan import plan_versions
+
+if TYPE_CHECKING:
+    from koru_core.context import StoreContext
 
 __all__ = ["FORMAT", "read_manifest", "restore_bundle", "write_bundle"]
 
-FORMAT = "koru-snapshot/1"
-_COMMIT_COLUMNS = ("commit_number", "system_time", "actor", "run_id", "namespaces", "written", "unchanged",
-                   "deleted", "hash", "prev_hash", "metadata")
+FORMAT = "koru-snapshot/2"
+_KINDS = ("versions", "pruned", "skips")
+_COMMIT_SCHEMA = pa.schema([
+    ("commit_number", pa.int64()), ("system_time", pa.int64()), ("actor", pa.string()), ("run_id", pa.string()),
+    ("namespaces", pa.string()), ("written", pa.int64()), ("unchanged", pa.int64()), ("deleted", pa.int64()),
+    ("first_write_id", pa.int64()), ("last_write_id", pa.int64()), ("hash", pa.string()),
+    ("prev_hash", pa.string()), ("metadata", pa.string()),
+])
 
 
 def _empty_target(path: Path, what: str) -> None:
@@ -56,56 +63,80 @@ def _empty_target(path: Path, what: str) -> None:
         raise InvalidInputError(msg)
 
 
-def write_bundle(root: Path, catalog: Catalog, bundle: Path) -> Path:
-    """Write the snapshot bundle of the store in ``root`` to the new folder ``bundle``.
+def _write(bundle: Path, rel: str, table: pa.Table, files: dict[str, Any]) -> None:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink, compression="zstd", write_page_checksum=True)
+    data = sink.getvalue().to_pybytes()
+    (bundle / rel).parent.mkdir(parents=True, exist_ok=True)
+    (bundle / rel).write_bytes(data)
+    files[rel] = {"bytes": len(data), "blake3": blake3(data).hexdigest(), "rows": table.num_rows}
 
-    Call with a reader lease held (the files read must not be vacuumed meanwhile).
+
+def write_bundle(ctx: StoreContext, bundle: Path) -> Path:
+    """Write a bundle of the store at its last commit into ``bundle`` (missing or empty).
+
+    Raises:
+        InvalidInputError: ``bundle`` exists and is not an empty folder.
     """
     _empty_target(bundle, "snapshot path")
     bundle.mkdir(parents=True, exist_ok=True)
-    files: dict[str, dict[str, object]] = {}
-
-    def put(rel: str, table: pa.Table) -> None:
-        size, digest = write_file(table, bundle / rel, row_group_size=COLD_ROW_GROUP_ROWS)
-        files[rel] = {"bytes": size, "blake3": digest, "rows": table.num_rows}
-
-    with catalog.read() as con:
-        head = catalog.head()[0]
-        commits = con.execute(f"SELECT {', '.join(_COMMIT_COLUMNS)} FROM commits ORDER BY commit_number").fetchall()
-        spaces = con.execute("SELECT name, schema, created_commit, schema_commit FROM namespaces ORDER BY name").fetchall()
-        tags = dict(con.execute("SELECT name, commit_number FROM tags").fetchall())
-        namespaces = {}
-        for name, schema, created, schema_commit in spaces:
-            plan = plan_scan(root, catalog, name)
-            put(f"namespaces/{name}/versions.parquet", with_valid_to(read_versions(root, plan)))
-            deep = [e for e in catalog.files(name) if e.tier == "deep"]
-            if deep:
-                skeleton = read_files(root, deep, schema=SYSTEM_SCHEMA)
-                put(f"namespaces/{name}/pruned.parquet", skeleton.sort_by([("_key", "ascending"), ("_valid_from", "ascending")]))
-            namespaces[name] = {"schema": base64.b64encode(schema).decode(), "created_commit": created,
-                                "schema_commit": schema_commit}
-    rows = [dict(zip(_COMMIT_COLUMNS, c)) for c in commits]
-    put("commits.parquet", pa.Table.from_pylist(rows, schema=_commit_schema()))
-    manifest = {"format": FORMAT, "store_id": catalog.store_id, "head_commit": head, "created": now_ns(),
-                "namespaces": namespaces, "tags": tags, "files": files}
+    files: dict[str, Any] = {}
+    with ctx.catalog.snapshot():
+        head = ctx.catalog.head()[0]
+        commits = ctx.catalog.commits()
+        names = ctx.catalog.namespaces()
+        infos = {n: ctx.catalog.namespace(n) for n in names}
+        tags = ctx.catalog.tags()
+    namespaces: dict[str, Any] = {}
+    for name in names:
+        info = infos[name]
+        assert info is not None
+        plan = plan_versions(ctx, name, version=head)
+        versions = execute.versions(ctx, plan)
+        _write(bundle, f"namespaces/{name}/versions.parquet", versions, files)
+        deep = [e for e in ctx.catalog.files(name) if e.tier == "deep"]
+        if deep:
+            skeleton = pa.concat_tables([ctx.files.read(e, COLD_SCHEMA.names) for e in deep])
+            _write(bundle, f"namespaces/{name}/pruned.parquet", skeleton, files)
+        skips = _skips(ctx, name, head)
+        if skips.num_rows:
+            _write(bundle, f"namespaces/{name}/skips.parquet", skips, files)
+        namespaces[name] = {"schema": base64.b64encode(info.schema.serialize().to_pybytes()).decode(),
+                            "key_columns": list(info.key_columns), "created_commit": info.created_commit,
+                            "schema_commit": info.schema_commit}
+    rows = [{
+        "commit_number": c.commit, "system_time": c.system_time, "actor": c.actor, "run_id": c.run_id,
+        "namespaces": json.dumps(list(c.namespaces)), "written": c.written, "unchanged": c.unchanged,
+        "deleted": c.deleted, "first_write_id": c.first_write_id, "last_write_id": c.last_write_id,
+        "hash": c.hash.hex(), "prev_hash": c.prev_hash.hex() if c.prev_hash else None,
+        "metadata": json.dumps(c.metadata, sort_keys=True) if c.metadata else None,
+    } for c in commits]
+    _write(bundle, "commits.parquet", pa.Table.from_pylist(rows, schema=_COMMIT_SCHEMA), files)
+    manifest = {"format": FORMAT, "store_id": ctx.catalog.store_id, "head_commit": head,
+                "content_format": ctx.content_format, "namespaces": namespaces, "tags": tags, "files": files}
     data = json.dumps(manifest, indent=1, sort_keys=True).encode()
     (bundle / "manifest.json").write_bytes(data)
-    (bundle / "manifest.blake3").write_text(blake3.blake3(data).hexdigest() + "\n")
+    (bundle / "manifest.blake3").write_text(blake3(data).hexdigest() + "\n")
     return bundle
 
 
-def _commit_schema() -> pa.Schema:
-    return pa.schema([("commit_number", pa.int64()), ("system_time", pa.int64()), ("actor", pa.string()),
-                      ("run_id", pa.string()), ("namespaces", pa.string()), ("written", pa.int64()),
-                      ("unchanged", pa.int64()), ("deleted", pa.int64()), ("hash", pa.string()),
-                      ("prev_hash", pa.string()), ("metadata", pa.string())])
+def _skips(ctx: StoreContext, namespace: str, head: int) -> pa.Table:
+    from koru_core.write.hotsync import commit_rows
+
+    with ctx.catalog.snapshot():
+        files = ctx.catalog.files(namespace)
+        parts = [t for _, t in commit_rows(ctx, namespace, files, after=0, upto=head, kind="skips",
+                                           columns=SKIP_SCHEMA.names)]
+    parts += [ctx.files.read(e, SKIP_SCHEMA.names) for e in files if e.tier == "cold" and e.kind == "skips"]
+    return pa.concat_tables([p.cast(SKIP_SCHEMA) for p in parts]) if parts else SKIP_SCHEMA.empty_table()
 
 
-def read_manifest(bundle: Path) -> dict:
-    """Return the bundle's manifest after checking it and every file it lists.
+def read_manifest(bundle: Path) -> dict[str, Any]:
+    """Return the bundle's manifest after checking it, its names, and every file it lists.
 
     Raises:
-        CorruptionError: a file is missing, or its size or blake3 differs; names it.
+        CorruptionError: a file is missing, unexpected, or its size or blake3 differs; names it.
+        InvalidInputError: a namespace name koru would refuse.
     """
     try:
         data = (bundle / "manifest.json").read_bytes()
@@ -113,70 +144,142 @@ def read_manifest(bundle: Path) -> dict:
     except FileNotFoundError as e:
         msg = f"{bundle}: not a koru snapshot bundle ({e.filename} is missing)"
         raise CorruptionError(msg) from e
-    if blake3.blake3(data).hexdigest() != recorded:
+    if blake3(data).hexdigest() != recorded:
         msg = f"{bundle / 'manifest.json'}: blake3 differs from manifest.blake3 (edited or corrupted)"
         raise CorruptionError(msg)
     manifest = json.loads(data)
     if manifest.get("format") != FORMAT:
         msg = f"{bundle}: unknown snapshot format {manifest.get('format')!r} (expected {FORMAT!r})"
         raise CorruptionError(msg)
+    names = manifest.get("namespaces", {})
+    for name in names:
+        check_namespace(name)
+    allowed = {"commits.parquet"} | {f"namespaces/{n}/{k}.parquet" for n in names for k in _KINDS}
     for rel, info in manifest["files"].items():
+        if rel not in allowed:
+            msg = f"{bundle}: the manifest lists {rel!r}, which is not a file a bundle holds"
+            raise CorruptionError(msg)
         try:
             content = (bundle / rel).read_bytes()
         except FileNotFoundError as e:
             msg = f"{bundle / rel}: listed in the manifest but missing"
             raise CorruptionError(msg) from e
-        if len(content) != info["bytes"] or blake3.blake3(content).hexdigest() != info["blake3"]:
+        if len(content) != info["bytes"] or blake3(content).hexdigest() != info["blake3"]:
             msg = f"{bundle / rel}: size or blake3 differs from the manifest (edited or corrupted)"
             raise CorruptionError(msg)
-    return manifest
+    return manifest  # type: ignore[no-any-return]
 
 
 def restore_bundle(bundle: Path, root: Path) -> None:
     """Build a new store in ``root`` (missing or empty) from ``bundle``.
 
     Raises:
-        CorruptionError: the bundle fails its hashes (nothing is written).
-        InvalidInputError: ``root`` exists and is not an empty folder.
+        CorruptionError: the bundle fails its hashes, its content ids or its chain
+            (nothing is written; names what failed).
+        InvalidInputError: ``root`` exists and is not an empty folder, or a name is refused.
     """
     _empty_target(root, "store path")
     manifest = read_manifest(bundle)
+    loaded = _load(bundle, manifest)
+    _check(loaded, manifest)
     root.mkdir(parents=True, exist_ok=True)
     try:
-        _restore(bundle, root, manifest)
+        _restore(root, manifest, loaded)
     except BaseException:
         shutil.rmtree(root, ignore_errors=True)
         raise
 
 
-def _restore(bundle: Path, root: Path, manifest: dict) -> None:
-    head = int(manifest["head_commit"])
-    entries = []
+def _load(bundle: Path, manifest: dict[str, Any]) -> dict[str, Any]:
+    out: dict[str, Any] = {"commits": pq.read_table(bundle / "commits.parquet").to_pylist(), "namespaces": {}}
     for name in manifest["namespaces"]:
-        versions = pq.read_table(bundle / f"namespaces/{name}/versions.parquet")
-        months = month_labels(versions["_valid_from"])
-        for epoch in pc.unique(months).to_pylist():
-            rel = f"cold/namespace={name}/epoch={epoch}/{part_name(head)}"
-            part = versions.filter(pc.equal(months, epoch))
-            entries.append(write_part(root, part, namespace=name, tier="cold", rel=rel, row_group_size=COLD_ROW_GROUP_ROWS))
-        pruned = bundle / f"namespaces/{name}/pruned.parquet"
-        if pruned.exists():
-            rel = f"deep/namespace={name}/snapshot-{part_name(head).removeprefix('part-')}"
-            entries.append(write_part(root, pq.read_table(pruned), namespace=name, tier="deep", rel=rel,
-                                      row_group_size=COLD_ROW_GROUP_ROWS))
-    commits = pq.read_table(bundle / "commits.parquet").to_pylist()
-    catalog = Catalog(root / "catalog.sqlite")
+        parts = {}
+        for kind in _KINDS:
+            path = bundle / f"namespaces/{name}/{kind}.parquet"
+            if f"namespaces/{name}/{kind}.parquet" in manifest["files"]:
+                parts[kind] = pq.read_table(path)
+        out["namespaces"][name] = parts
+    return out
+
+
+def _check(loaded: dict[str, Any], manifest: dict[str, Any]) -> None:
+    """Recompute content ids and the chain; raise CorruptionError on the first mismatch."""
+    from koru_core.chain import body_digest, chain_hash
+    from koru_core.hashing import content_ids
+
+    fmt = int(manifest.get("content_format", 2))
+    by_commit: dict[int, list[tuple[str, pa.Table]]] = {}
+    for name, parts in loaded["namespaces"].items():
+        versions = parts.get("versions")
+        if versions is not None and versions.num_rows:
+            live = versions.filter(pc.invert(versions["_deleted"]))
+            values = live.select([c for c in live.column_names if not c.startswith("_")])
+            if not content_ids(values, format=fmt).equals(live["_content_id"].combine_chunks().cast(pa.binary(32))):
+                msg = f"snapshot: namespace {name!r}: values do not match their content ids (edited)"
+                raise CorruptionError(msg)
+        for kind in ("versions", "pruned"):
+            t = parts.get(kind)
+            if t is None:
+                continue
+            for c in pc.unique(t["_commit"]).to_pylist():
+                rows = t.filter(pc.equal(t["_commit"], c)).sort_by([("_write_id", "ascending")])
+                by_commit.setdefault(c, []).append((name, rows))
+    prev = None
+    for row in loaded["commits"]:
+        c = row["commit_number"]
+        parts = by_commit.get(c, [])
+        merged: dict[str, list[pa.Table]] = {}
+        for name, t in parts:
+            merged.setdefault(name, []).append(t)
+        body = body_digest([(n, pa.concat_tables(ts).sort_by([("_write_id", "ascending")])) for n, ts in merged.items()])
+        stored_prev = bytes.fromhex(row["prev_hash"]) if row["prev_hash"] else None
+        digest = chain_hash(stored_prev, commit=c, system_time=row["system_time"], body=body)
+        if stored_prev != prev or digest.hex() != row["hash"]:
+            msg = f"snapshot: commit {c}: its hash does not match its versions or the commit before (edited)"
+            raise CorruptionError(msg)
+        prev = digest
+
+
+def _restore(root: Path, manifest: dict[str, Any], loaded: dict[str, Any]) -> None:
+    from koru_core.catalog.sqlite import SQLiteCatalog
+    from koru_core.lifecycle.consolidate import _entry, write_layout
+    from koru_core.opening import open_context
+
+    head = int(manifest["head_commit"])
+    SQLiteCatalog(root / "catalog.sqlite", create=True, content_format=int(manifest.get("content_format", 2))).close()
+    ctx = open_context(root, durability="full", lock_timeout=10.0, auto_consolidate=False,
+                       memory_limit=256 * 1024 * 1024, create=False, read_only=False)
     try:
-        with catalog.write() as con:
-            con.executemany(
-                f"INSERT INTO commits ({', '.join(_COMMIT_COLUMNS)}) VALUES ({', '.join('?' * len(_COMMIT_COLUMNS))})",
-                [tuple(c[k] for k in _COMMIT_COLUMNS) for c in commits],
-            )
-            for name, info in manifest["namespaces"].items():
-                con.execute("INSERT INTO namespaces VALUES (?, ?, ?, ?)",
-                            (name, base64.b64decode(info["schema"]), info["created_commit"], info["schema_commit"]))
-            for entry in entries:
-                insert_file(con, entry)
-            con.executemany("INSERT INTO tags VALUES (?, ?)", list(manifest["tags"].items()))
+        files: list[FileEntry] = []
+        infos = []
+        last_write = 0
+        for name, info in manifest["namespaces"].items():
+            schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(info["schema"])))
+            parts = loaded["namespaces"][name]
+            versions = parts.get("versions", pa.schema([*COLD_SCHEMA, *schema]).empty_table())
+            skips = parts.get("skips", SKIP_SCHEMA.empty_table())
+            files += write_layout(ctx, name, schema, versions, skips.cast(SKIP_SCHEMA), head)
+            if "pruned" in parts:
+                from koru_core.lifecycle.distill import _write_skeleton
+
+                files.append(_write_skeleton(ctx, name, head, parts["pruned"].select(COLD_SCHEMA.names), []))
+            infos.append(NamespaceInfo(name=name, schema=schema, key_columns=tuple(info.get("key_columns", ())),
+                                       created_commit=info["created_commit"], schema_commit=info["schema_commit"],
+                                       cold_commit=head))
+            for t in parts.values():
+                if "_write_id" in t.column_names and t.num_rows:
+                    last_write = max(last_write, int.from_bytes(pc.max(t["_write_id"]).as_py(), "big"))
+        commits = [CommitRecord(
+            commit=r["commit_number"], system_time=r["system_time"], actor=r["actor"], run_id=r["run_id"],
+            namespaces=tuple(json.loads(r["namespaces"])), written=r["written"], unchanged=r["unchanged"],
+            deleted=r["deleted"], first_write_id=r["first_write_id"], last_write_id=r["last_write_id"],
+            hash=bytes.fromhex(r["hash"]), prev_hash=bytes.fromhex(r["prev_hash"]) if r["prev_hash"] else None,
+            metadata=json.loads(r["metadata"]) if r["metadata"] else {},
+        ) for r in loaded["commits"]]
+        ctx.catalog.bootstrap(commits=commits, namespaces=infos, files=files, tags=dict(manifest["tags"]),
+                              next_write_id=last_write + 1)
     finally:
-        catalog.close()
+        from koru_core.opening import close_context
+
+        close_context(ctx)
+    del _entry

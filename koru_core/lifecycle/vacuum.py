@@ -2,47 +2,70 @@
 
 Two kinds of file go:
 
-- *retired* files (catalog table ``retired``): replaced by consolidation or
-  distillation. One is deleted when it was retired at least ``retain`` ago and
-  before the oldest live reader lease started (:mod:`.leases`): no plan in use
-  can still list it, and every version it held lives in the files that replaced it.
-- *orphans*: ``*.parquet``/``*.tmp`` files under ``warm/``, ``cold/``, ``deep/``
-  that the catalog never listed (a writer or a maintenance run that crashed
-  before its catalog transaction), last modified at least ``retain`` ago and
-  before the oldest lease (a maintenance run in progress holds a lease while it
-  writes the files it has not swapped in yet).
+- *retired* files (replaced by consolidation or distillation): deleted once retired
+  at least ``retain`` ago and before the oldest live reader lease started
+  (:mod:`.leases`): no plan in use can still list them, and every version they held
+  lives in the files that replaced them. The store does this by itself after each
+  consolidation (``retain`` 0, see :mod:`.auto`).
+- *orphans*: ``*.parquet`` and ``*.tmp`` files under ``warm/``, ``cold/``, ``deep/``
+  that the catalog never listed (a writer or a maintenance run that stopped before
+  its catalog transaction), last modified at least ``retain`` ago and before the
+  oldest lease (a writer in another process may be between writing its warm file
+  and its commit; only a manual ``vacuum`` with a short ``retain`` removes recent ones).
 
-Vacuum holds the store's write lock, so no commit is writing a file meanwhile.
-Files listed in the catalog are never deleted.
+Vacuum holds the store's write lock, so no commit of this process is writing a file
+meanwhile. Files listed in the catalog are never deleted.
 """
 
 from __future__ import annotations
 
 from datetime import timedelta
-from pathlib import Path
+from typing import TYPE_CHECKING
 
-from koru_core._lock import WriteLock
 from koru_core._time import now_ns
-from koru_core.catalog import Catalog
 from koru_core.lifecycle.leases import oldest_lease
 from koru_core.model import MaintenanceResult
 
-__all__ = ["DATA_FOLDERS", "DEFAULT_RETAIN", "vacuum"]
+if TYPE_CHECKING:
+    from koru_core.context import StoreContext
+
+__all__ = ["DATA_FOLDERS", "DEFAULT_RETAIN", "delete_retired", "vacuum"]
 
 DEFAULT_RETAIN = timedelta(days=7)
 DATA_FOLDERS = ("warm", "cold", "deep")
 
 
-def _disk_files(root: Path) -> dict[str, int]:
+def _disk_files(ctx: StoreContext) -> dict[str, tuple[int, int]]:
     out = {}
     for folder in DATA_FOLDERS:
-        for path in (root / folder).rglob("*") if (root / folder).exists() else []:
-            if path.is_file() and path.suffix in (".parquet", ".tmp"):
-                out[path.relative_to(root).as_posix()] = path.stat().st_size
+        for rel, size, mtime in ctx.storage.walk(folder):
+            if rel.endswith((".parquet", ".tmp")):
+                out[rel] = (size, mtime)
     return out
 
 
-def vacuum(root: Path, catalog: Catalog, *, lock: WriteLock, retain: timedelta = DEFAULT_RETAIN) -> MaintenanceResult:
+def delete_retired(ctx: StoreContext, *, limit: int) -> list[str]:
+    """Delete retired files retired at or before ``limit`` (ns) and before every live lease.
+
+    Returns:
+        The deleted paths.
+    """
+    retired = ctx.catalog.retired()
+    if not retired:
+        return []
+    listed = {e.path for e in ctx.catalog.files()}
+    oldest = oldest_lease(ctx.root)  # read after the retired list (see leases.py)
+    bound = limit if oldest is None else min(limit, oldest - 1)
+    gone = [p for p, (_, _, _, at) in retired.items() if (at or 0) <= bound and p not in listed]
+    for rel in gone:
+        ctx.storage.delete(rel)
+    if gone:
+        ctx.catalog.forget_retired(gone)
+        ctx.files.forget(gone)
+    return gone
+
+
+def vacuum(ctx: StoreContext, *, retain: timedelta = DEFAULT_RETAIN) -> MaintenanceResult:
     """Delete retired and orphaned data files older than ``retain`` that no reader needs.
 
     Returns:
@@ -50,32 +73,22 @@ def vacuum(root: Path, catalog: Catalog, *, lock: WriteLock, retain: timedelta =
         files *on disk* (listed or not) before and after; versions are unchanged.
     """
     cutoff = now_ns() - int(retain.total_seconds() * 1e9)
-    with lock:
-        before = _disk_files(root)
-        with catalog.write() as con:  # a retirement whose time was never set (crash): set it now
-            con.execute("UPDATE retired SET retired_at = ? WHERE retired_at IS NULL", (now_ns(),))
-        with catalog.read() as con:
-            listed = {r[0] for r in con.execute("SELECT path FROM files")}
-            retired = dict(con.execute("SELECT path, retired_at FROM retired").fetchall())
-            versions = con.execute(
-                "SELECT (SELECT coalesce(sum(rows), 0) FROM files WHERE tier != 'deep') + "
-                "(SELECT coalesce(sum(rows), 0) FROM pending)"
-            ).fetchone()[0]
-        oldest = oldest_lease(root)  # read after the retired list (see leases.py)
-        limit = cutoff if oldest is None else min(cutoff, oldest - 1)
-        gone = [p for p, at in retired.items() if at <= limit and p not in listed]
-        for rel in gone:
-            (root / rel).unlink(missing_ok=True)
-        if gone:
-            with catalog.write() as con:
-                con.executemany("DELETE FROM retired WHERE path = ?", [(p,) for p in gone])
-        for rel in before:
-            if rel not in listed and rel not in retired and (root / rel).stat().st_mtime_ns <= limit:
-                (root / rel).unlink(missing_ok=True)
-        after = _disk_files(root)
-    namespaces = sorted({p.split("/")[1].removeprefix("namespace=") for p in set(before) - set(after)})
+    with ctx.lock:
+        before = _disk_files(ctx)
+        gone = delete_retired(ctx, limit=cutoff)
+        listed = {e.path for e in ctx.catalog.files()}
+        retired = ctx.catalog.retired()
+        oldest = oldest_lease(ctx.root)
+        bound = cutoff if oldest is None else min(cutoff, oldest - 1)
+        for rel, (_, mtime) in before.items():
+            if rel not in listed and rel not in retired and rel not in gone and mtime <= bound:
+                ctx.storage.delete(rel)
+        after = _disk_files(ctx)
+        versions = sum(e.rows for e in ctx.catalog.files() if e.tier != "deep" and e.kind != "skips")
+        versions += sum(n for ns in ctx.catalog.namespaces() for _, n in ctx.catalog.pending_commits(ns))
+    namespaces = sorted({p.split("/")[1].removeprefix("namespace=") for p in set(before) - set(after) if p.count("/") >= 2})
     return MaintenanceResult(
         action="vacuum", files_before=len(before), files_after=len(after),
-        bytes_before=sum(before.values()), bytes_after=sum(after.values()),
+        bytes_before=sum(s for s, _ in before.values()), bytes_after=sum(s for s, _ in after.values()),
         versions_before=versions, versions_after=versions, namespaces=tuple(namespaces),
     )

@@ -45,11 +45,11 @@ import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
+from koru_core._hex import to_hex
 from koru_core.errors import InvalidInputError
-from koru_core.scan import read_versions
 
 if TYPE_CHECKING:
-    from koru_core.scan import ScanPlan
+    from koru_core.read.plan import ReadPlan
     from koru_core.store import Store
 
 __all__ = ["IndexInfo", "LoadedIndex", "build_index", "matrix", "open_index", "require", "vector_column"]
@@ -67,7 +67,7 @@ since its files were written reach ``max(SAVE_EVERY, SAVE_FRACTION × items)``;
 until then the files stay as they were, and a process that loads them adds the
 newer versions from the data files again (so a put followed by a search does
 not rewrite a million-vector index)."""
-_CACHE: OrderedDict[tuple[str, str, str, str], LoadedIndex] = OrderedDict()
+# loaded indexes live in each store's context (``ctx.vector["indexes"]``), emptied by Store.close()
 _CACHE_SIZE = 8
 
 
@@ -188,8 +188,19 @@ def _finite_versions(
     """Write ids, vectors (numpy) and vectors (Arrow) of the versions with
     ``_commit > since`` holding a finite vector."""
     _, np = require()
-    rows = read_versions(store.path, plan, columns=["_write_id", "_deleted", column],
-                         filter=ds.field("_commit") > since)
+    from koru_core.read import execute
+
+    parts = []
+    for src in plan.candidates:
+        if src.entry is not None and src.entry.max_commit <= since and src.commit is None:
+            continue
+        t = execute.read_source(store._ctx, plan, src, ["_write_id", "_deleted", "_commit", column])
+        parts.append(t.filter(pc.greater(t["_commit"], since)))
+    rows = pa.concat_tables(parts) if parts else None
+    if rows is None:
+        rows = pa.table({"_write_id": pa.array([], pa.binary(8)), "_deleted": pa.array([], pa.bool_()),
+                         column: pa.array([], plan.schema.field(column).type)})
+    rows = rows.set_column(rows.column_names.index("_write_id"), "_write_id", to_hex(rows["_write_id"]))
     rows = rows.filter(pc.and_(pc.invert(rows["_deleted"]), pc.is_valid(rows[column])))
     vectors = matrix(namespace, column, rows[column])
     keep = np.isfinite(vectors).all(axis=1) if len(vectors) else np.zeros(0, bool)
@@ -301,7 +312,7 @@ def _build(store: Store, namespace: str, column: str, metric: str, plan: Any, *,
 
 def open_index(store: Store, namespace: str, column: str, metric: str, *, m: int = DEFAULT_M,
                ef_construction: int = DEFAULT_EF_CONSTRUCTION, rebuild: bool = False,
-               plan: ScanPlan | None = None) -> LoadedIndex:
+               plan: ReadPlan | None = None) -> LoadedIndex:
     """Return the index of (namespace, column, metric), up to the namespace's latest commit.
 
     Loads it (from this process's cache or disk), adds the versions of newer
@@ -310,8 +321,9 @@ def open_index(store: Store, namespace: str, column: str, metric: str, *, m: int
     to a new build only; ``plan`` is the namespace's latest scan plan, when the
     caller has it. Call with :data:`_LOCK` held.
     """
-    plan = plan or store.scan_plan(namespace)
+    plan = plan or store.plan(namespace, shape="versions")
     cache_key = (str(store.path), namespace, column, metric)
+    _CACHE = store._ctx.vector.setdefault("indexes", OrderedDict())
     meta = _read_meta(_folder(store, namespace) / f"{_stem(column, metric)}.json")
     loaded = None if rebuild else _CACHE.get(cache_key)
     folder = _folder(store, namespace)
@@ -376,7 +388,7 @@ def build_index(store: Store, namespace: str, *, column: str | None = None, metr
         if not isinstance(value, int) or isinstance(value, bool) or value < 2:
             msg = f"namespace {namespace!r}: {name} must be an int ≥ 2, got {value!r}"
             raise InvalidInputError(msg)
-    column = vector_column(namespace, store.scan_plan(namespace).schema, column)
+    column = vector_column(namespace, store.schema(namespace), column)
     with _LOCK:
         return open_index(store, namespace, column, metric, m=m, ef_construction=ef_construction,
                           rebuild=True).info

@@ -47,11 +47,10 @@ import pyarrow.dataset as ds
 
 from koru_core._time import now_ns
 from koru_core.errors import InvalidInputError
-from koru_core.scan import read_versions
 from koru_core.vector.index import _LOCK, matrix, open_index, require, vector_column
 
 if TYPE_CHECKING:
-    from koru_core.scan import ScanPlan
+    from koru_core.read.plan import ReadPlan
     from koru_core.store import Store
 
 __all__ = ["DEFAULT_EF", "EXACT_BELOW", "EXACT_FRACTION", "METRICS", "search"]
@@ -86,7 +85,7 @@ def search(
     """
     _, np = require()
     _check_options(namespace, k=k, metric=metric, ef=ef)
-    plan = store.scan_plan(namespace)
+    plan = store.plan(namespace, shape="versions")
     schema = plan.schema
     column = vector_column(namespace, schema, column)
     q = _query(namespace, query, metric)
@@ -146,7 +145,7 @@ class _Candidates:
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_CANDIDATES: OrderedDict[tuple[Any, ...], _Candidates] = OrderedDict()
+# the candidates live in each store's context (``ctx.vector["candidates"]``), emptied by Store.close()
 _CANDIDATES_SIZE = 4
 """As-of states kept per process (each about the size of the state without its vectors)."""
 
@@ -166,6 +165,7 @@ def _candidates(store: Store, namespace: str, column: str, values: list[str], lo
     _, np = require()
     point = loaded.info.commit if version is None else min(version, loaded.info.commit)
     key = (str(store.path), namespace, column, loaded.info.metric, id(loaded), loaded.info.count, point, at, files)
+    _CANDIDATES = store._ctx.vector.setdefault("candidates", OrderedDict())
     cached = _CANDIDATES.get(key)
     now = now_ns() // 1000 * 1000  # in µs, as a datetime holds it
     if cached is not None and (cached.valid_until is None or now < cached.valid_until):
@@ -182,12 +182,17 @@ def _candidates(store: Store, namespace: str, column: str, values: list[str], lo
     valid_until = None
     if at is None:  # the state holds until a version stored with a later valid time starts
         valid_until = np.iinfo(np.int64).max
-        plan = store.scan_plan(namespace, version=point)
-        if any(e.max_valid > now for e in plan.entries) or plan.pending.num_rows:
-            ts = pa.scalar(now, pa.timestamp("ns", tz="UTC"))
-            later = read_versions(store.path, plan, columns=["_valid_from"], filter=ds.field("_valid_from") > ts)
+        from koru_core.read import execute
+
+        plan = store.plan(namespace, shape="versions", version=point)
+        ts = pa.scalar(now, pa.timestamp("ns", tz="UTC"))
+        for src in plan.candidates:
+            if src.entry is not None and src.entry.max_valid <= now:
+                continue
+            later = execute.read_source(store._ctx, plan, src, ["_valid_from", "_commit"])
+            later = later.filter(pc.and_(pc.greater(later["_valid_from"], ts), pc.less_equal(later["_commit"], point)))
             if later.num_rows:
-                valid_until = pc.min(later["_valid_from"]).cast(pa.int64()).as_py()
+                valid_until = min(valid_until, pc.min(later["_valid_from"]).cast(pa.int64()).as_py())
     found = _Candidates(rows, valid_until)
     _CANDIDATES[key] = found
     while len(_CANDIDATES) > _CANDIDATES_SIZE:
@@ -195,7 +200,7 @@ def _candidates(store: Store, namespace: str, column: str, values: list[str], lo
     return found
 
 
-def _search_index(store: Store, plan: ScanPlan, column: str, metric: str, q: Any, *, k: int,
+def _search_index(store: Store, plan: ReadPlan, column: str, metric: str, q: Any, *, k: int,
                   ef: int | None, at: datetime | None, version: int | None,
                   condition: pc.Expression | None) -> pa.Table | None:
     """The search through the HNSW index, or None when the rule says exact.
@@ -207,9 +212,10 @@ def _search_index(store: Store, plan: ScanPlan, column: str, metric: str, q: Any
     _, np = require()
     namespace, schema = plan.namespace, plan.schema
     values = [n for n in schema.names if not n.startswith("_")]
-    if sum(e.rows for e in plan.entries) + plan.pending.num_rows < EXACT_BELOW:
+    stored = sum(s.entry.rows if s.entry is not None else s.table.num_rows for s in plan.candidates)  # type: ignore[union-attr]
+    if stored < EXACT_BELOW:
         return None  # no state has more rows than there are versions: exact, and no index built
-    files = hash((tuple(e.path for e in plan.entries), plan.pending.num_rows))  # consolidation, distillation
+    files = hash(tuple(s.entry.path if s.entry is not None else s.commit for s in plan.candidates))
     with _LOCK:
         loaded = open_index(store, namespace, column, metric, plan=plan)
         candidates = _candidates(store, namespace, column, values, loaded, at=at, version=version, files=files)

@@ -2,19 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+import threading
+from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from koru_core._writer import Operation
 from koru_core.errors import InvalidInputError
 from koru_core.input import batch_from_table, batch_from_value
 from koru_core.model import CommitResult
+from koru_core.write.batches import Operation
 
 if TYPE_CHECKING:
-    from koru_core._writer import Writer
+    from koru_core.write.writer import Writer
 
 __all__ = ["Transaction"]
+
+_OPEN = threading.local()  # the open transaction of each thread, per writer: {id(writer): Transaction}
 
 
 class Transaction:
@@ -24,7 +27,9 @@ class Transaction:
     sees no interleaved writer. On a clean exit everything commits atomically
     (``result`` then holds the :class:`CommitResult`); if the block raises,
     nothing is written. Within a transaction, a later write of the same key
-    and valid time replaces an earlier one.
+    and valid time replaces an earlier one. A ``store.transaction()`` opened inside
+    another one in the same thread joins it: its writes commit with the outer
+    transaction's, and its ``result`` is the outer one's once that commits.
 
     Example:
         >>> with store.transaction(actor="etl") as tx:
@@ -36,31 +41,53 @@ class Transaction:
 
     def __init__(
         self, writer: Writer, *, actor: str | None, run_id: str | None, metadata: dict[str, str] | None = None,
+        key_of: Any = None,
     ) -> None:
         self._writer = writer
         self._actor = actor
         self._run_id = run_id
         self._metadata = metadata
+        self._key_of = key_of
         self._ops: list[Operation] = []
         self._open = False
+        self._outer: Transaction | None = None
+        self._joined: list[Transaction] = []
         self.result: CommitResult | None = None
 
     def __enter__(self) -> Transaction:
-        self._writer.lock.acquire()
+        open_ = getattr(_OPEN, "by_writer", None)
+        if open_ is None:
+            open_ = _OPEN.by_writer = {}
+        outer = open_.get(id(self._writer))
+        if outer is not None:
+            self._outer = outer
+            self._open = True
+            return self
+        self._writer.ctx.lock.acquire()
         self._open = True
+        open_[id(self._writer)] = self
         return self
 
     def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._outer is not None:
+            self._open = False
+            if exc_type is None:
+                self._outer._ops.extend(self._ops)
+                self._outer._joined.append(self)
+            return
         try:
             if exc_type is None and self._ops:
-                self.result, _ = self._writer.commit(
+                self.result, _, _ = self._writer.commit(
                     self._ops, actor=self._actor, run_id=self._run_id, metadata=self._metadata
                 )
             elif exc_type is None:
                 self.result = CommitResult(commit=None)
+            for inner in self._joined:
+                inner.result = self.result
         finally:
             self._open = False
-            self._writer.lock.release()
+            _OPEN.by_writer.pop(id(self._writer), None)
+            self._writer.ctx.lock.release()
 
     def _add(self, op: Operation) -> None:
         if not self._open:
@@ -68,18 +95,24 @@ class Transaction:
             raise InvalidInputError(msg)
         self._ops.append(op)
 
+    def _key(self, namespace: str, key: Any) -> str:
+        return key if self._key_of is None else self._key_of(namespace, key)
+
     def put(
-        self, namespace: str, key: str, value: Any, *, valid_from: datetime | None = None,
-        parents: Iterable[str] = (),
+        self, namespace: str, key: str | int | Sequence[Any] | Mapping[str, Any], value: Any, *,
+        valid_from: datetime | None = None, parents: Iterable[str] = (),
     ) -> None:
         """Buffer a put (see :meth:`Store.put`)."""
-        self._add(Operation(batch_from_value(namespace, key, value, valid_from=valid_from, parents=parents)))
+        batch = batch_from_value(namespace, self._key(namespace, key), value, valid_from=valid_from, parents=parents)
+        self._add(Operation(batch))
 
     def delete(
-        self, namespace: str, key: str, *, valid_from: datetime | None = None, parents: Iterable[str] = ()
+        self, namespace: str, key: str | int | Sequence[Any] | Mapping[str, Any], *,
+        valid_from: datetime | None = None, parents: Iterable[str] = (),
     ) -> None:
         """Buffer a tombstone (see :meth:`Store.delete`)."""
-        batch = batch_from_value(namespace, key, None, valid_from=valid_from, parents=parents, is_deleted=True)
+        batch = batch_from_value(namespace, self._key(namespace, key), None, valid_from=valid_from, parents=parents,
+                                 is_deleted=True)
         self._add(Operation(batch))
 
     def upsert(

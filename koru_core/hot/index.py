@@ -1,11 +1,13 @@
-"""The hot tier's current-state index: per key, its current version and last write id.
+"""The hot tier's current-state index: per key, its last version, last write id and last valid time.
 
 For each key of a namespace the index keeps a :class:`Head`: the valid time,
-commit and content id of the version the as-of rule picks "now" (largest
-``_valid_from``, then ``_commit``), and the write id of the key's latest write
-(the ``_prev_write_id`` of its next version). Writes use it to skip unchanged
-rows and chain versions without reading files; it is built once per process
-from the data and then kept up to date commit by commit.
+commit and content id of the key's last version (largest ``_valid_from``, then
+``_commit``), the write id of the key's latest write (the ``_prev_write_id`` of its
+next version), and ``last_valid``: the largest valid time of any row recorded for the
+key, skip records included. Writes use it to skip unchanged rows and chain versions
+without reading files; a row valid before ``last_valid`` is *late* and needs the
+key's history. It is built once per store from the data and then kept up to date
+commit by commit.
 
 Layout, chosen so a commit costs memory in proportion to its own size, never
 to the index's (a copy of a million-key index per commit would double the
@@ -33,8 +35,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from koru_core._hex import from_hex, to_hex
-
 __all__ = ["CHUNK_ROWS", "HEAD_SCHEMA", "INDEX_COLUMNS", "Head", "HeadIndex"]
 
 INDEX_COLUMNS = ("_key", "_valid_from", "_commit", "_write_id", "_content_id", "_deleted")
@@ -45,52 +45,52 @@ HEAD_SCHEMA = pa.schema(
         ("key", pa.string()),
         ("valid_from", pa.int64()),
         ("commit", pa.int64()),
-        ("content_id", pa.string()),
-        ("last_write_id", pa.string()),
-    ]
-)
-"""One row per key: current version's valid time (ns) and commit, its content id
-(null for a tombstone), and the key's latest write id. What :meth:`HeadIndex.lookup` returns."""
-
-_STORED_SCHEMA = pa.schema(
-    [
-        ("key", pa.string()),
-        ("valid_from", pa.int64()),
-        ("commit", pa.int64()),
         ("content_id", pa.binary(32)),
         ("last_write_id", pa.binary(8)),
+        ("last_valid", pa.int64()),
     ]
 )
-"""How the index holds :data:`HEAD_SCHEMA`: the ids as bytes (76 bytes a key
-with 8-character keys, against 112 as hex strings)."""
+"""One row per key: last version's valid time (ns) and commit, its content id
+(null for a tombstone), the key's latest write id and its last valid time (ns,
+skip records included). What :meth:`HeadIndex.lookup` returns (about 84 bytes a key
+with 8-character keys)."""
+
+_STORED_SCHEMA = HEAD_SCHEMA
 
 CHUNK_ROWS = 131_072
 """Rows per chunk written by compaction (the most it holds twice at once), and
 the fewest superseded rows that make compaction worth its full pass."""
 
 
+MAX_CHUNKS = 64
+"""Past this many chunks (one per batch commit) the table is compacted even when few
+rows are superseded, so a lookup never walks thousands of tiny chunks."""
+
 SMALL_LOOKUP = 1024
 """Key sets up to this size are looked up in the key → row dict when it exists."""
 
 
 class Head(NamedTuple):
-    """The state of one key: current version (valid time ns, commit, content id or
-    None for a tombstone) and the write id of its latest write."""
+    """The state of one key: last version (valid time ns, commit, 32-byte content id
+    or None for a tombstone), the 8-byte write id of its latest write, and its last
+    valid time (ns, skip records included)."""
 
     valid_from: int
     commit: int
-    content_id: str | None
-    last_write_id: str
+    content_id: bytes | None
+    last_write_id: bytes
+    last_valid: int
 
 
 class HeadIndex:
     """Key → :class:`Head` for one namespace, valid up to commit ``commit``."""
 
-    __slots__ = ("_live", "_positions", "_superseded", "_table", "chunk_rows", "commit", "overlay")
+    __slots__ = ("_live", "_positions", "_superseded", "_table", "_table_bytes", "chunk_rows", "commit", "overlay")
 
     def __init__(self, *, chunk_rows: int = CHUNK_ROWS) -> None:
         self.chunk_rows = chunk_rows
         self._table = _STORED_SCHEMA.empty_table()
+        self._table_bytes = 0  # kept up to date: summing a table of many chunks costs O(chunks)
         self._superseded = np.zeros(0, dtype=bool)  # per row of _table: a later row holds the key's head
         self._live = 0  # rows not superseded: one per key
         self.overlay: dict[str, Head] = {}
@@ -106,7 +106,16 @@ class HeadIndex:
         its row marks, the single-row updates and the key → row dict (about 100
         bytes per entry each)."""
         extra = 100 * (len(self.overlay) + len(self._positions or ()))
-        return self._table.nbytes + self._superseded.nbytes + extra
+        return self._table_bytes + self._superseded.nbytes + extra
+
+    def load(self, heads: pa.Table) -> None:
+        """Fill an empty index with one head per key (:data:`HEAD_SCHEMA` rows, unique keys)."""
+        self.overlay.clear()
+        self._table = heads.cast(_STORED_SCHEMA).combine_chunks()
+        self._table_bytes = self._table.nbytes
+        self._superseded = np.zeros(self._table.num_rows, dtype=bool)
+        self._live = self._table.num_rows
+        self._positions = None
 
     def get(self, key: str) -> Head | None:
         """Return the head of one key, or None if the key was never written."""
@@ -125,10 +134,9 @@ class HeadIndex:
         if i is None:
             return None
         t = self._table
-        cid = t["content_id"][i].as_py()
         return Head(
-            t["valid_from"][i].as_py(), t["commit"][i].as_py(), None if cid is None else cid.hex(),
-            t["last_write_id"][i].as_py().hex(),
+            t["valid_from"][i].as_py(), t["commit"][i].as_py(), t["content_id"][i].as_py(),
+            t["last_write_id"][i].as_py(), t["last_valid"][i].as_py(),
         )
 
     def live_keys(self) -> pa.Array:
@@ -153,43 +161,71 @@ class HeadIndex:
         positions, which = self._find(unique)
         row_of = np.full(len(unique), -1, dtype=np.int64)
         row_of[which] = positions
-        heads = _as_text(self._take(row_of[pc.index_in(keys, value_set=unique).to_numpy()]))
+        heads = self._take(row_of[pc.index_in(keys, value_set=unique).to_numpy()])
         return heads.set_column(0, "key", keys)
 
-    def apply_one(self, key: str, valid: int, content_id: str | None, write_id: str, *, commit: int) -> None:
+    def apply_one(self, key: str, valid: int, content_id: bytes | None, write_id: bytes, *, commit: int) -> None:
         """Fold one version of ``commit`` into the index (valid time in ns; content id None for a tombstone)."""
         head = self.get(key)
         if head is None or (valid, commit) >= (head.valid_from, head.commit):
-            self.overlay[key] = Head(valid, commit, content_id, write_id)
+            last = valid if head is None else max(valid, head.last_valid)
+            self.overlay[key] = Head(valid, commit, content_id, write_id, last)
         else:
             self.overlay[key] = head._replace(last_write_id=write_id)
         self.commit = max(self.commit, commit)
 
-    def apply(self, versions: pa.Table, *, commit: int) -> None:
-        """Fold versions (columns :data:`INDEX_COLUMNS`, any order) into the index.
+    def apply_skip(self, key: str, valid: int, *, commit: int) -> None:
+        """Record that a row of ``key`` valid at ``valid`` (ns) was skipped as unchanged."""
+        head = self.get(key)
+        if head is not None and valid > head.last_valid:
+            self.overlay[key] = head._replace(last_valid=valid)
+        self.commit = max(self.commit, commit)
+
+    def apply(self, versions: pa.Table, *, commit: int, skips: pa.Table | None = None) -> None:
+        """Fold versions (columns :data:`INDEX_COLUMNS`, any order) and skip records
+        (``_key``, ``_valid_from``) into the index.
 
         Every version must belong to a commit later than those already folded in.
         """
         if versions.num_rows:
             self._fold_overlay()
+            valid = versions["_valid_from"].cast(pa.int64())
             new = pa.table(
                 {
                     "key": versions["_key"],
-                    "valid_from": versions["_valid_from"].cast(pa.int64()),
-                    "commit": versions["_commit"],
-                    "content_id": pc.if_else(versions["_deleted"], pa.scalar(None, pa.string()), versions["_content_id"]),
+                    "valid_from": valid,
+                    "commit": versions["_commit"].cast(pa.int64()),
+                    "content_id": pc.if_else(versions["_deleted"], pa.scalar(None, pa.binary(32)), versions["_content_id"]),
                     "last_write_id": versions["_write_id"],
+                    "last_valid": valid,
                 }
             ).cast(HEAD_SCHEMA)
             keys = new["key"].combine_chunks()
             unique = pc.unique(keys)
             positions, which = self._find(unique)
             if len(unique) == len(keys):
-                heads = self._heads_of_single_versions(_as_binary(new), positions, which)
+                heads = self._heads_of_single_versions(new.combine_chunks(), positions, which)
             else:
-                heads = _as_binary(self._heads_of_many_versions(new, positions))
+                heads = self._heads_of_many_versions(new, positions).combine_chunks()
             self._replace(positions, heads)
+        if skips is not None and skips.num_rows:
+            self._apply_skips(skips)
         self.commit = max(self.commit, commit)
+
+    def _apply_skips(self, skips: pa.Table) -> None:
+        """Raise ``last_valid`` of the keys of skip records (``_key``, ``_valid_from``)."""
+        self._fold_overlay()
+        latest = pa.table({"key": skips["_key"], "v": skips["_valid_from"].cast(pa.int64())}).group_by("key").aggregate(
+            [("v", "max")]
+        )
+        positions, which = self._find(latest["key"].combine_chunks())
+        if not len(positions):
+            return
+        old = self._take(positions)
+        raised = pc.max_element_wise(old["last_valid"], latest["v_max"].combine_chunks().take(pa.array(which)))
+        if pc.all(pc.equal(raised, old["last_valid"])).as_py():
+            return
+        self._replace(positions, old.set_column(5, "last_valid", raised).combine_chunks())
 
     def _heads_of_single_versions(self, new: pa.Table, positions: np.ndarray, which: np.ndarray) -> pa.Table:
         """New heads when each key has one new version (the usual batch): per key, the
@@ -202,28 +238,35 @@ class HeadIndex:
         old = self._take(rows)
         # the new commit is later than every stored one, so only a later valid time keeps the old head
         keep = pc.fill_null(pc.greater(old["valid_from"], new["valid_from"]), False)
+        last = pc.fill_null(pc.max_element_wise(old["last_valid"], new["last_valid"]), new["last_valid"])
         if not pc.any(keep).as_py():
-            return new
+            return new.set_column(5, "last_valid", last)
         columns = [
             pc.if_else(keep, old[name], new[name]) if name in ("valid_from", "commit", "content_id") else new[name]
-            for name in _STORED_SCHEMA.names
+            for name in _STORED_SCHEMA.names[:5]
         ]
-        return pa.table(columns, schema=_STORED_SCHEMA)
+        return pa.table([*columns, last], schema=_STORED_SCHEMA)
 
     def _heads_of_many_versions(self, new: pa.Table, positions: np.ndarray) -> pa.Table:
         """New heads when a key may have several new versions: old heads and new
         versions sorted by (key, valid time, commit), the last of each key, with
         the key's latest new write id. Both tables in :data:`HEAD_SCHEMA`."""
-        both = pa.concat_tables([_as_text(self._take(positions)), new])
+        both = pa.concat_tables([self._take(positions), new])
         order = pc.sort_indices(both, sort_keys=[("key", "ascending"), ("valid_from", "ascending"), ("commit", "ascending")])
         both = both.take(order)
         keys = both["key"].combine_chunks()
         n = len(keys)
         is_last = pa.concat_arrays([pc.not_equal(keys.slice(0, n - 1), keys.slice(1)), pa.array([True])])
-        current = both.filter(is_last).drop_columns(["last_write_id"])
-        # write ids sort in write order and the new ones are the latest
-        latest = new.group_by("key").aggregate([("last_write_id", "max")]).rename_columns(["key", "last_write_id"])
-        return current.join(latest, "key", join_type="inner").select(HEAD_SCHEMA.names).cast(HEAD_SCHEMA)
+        current = both.filter(is_last).drop_columns(["last_write_id", "last_valid"])
+        # write ids sort in write order (big-endian bytes) and the new ones are the latest
+        order = pc.sort_indices(new, sort_keys=[("key", "ascending"), ("last_write_id", "descending")])
+        by_write = new.take(order)
+        wkeys = by_write["key"].combine_chunks()
+        first = pa.concat_arrays([pa.array([True]), pc.not_equal(wkeys.slice(1), wkeys.slice(0, len(wkeys) - 1))])
+        latest = by_write.filter(first).select(["key", "last_write_id"])
+        valid = both.group_by("key").aggregate([("last_valid", "max")]).rename_columns(["key", "last_valid"])
+        out = current.join(latest, "key", join_type="inner").join(valid, "key", join_type="inner")
+        return out.select(HEAD_SCHEMA.names).cast(HEAD_SCHEMA)
 
     # -- internals ------------------------------------------------------------
 
@@ -271,10 +314,15 @@ class HeadIndex:
         self._superseded[superseded] = True
         self._superseded = np.concatenate([self._superseded, np.zeros(heads.num_rows, dtype=bool)])
         self._live += heads.num_rows - len(superseded)
-        self._table = pa.concat_tables([self._table, heads.combine_chunks()])
+        chunk = heads.combine_chunks()
+        self._table = pa.concat_tables([self._table, chunk])
+        self._table_bytes += chunk.nbytes
         if self._positions is not None:
             self._positions.update(zip(heads["key"].to_pylist(), range(start, start + heads.num_rows), strict=True))
-        if self._table.num_rows - self._live > max(self._live // 4, self.chunk_rows):
+        superseded = self._table.num_rows - self._live
+        if superseded > max(self._live // 4, self.chunk_rows) or (
+            self._table["key"].num_chunks > MAX_CHUNKS and superseded > self._live // 8
+        ) or self._table["key"].num_chunks > 4 * MAX_CHUNKS:
             self._compact()
 
     def _compact(self) -> None:
@@ -296,6 +344,7 @@ class HeadIndex:
                 pieces.append(pa.concat_batches(pending))
                 pending = []
         self._table = pa.Table.from_batches(pieces, schema=_STORED_SCHEMA)
+        self._table_bytes = self._table.nbytes
         self._superseded = np.zeros(self._table.num_rows, dtype=bool)
         self._live = self._table.num_rows
         self._positions = None
@@ -308,16 +357,4 @@ class HeadIndex:
             )
             self.overlay.clear()
             positions, _ = self._find(rows["key"].combine_chunks())
-            self._replace(positions, _as_binary(rows))
-
-
-def _as_text(table: pa.Table) -> pa.Table:
-    """:data:`_STORED_SCHEMA` rows as :data:`HEAD_SCHEMA` (ids as hex strings)."""
-    table = table.set_column(3, "content_id", to_hex(table["content_id"]))
-    return table.set_column(4, "last_write_id", to_hex(table["last_write_id"]))
-
-
-def _as_binary(table: pa.Table) -> pa.Table:
-    """:data:`HEAD_SCHEMA` rows as :data:`_STORED_SCHEMA` (ids as bytes)."""
-    table = table.set_column(3, "content_id", from_hex(table["content_id"], 32))
-    return table.set_column(4, "last_write_id", from_hex(table["last_write_id"], 8)).combine_chunks()
+            self._replace(positions, rows.combine_chunks())

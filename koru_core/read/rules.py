@@ -1,9 +1,10 @@
 """The read rules: the as-of rule, ``_valid_to``, history order and the change feed.
 
-Every function takes and returns Arrow tables of versions (system columns from
-:mod:`koru_core.model` beside value columns) and knows nothing of files. The
-as-of rule is written here and only here; DuckDB and Polars restate it in their
-own plans and the tests check all three against each other.
+Every function takes and returns Arrow tables of versions (system columns beside
+value columns) and knows nothing of files. The as-of rule is written here and only
+here (:func:`as_of_rule`); the planner (:mod:`koru_core.read.plan`) decides which rows
+reach it and when a stored interval makes it unnecessary, and DuckDB and Polars
+translate the planner's decisions into their own operators.
 """
 
 from __future__ import annotations
@@ -14,22 +15,24 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from koru_core._time import to_ns
-from koru_core.errors import InvalidInputError
-from koru_core.model import SYSTEM_COLUMNS, TIMESTAMP
+from koru_core.model import TIMESTAMP
 
 __all__ = [
     "AS_OF_SYSTEM_COLUMNS",
     "CHANGE_COLUMNS",
+    "ORDER_COLUMNS",
     "as_of_rule",
     "change_feed",
-    "change_window",
     "history_order",
+    "latest_per_key",
     "row_value",
     "value_columns",
     "visible",
     "with_valid_to",
 ]
+
+ORDER_COLUMNS = ("_valid_from", "_commit")
+"""A key's versions are ordered by valid time, then commit (system time never decreases)."""
 
 AS_OF_SYSTEM_COLUMNS = ("_key", "_valid_from", "_system_from", "_commit", "_write_id")
 """System columns an as-of result carries after the value columns."""
@@ -50,8 +53,8 @@ def row_value(record: dict[str, object], names: list[str]) -> object:
 
 
 def value_columns(table: pa.Table) -> list[str]:
-    """Return the names of ``table``'s value (non-system) columns, in order."""
-    return [n for n in table.column_names if n not in SYSTEM_COLUMNS]
+    """Return the names of ``table``'s value columns (value fields never start with ``_``), in order."""
+    return [n for n in table.column_names if not n.startswith("_")]
 
 
 def visible(versions: pa.Table, *, valid_at: int | None, max_commit: int | None) -> pa.Table:
@@ -96,9 +99,24 @@ def as_of_rule(versions: pa.Table, *, valid_at: int | None, max_commit: int | No
         max_commit: Commit number, or None for no bound.
 
     Returns:
-        One row per live key, sorted by ``_key``, with the input's columns.
+        One row per live key, in no particular order, with the input's columns.
     """
-    candidates = visible(versions, valid_at=valid_at, max_commit=max_commit)
+    latest = latest_per_key(visible(versions, valid_at=valid_at, max_commit=max_commit))
+    return latest.filter(pc.invert(latest["_deleted"]))
+
+
+def latest_per_key(candidates: pa.Table) -> pa.Table:
+    """Per ``_key``, the row with the largest (``_valid_from``, ``_commit``), tombstones kept.
+
+    Args:
+        candidates: Rows with at least ``_key``, ``_valid_from`` and ``_commit``;
+            (key, valid time, commit) is unique.
+
+    Returns:
+        One row per key, in no particular order.
+    """
+    if candidates.num_rows < 2:
+        return candidates
     # Keys with one candidate need no ordering: find the others with one hash
     # aggregation and sort only their rows.
     counts = candidates.group_by("_key").aggregate([([], "count_all")])
@@ -112,8 +130,7 @@ def as_of_rule(versions: pa.Table, *, valid_at: int | None, max_commit: int | No
         )
         rest = rest.take(order)
         candidates = pa.concat_tables([single, rest.filter(_first_per_key(rest["_key"]))])
-    live = candidates.filter(pc.invert(candidates["_deleted"]))
-    return live.take(pc.sort_indices(live["_key"]))
+    return candidates
 
 
 def with_valid_to(versions: pa.Table) -> pa.Table:
@@ -203,32 +220,3 @@ def change_feed(versions: pa.Table, *, in_window: pa.Array) -> pa.Table:
         result, sort_keys=[("_commit", "ascending"), ("_key", "ascending"), ("_valid_from", "ascending")]
     )
     return result.take(order)
-
-
-def change_window(namespace: str, versions: pa.Table, since: Any, until: Any) -> pa.Array:
-    """bool per version: in the change-feed window ``(since, until]``.
-
-    ints bound ``_commit`` (system time), datetimes bound ``_valid_from``
-    (valid time); None is open.
-
-    Raises:
-        InvalidInputError: the bounds are of mixed or unsupported kinds.
-    """
-    kinds = {type(b) for b in (since, until) if b is not None}
-    if any(not isinstance(b, (int, datetime)) or isinstance(b, bool) for b in (since, until) if b is not None) or (
-        len({datetime if issubclass(k, datetime) else int for k in kinds}) > 1
-    ):
-        msg = f"namespace {namespace!r}: since/until must both be commit numbers (int) or both datetimes, got {since!r}, {until!r}"
-        raise InvalidInputError(msg)
-    mask = pa.array([True] * versions.num_rows, pa.bool_())
-    if any(isinstance(b, datetime) for b in (since, until) if b is not None):
-        column, lo, hi = versions["_valid_from"], since, until
-        lo = None if lo is None else pa.scalar(to_ns(lo, what="since"), TIMESTAMP)
-        hi = None if hi is None else pa.scalar(to_ns(hi, what="until"), TIMESTAMP)
-    else:
-        column, lo, hi = versions["_commit"], since, until
-    if lo is not None:
-        mask = pc.and_(mask, pc.greater(column, lo))
-    if hi is not None:
-        mask = pc.and_(mask, pc.less_equal(column, hi))
-    return mask.combine_chunks() if isinstance(mask, pa.ChunkedArray) else mask

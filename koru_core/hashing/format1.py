@@ -1,9 +1,9 @@
-"""Content ids: blake3 over the canonical bytes of a record's value.
+"""Content-id format 1: blake3 over a textual canonical form (stores of on-disk format 1).
 
-A content id is ``blake3(canonical_bytes(record)).hexdigest()``, 64 lowercase hex
-characters (the ``blake3`` package, default 32-byte output). Equal values have equal
-ids whatever the Arrow widths, column order or null columns. This docstring is the
-specification (format version 1); ``tests/core/test_hashing.py`` pins it with
+A content id is ``blake3(canonical_bytes(record))``, 32 bytes (64 lowercase hex
+characters at the API edge; the ``blake3`` package, default output). Equal values have
+equal ids whatever the Arrow widths, column order or null columns. This docstring is the
+specification (content-id format 1; new stores use :mod:`koru_core.hashing.format2`); ``tests/core/test_hashing.py`` pins it with
 hand-written byte vectors. ``<n>`` is an ASCII decimal length or count (bytes)::
 
     record := field*               the non-null fields, sorted by UTF-8 name bytes;
@@ -35,7 +35,7 @@ Dictionary arrays encode their decoded values, extension arrays their storage.
 Example: ``{"name": "Alice", "age": 31, "x": None}`` -> ``3:agei2:314:names5:Alice``.
 
 `content_ids` encodes whole columns with ``pyarrow.compute`` (numpy formats float
-reprs); the only per-row Python work is the blake3 call. `content_id` encodes one
+reprs) and hashes them with :func:`koru_core.hashing._blake3.hash_rows`. `content_id` encodes one
 dict in pure Python for the single-record write path and hands values of other types
 (numpy scalars, pandas timestamps, ...) to Arrow, so the two always agree.
 """
@@ -50,9 +50,8 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from blake3 import blake3
-
 from koru_core.errors import InvalidInputError
+from koru_core.hashing._blake3 import hash_one, hash_rows
 
 __all__ = ["content_id", "content_ids"]
 
@@ -81,8 +80,8 @@ def content_ids(table: pa.Table) -> pa.Array:
             any number of record batches. Column names must be unique.
 
     Returns:
-        ``pa.string()`` array of ``table.num_rows`` ids, each 64 lowercase hex
-        characters: blake3 of the row's canonical bytes (see the module docstring).
+        ``fixed_size_binary(32)`` array of ``table.num_rows`` ids: blake3 of each
+        row's canonical bytes (see the module docstring).
 
     Raises:
         InvalidInputError: if two columns share a name, or a column has an Arrow
@@ -90,21 +89,18 @@ def content_ids(table: pa.Table) -> pa.Array:
 
     Example:
         >>> t = pa.table({"name": ["Alice"], "age": [31]})
-        >>> content_ids(t)[0].as_py()[:16]
+        >>> content_ids(t)[0].as_py().hex()[:16]
         'd3ec372f7b6affcc'
     """
     names = table.column_names
     if len(set(names)) != len(names):
         msg = f"cannot compute content ids: duplicate column names in {names!r}"
         raise InvalidInputError(msg)
-    hexes: list[str] = []
-    for batch in table.to_batches(max_chunksize=_BATCH_ROWS):
-        rows = _join_fields(names, batch.columns, batch.num_rows)
-        hexes.extend(_hash_rows(rows))
-    return pa.array(hexes, pa.string())
+    rows = [_join_fields(names, b.columns, b.num_rows) for b in table.to_batches(max_chunksize=_BATCH_ROWS)]
+    return hash_rows(pa.chunked_array([r for r in rows if len(r)], _B))
 
 
-def content_id(value: Mapping[str, Any]) -> str:
+def content_id(value: Mapping[str, Any]) -> bytes:
     """Compute the content id of one record given as a Python mapping.
 
     Equal to ``content_ids(pa.Table.from_pylist([value]))[0]`` for every value from
@@ -116,14 +112,14 @@ def content_id(value: Mapping[str, Any]) -> str:
             and lists; other types (numpy scalars, ...) are converted by Arrow.
 
     Returns:
-        64 lowercase hex characters.
+        32 bytes.
 
     Raises:
         InvalidInputError: if `value` is not a mapping, or Arrow cannot convert a
             value of a type the fast path does not know.
 
     Example:
-        >>> content_id({"age": 31, "name": "Alice", "email": None})[:16]
+        >>> content_id({"age": 31, "name": "Alice", "email": None}).hex()[:16]
         'd3ec372f7b6affcc'
         >>> content_id({"name": "Alice", "age": 31.0}) == content_id({"age": 31, "name": "Alice"})
         True
@@ -139,19 +135,11 @@ def content_id(value: Mapping[str, Any]) -> str:
         except (pa.ArrowException, TypeError, ValueError) as e:
             msg = f"cannot compute a content id: Arrow cannot convert {value!r}"
             raise InvalidInputError(msg) from e
-        return content_ids(table)[0].as_py()
-    return blake3(data).hexdigest()
+        return bytes(content_ids(table)[0].as_py())
+    return hash_one(data)
 
 
 # --- vectorised encoding: Arrow array -> large_binary array of value bytes -------
-
-
-def _hash_rows(rows: pa.Array) -> list[str]:
-    """blake3 hex of each element of a large_binary array without nulls."""
-    _, offsets_buf, data_buf = rows.buffers()
-    offsets = memoryview(offsets_buf).cast("q")[rows.offset : rows.offset + len(rows) + 1].tolist()
-    data = memoryview(data_buf if data_buf is not None else b"")
-    return [blake3(data[a:b]).hexdigest() for a, b in zip(offsets, offsets[1:])]
 
 
 def _join(*parts: Any) -> pa.Array:

@@ -1,0 +1,187 @@
+"""The catalog interface: every statement on a store's catalog is one of these verbs.
+
+A store's catalog is the truth of what it holds (DESIGN.md, "Layout on disk"): the
+commit log with its hash chain, each namespace's schema and key columns, the data
+files per tier, the versions of small commits not yet in files (*pending* blobs),
+files replaced but not yet deleted (*retired*), tags and reader cursors. Two
+backends implement it: :class:`koru_core.catalog.sqlite.SQLiteCatalog` (the embedded
+default, one machine) and :class:`koru_core.catalog.postgres.PostgresCatalog` (a
+store shared by many machines). Nothing outside ``koru_core/catalog/`` writes SQL.
+
+Consistency: each verb is atomic. ``with catalog.snapshot():`` makes every read
+inside it see one commit (a read transaction). A commit is published by exactly one
+call, :meth:`Catalog.record_commit`, which assigns the next commit number and system
+time, chains the hash and records files and blobs in one transaction.
+"""
+
+from __future__ import annotations
+
+import abc
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
+
+from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, NamespaceInfo, PendingBlob
+from koru_core.errors import CorruptionError, FormatError
+
+__all__ = ["FORMAT_VERSION", "Catalog"]
+
+FORMAT_VERSION = 2
+"""The on-disk format this code reads and writes (catalog ``meta.format_version``)."""
+
+UPGRADE = (
+    "upgrade it with `koru upgrade {old} {new}` (writes a format-2 copy, keeping every "
+    "version, commit and hash), or re-import its data into a new store"
+)
+
+
+class Catalog(abc.ABC):
+    """The verbs of a store's catalog (see the module docstring)."""
+
+    url: str
+    read_only: bool
+    store_id: str = ""
+    format_version: int = FORMAT_VERSION
+    content_format: int = 2
+
+    # -- reads -------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def snapshot(self) -> contextlib.AbstractContextManager[None]:
+        """A consistent read: every verb called inside sees the same commit."""
+
+    @abc.abstractmethod
+    def head(self) -> tuple[int, int, bytes | None]:
+        """Return (last commit number, its system time ns, its hash); (0, 0, None) if empty."""
+
+    @abc.abstractmethod
+    def namespaces(self) -> list[str]:
+        """Return every namespace name, sorted."""
+
+    @abc.abstractmethod
+    def namespace(self, name: str) -> NamespaceInfo | None:
+        """Return what the catalog knows of a namespace, or None if it was never written."""
+
+    @abc.abstractmethod
+    def files(self, namespace: str | None = None) -> list[FileEntry]:
+        """Return the data files of one namespace (or all), oldest first."""
+
+    @abc.abstractmethod
+    def pending(self, namespace: str, *, after: int = 0, upto: int | None = None,
+                kind: Literal["versions", "skips"] = "versions") -> list[PendingBlob]:
+        """Return a namespace's pending blobs of commits in (``after``, ``upto``], oldest first."""
+
+    @abc.abstractmethod
+    def pending_commits(self, namespace: str, *, kind: Literal["versions", "skips"] = "versions") -> list[tuple[int, int]]:
+        """Return (commit, rows) of each pending blob of a namespace, without the data."""
+
+    @abc.abstractmethod
+    def commits(self, *, since: int = 0, until: int | None = None) -> list[CommitRecord]:
+        """Return the commits in (``since``, ``until``], oldest first."""
+
+    @abc.abstractmethod
+    def commit_at(self, system_time: int) -> int:
+        """Return the last commit recorded at or before ``system_time`` (ns), 0 if none."""
+
+    @abc.abstractmethod
+    def commit_of_write_id(self, write_id: int) -> int | None:
+        """Return the commit whose write-id range holds ``write_id``, or None."""
+
+    @abc.abstractmethod
+    def tags(self) -> dict[str, int]:
+        """Return tag name → commit."""
+
+    @abc.abstractmethod
+    def cursor(self, name: str) -> int | None:
+        """Return the commit a named reader position points at, or None if never set."""
+
+    @abc.abstractmethod
+    def retired(self) -> dict[str, tuple[str, str, int, int | None]]:
+        """Return retired path → (namespace, tier, bytes, retired_at ns)."""
+
+    # -- writes ------------------------------------------------------------------
+
+    @abc.abstractmethod
+    def allocate_write_ids(self, count: int) -> int:
+        """Reserve ``count`` write ids for a commit being prepared; return the first."""
+
+    @abc.abstractmethod
+    def record_commit(self, draft: CommitDraft) -> CommitRecord:
+        """Publish a commit atomically (see :class:`CommitDraft`).
+
+        Raises:
+            ConflictError: the head moved past ``draft.base`` and the draft cannot be
+                rebased; nothing was written.
+        """
+
+    @abc.abstractmethod
+    def swap_files(
+        self, namespace: str, *, remove: Sequence[FileEntry], add: Sequence[FileEntry],
+        absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int,
+    ) -> bool:
+        """Replace files (consolidation, distillation) in one transaction.
+
+        Removed files are recorded as retired at ``retired_at`` (ns); pending blobs of
+        commits up to ``absorb_pending_upto`` are dropped (their versions are in
+        ``add``); the namespace's ``cold_commit`` is raised to ``cold_commit``.
+
+        Returns:
+            False, changing nothing, when a file of ``remove`` is no longer listed.
+        """
+
+    @abc.abstractmethod
+    def bootstrap(
+        self, *, commits: Sequence[CommitRecord], namespaces: Sequence[NamespaceInfo], files: Sequence[FileEntry],
+        tags: dict[str, int], next_write_id: int,
+    ) -> None:
+        """Fill an empty catalog in one transaction (``restore`` and ``upgrade``).
+
+        Raises:
+            ConflictError: the catalog already holds commits.
+        """
+
+    @abc.abstractmethod
+    def forget_retired(self, paths: Sequence[str]) -> None:
+        """Drop retired entries whose files vacuum deleted."""
+
+    @abc.abstractmethod
+    def set_tag(self, name: str, commit: int) -> None:
+        """Create or move a tag."""
+
+    @abc.abstractmethod
+    def set_cursor(self, name: str, commit: int) -> None:
+        """Store a named reader position."""
+
+    @abc.abstractmethod
+    def set_key_columns(self, namespace: str, key_columns: Sequence[str]) -> None:
+        """Record a namespace's key columns."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Release connections."""
+
+    # -- shared ------------------------------------------------------------------
+
+    def _check_format(self, meta: dict[str, Any]) -> None:
+        """Load ``meta`` (format version, content format, store id) or refuse the store."""
+        if "format_version" not in meta or "store_id" not in meta:
+            msg = f"{self.url}: the catalog has no format version or store id; it is not a koru catalog"
+            raise CorruptionError(msg)
+        version = int(meta["format_version"])
+        if version != FORMAT_VERSION:
+            self._refuse_format(version)
+        self.store_id = str(meta["store_id"])
+        self.format_version = version
+        self.content_format = int(meta.get("content_format", 2))
+
+    def _refuse_format(self, version: int | None) -> None:
+        what = "an unknown format" if version is None else f"on-disk format {version}"
+        msg = (
+            f"{self.url}: this store was written in {what}, and this koru reads format "
+            f"{FORMAT_VERSION}; " + UPGRADE.format(old="OLD_STORE", new="NEW_STORE")
+        )
+        raise FormatError(msg)
+
+    @contextlib.contextmanager
+    def _nothing(self) -> Iterator[None]:
+        yield

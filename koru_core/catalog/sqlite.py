@@ -1,0 +1,441 @@
+"""The SQLite catalog backend: a store's catalog in ``<store>/catalog.sqlite``.
+
+SQLite in WAL mode gives atomic commits, checksummed durable frames and
+multi-process snapshot reads (DESIGN.md recommends it as the embedded default).
+A commit is visible exactly when its transaction commits. Each thread of a process
+uses its own connection, so reads run in parallel and never share a transaction;
+writes are serialised by the store's write lock (one writer process at a time),
+so :meth:`SQLiteCatalog.record_commit` never races another writer.
+
+Tables (times int64 ns UTC; hashes and checksums 32-byte blobs)::
+
+    meta(name PRIMARY KEY, value)     format_version, content_format, store_id, next_write_id
+    commits(commit_number PRIMARY KEY, system_time, actor, run_id, namespaces JSON,
+            written, unchanged, deleted, first_write_id, last_write_id, hash, prev_hash,
+            metadata JSON)
+    namespaces(name PRIMARY KEY, schema BLOB, key_columns JSON, created_commit,
+               schema_commit, cold_commit)
+    files(path PRIMARY KEY, namespace, tier, kind, rows, bytes, checksum, commit_number,
+          system_time, min_commit, max_commit, min_valid, max_valid, max_valid_to,
+          max_valid_to_commit, min_key, max_key)
+    pending(namespace, commit_number, kind, system_time, rows, data BLOB, checksum,
+            PRIMARY KEY(namespace, commit_number, kind))
+    retired(path PRIMARY KEY, namespace, tier, bytes, retired_at)
+    tags(name PRIMARY KEY, commit_number)      named pins (retention keeps their commit)
+    cursors(name PRIMARY KEY, commit_number)   named reader positions (Store.watch)
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sqlite3
+import threading
+import uuid
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa
+
+from koru_core.catalog.base import FORMAT_VERSION, Catalog
+from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, NamespaceInfo, PendingBlob
+from koru_core.chain import chain_hash
+from koru_core.errors import ConflictError, CorruptionError, StoreLockedError
+
+__all__ = ["SQLiteCatalog"]
+
+Durability = Literal["full", "process"]
+
+_DDL = """
+CREATE TABLE meta(name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE commits(
+    commit_number INTEGER PRIMARY KEY, system_time INTEGER NOT NULL, actor TEXT, run_id TEXT,
+    namespaces TEXT NOT NULL, written INTEGER NOT NULL, unchanged INTEGER NOT NULL,
+    deleted INTEGER NOT NULL, first_write_id INTEGER, last_write_id INTEGER,
+    hash BLOB NOT NULL, prev_hash BLOB, metadata TEXT);
+CREATE INDEX commits_write_ids ON commits(last_write_id);
+CREATE TABLE namespaces(
+    name TEXT PRIMARY KEY, schema BLOB NOT NULL, key_columns TEXT NOT NULL,
+    created_commit INTEGER NOT NULL, schema_commit INTEGER NOT NULL, cold_commit INTEGER NOT NULL);
+CREATE TABLE files(
+    path TEXT PRIMARY KEY, namespace TEXT NOT NULL, tier TEXT NOT NULL, kind TEXT NOT NULL,
+    rows INTEGER NOT NULL, bytes INTEGER NOT NULL, checksum BLOB NOT NULL,
+    commit_number INTEGER, system_time INTEGER,
+    min_commit INTEGER NOT NULL, max_commit INTEGER NOT NULL,
+    min_valid INTEGER NOT NULL, max_valid INTEGER NOT NULL,
+    max_valid_to INTEGER, max_valid_to_commit INTEGER, min_key TEXT, max_key TEXT);
+CREATE INDEX files_namespace ON files(namespace, tier);
+CREATE TABLE pending(
+    namespace TEXT NOT NULL, commit_number INTEGER NOT NULL, kind TEXT NOT NULL,
+    system_time INTEGER NOT NULL, rows INTEGER NOT NULL, data BLOB NOT NULL, checksum BLOB NOT NULL,
+    PRIMARY KEY(namespace, commit_number, kind));
+CREATE TABLE retired(
+    path TEXT PRIMARY KEY, namespace TEXT NOT NULL, tier TEXT NOT NULL, bytes INTEGER NOT NULL,
+    retired_at INTEGER);
+CREATE TABLE tags(name TEXT PRIMARY KEY, commit_number INTEGER NOT NULL);
+CREATE TABLE cursors(name TEXT PRIMARY KEY, commit_number INTEGER NOT NULL);
+"""
+
+_FILE_COLUMNS = (
+    "path", "namespace", "tier", "kind", "rows", "bytes", "checksum", "commit_number", "system_time",
+    "min_commit", "max_commit", "min_valid", "max_valid", "max_valid_to", "max_valid_to_commit",
+    "min_key", "max_key",
+)
+_FILE_FIELDS = tuple("commit" if c == "commit_number" else c for c in _FILE_COLUMNS)
+_COMMIT_COLUMNS = (
+    "commit_number", "system_time", "actor", "run_id", "namespaces", "written", "unchanged", "deleted",
+    "first_write_id", "last_write_id", "hash", "prev_hash", "metadata",
+)
+
+
+class SQLiteCatalog(Catalog):
+    """A store's SQLite catalog (see the module docstring).
+
+    Args:
+        path: The SQLite file.
+        durability: ``"full"``: a commit is on disk when it returns (``synchronous=FULL``).
+            ``"process"``: it survives the process being killed, not a power loss
+            (``synchronous=NORMAL``).
+        timeout: Seconds to wait for SQLite's own lock.
+        create: Create the catalog (the file must not exist yet).
+        content_format: Content-id format of a new store.
+        read_only: Open for reads only (a read-only mount or a copy without write
+            permission); every write verb then raises.
+
+    Raises:
+        CorruptionError: the file is not a readable koru catalog.
+        StoreLockedError: SQLite's lock was held for longer than ``timeout``.
+        FormatError: the catalog is of another on-disk format (names the upgrade path).
+    """
+
+    def __init__(
+        self, path: Path, *, durability: Durability = "full", timeout: float = 10.0, create: bool = False,
+        content_format: int = 2, read_only: bool = False,
+    ) -> None:
+        self.path = path
+        self.url = str(path)
+        self.read_only = read_only
+        self._durability = durability
+        self._timeout = timeout
+        self._local = threading.local()
+        self._connections: list[sqlite3.Connection] = []
+        self._guard = threading.Lock()
+        if create:
+            self._create(content_format)
+        self._load_meta()
+
+    # -- connections -----------------------------------------------------------
+
+    def _connect(self) -> sqlite3.Connection:
+        if self.read_only:
+            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
+                                  check_same_thread=False, timeout=self._timeout)
+        else:
+            con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self._timeout)
+            con.execute("PRAGMA journal_mode=WAL")
+            con.execute("PRAGMA synchronous=" + ("FULL" if self._durability == "full" else "NORMAL"))
+        with self._guard:
+            self._connections.append(con)
+        return con
+
+    @property
+    def _con(self) -> sqlite3.Connection:
+        con = getattr(self._local, "con", None)
+        if con is None:
+            try:
+                con = self._local.con = self._connect()
+            except sqlite3.Error as e:
+                raise self._wrap(e) from e
+        return con
+
+    def _wrap(self, e: sqlite3.Error) -> Exception:
+        text = str(e)
+        if "locked" in text or "busy" in text:
+            return StoreLockedError(f"{self.path}: {text}")
+        if "disk is full" in text or "database or disk is full" in text:
+            return OSError(28, f"{self.path}: no space left on device ({text}); nothing was written")
+        if "readonly" in text or "read-only" in text:
+            return PermissionError(f"{self.path}: the catalog is read-only ({text}); open with read_only=True")
+        return CorruptionError(f"{self.path}: the catalog is unreadable: {text}")
+
+    def close(self) -> None:
+        with self._guard:
+            for con in self._connections:
+                with contextlib.suppress(sqlite3.Error):
+                    con.close()
+            self._connections.clear()
+        self._local = threading.local()
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[None]:
+        con = self._con
+        nested = con.in_transaction
+        try:
+            if not nested:
+                con.execute("BEGIN")
+            try:
+                yield
+            finally:
+                if not nested:
+                    con.execute("COMMIT")
+        except sqlite3.Error as e:
+            raise self._wrap(e) from e
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        if self.read_only:
+            msg = f"{self.path}: the store was opened read-only"
+            raise PermissionError(msg)
+        con = self._con
+        try:
+            con.execute("BEGIN IMMEDIATE")
+            try:
+                yield con
+            except BaseException:
+                con.execute("ROLLBACK")
+                raise
+            con.execute("COMMIT")
+        except sqlite3.Error as e:
+            with contextlib.suppress(sqlite3.Error):
+                if con.in_transaction:
+                    con.execute("ROLLBACK")
+            raise self._wrap(e) from e
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple[Any, ...]]:
+        try:
+            return self._con.execute(sql, params).fetchall()
+        except sqlite3.Error as e:
+            raise self._wrap(e) from e
+
+    # -- creation and meta -----------------------------------------------------
+
+    def _create(self, content_format: int) -> None:
+        with self._write() as con:
+            for statement in _DDL.split(";"):
+                if statement.strip():
+                    con.execute(statement)
+            con.executemany(
+                "INSERT INTO meta VALUES (?, ?)",
+                [("format_version", str(FORMAT_VERSION)), ("content_format", str(content_format)),
+                 ("store_id", uuid.uuid4().hex), ("next_write_id", "1")],
+            )
+
+    def _load_meta(self) -> None:
+        try:
+            rows = dict(self._query("SELECT name, value FROM meta"))
+        except CorruptionError as e:
+            if "no such table" in str(e):
+                self._refuse_format(None)
+            raise
+        self._check_format(rows)
+
+    # -- reads -----------------------------------------------------------------
+
+    def head(self) -> tuple[int, int, bytes | None]:
+        rows = self._query("SELECT commit_number, system_time, hash FROM commits ORDER BY commit_number DESC LIMIT 1")
+        return (0, 0, None) if not rows else (int(rows[0][0]), int(rows[0][1]), bytes(rows[0][2]))
+
+    def namespaces(self) -> list[str]:
+        return [r[0] for r in self._query("SELECT name FROM namespaces ORDER BY name")]
+
+    def namespace(self, name: str) -> NamespaceInfo | None:
+        rows = self._query(
+            "SELECT name, schema, key_columns, created_commit, schema_commit, cold_commit FROM namespaces "
+            "WHERE name = ?", (name,),
+        )
+        return None if not rows else self._namespace_info(rows[0])
+
+    def _namespace_info(self, row: tuple[Any, ...]) -> NamespaceInfo:
+        name, schema, keys, created, schema_commit, cold = row
+        try:
+            parsed = pa.ipc.read_schema(pa.py_buffer(schema))
+        except pa.ArrowException as e:
+            msg = f"{self.path}: schema of namespace {name!r} is unreadable"
+            raise CorruptionError(msg) from e
+        return NamespaceInfo(name=name, schema=parsed, key_columns=tuple(json.loads(keys)),
+                             created_commit=created, schema_commit=schema_commit, cold_commit=cold)
+
+    def files(self, namespace: str | None = None) -> list[FileEntry]:
+        where, params = ("WHERE namespace = ?", (namespace,)) if namespace is not None else ("", ())
+        rows = self._query(f"SELECT {', '.join(_FILE_COLUMNS)} FROM files {where} ORDER BY namespace, min_commit, path", params)
+        return [FileEntry(**dict(zip(_FILE_FIELDS, (bytes(v) if k == "checksum" else v for k, v in zip(_FILE_FIELDS, r))))) for r in rows]
+
+    def pending(self, namespace: str, *, after: int = 0, upto: int | None = None,
+                kind: Literal["versions", "skips"] = "versions") -> list[PendingBlob]:
+        rows = self._query(
+            "SELECT commit_number, system_time, rows, data, checksum FROM pending WHERE namespace = ? AND kind = ? "
+            "AND commit_number > ? AND commit_number <= ? ORDER BY commit_number",
+            (namespace, kind, after, upto if upto is not None else 2**62),
+        )
+        return [PendingBlob(namespace=namespace, commit=c, system_time=t, kind=kind, rows=n, data=bytes(d),
+                            checksum=bytes(h)) for c, t, n, d, h in rows]
+
+    def pending_commits(self, namespace: str, *, kind: Literal["versions", "skips"] = "versions") -> list[tuple[int, int]]:
+        return [(int(c), int(n)) for c, n in self._query(
+            "SELECT commit_number, rows FROM pending WHERE namespace = ? AND kind = ? ORDER BY commit_number",
+            (namespace, kind),
+        )]
+
+    def commits(self, *, since: int = 0, until: int | None = None) -> list[CommitRecord]:
+        rows = self._query(
+            f"SELECT {', '.join(_COMMIT_COLUMNS)} FROM commits WHERE commit_number > ? AND commit_number <= ? "
+            "ORDER BY commit_number", (since, until if until is not None else 2**62),
+        )
+        return [_commit_record(r) for r in rows]
+
+    def commit_at(self, system_time: int) -> int:
+        rows = self._query("SELECT max(commit_number) FROM commits WHERE system_time <= ?", (system_time,))
+        return int(rows[0][0] or 0)
+
+    def commit_of_write_id(self, write_id: int) -> int | None:
+        rows = self._query(
+            "SELECT commit_number FROM commits WHERE last_write_id >= ? AND first_write_id <= ? "
+            "ORDER BY last_write_id LIMIT 1", (write_id, write_id),
+        )
+        return None if not rows else int(rows[0][0])
+
+    def tags(self) -> dict[str, int]:
+        return {n: int(c) for n, c in self._query("SELECT name, commit_number FROM tags")}
+
+    def cursor(self, name: str) -> int | None:
+        rows = self._query("SELECT commit_number FROM cursors WHERE name = ?", (name,))
+        return None if not rows else int(rows[0][0])
+
+    def retired(self) -> dict[str, tuple[str, str, int, int | None]]:
+        return {p: (ns, tier, size, at) for p, ns, tier, size, at in self._query(
+            "SELECT path, namespace, tier, bytes, retired_at FROM retired")}
+
+    # -- writes ----------------------------------------------------------------
+
+    def allocate_write_ids(self, count: int) -> int:
+        # the store's write lock is held: nobody else allocates until this commit is recorded
+        rows = self._query("SELECT value FROM meta WHERE name = 'next_write_id'")
+        return int(rows[0][0])
+
+    def record_commit(self, draft: CommitDraft) -> CommitRecord:
+        with self._write() as con:
+            row = con.execute(
+                "SELECT commit_number, system_time, hash FROM commits ORDER BY commit_number DESC LIMIT 1"
+            ).fetchone()
+            head, head_time, prev = (0, 0, None) if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
+            if head != draft.base:
+                msg = f"{self.path}: commit {draft.base + 1} was taken by another writer (the last is {head})"
+                raise ConflictError(msg)
+            commit = head + 1
+            system_time = max(draft.system_time, head_time + 1000)
+            digest = chain_hash(prev, commit=commit, system_time=system_time, body=draft.body)
+            record = CommitRecord(
+                commit=commit, system_time=system_time, actor=draft.actor, run_id=draft.run_id,
+                namespaces=draft.namespaces, written=draft.written, unchanged=draft.unchanged,
+                deleted=draft.deleted, first_write_id=draft.first_write_id, last_write_id=draft.last_write_id,
+                hash=digest, prev_hash=prev, metadata=dict(draft.metadata or {}),
+            )
+            con.execute(
+                f"INSERT INTO commits VALUES ({', '.join('?' * len(_COMMIT_COLUMNS))})",
+                (commit, system_time, draft.actor, draft.run_id, json.dumps(list(draft.namespaces)),
+                 draft.written, draft.unchanged, draft.deleted, draft.first_write_id, draft.last_write_id,
+                 digest, prev, json.dumps(draft.metadata, sort_keys=True) if draft.metadata else None),
+            )
+            for name, (schema, keys) in draft.schemas.items():
+                con.execute(
+                    "INSERT INTO namespaces VALUES (?, ?, ?, ?, ?, 0) ON CONFLICT(name) DO UPDATE SET "
+                    "schema = excluded.schema, key_columns = excluded.key_columns, "
+                    "schema_commit = excluded.schema_commit",
+                    (name, schema.serialize().to_pybytes(), json.dumps(list(keys)), commit, commit),
+                )
+            for entry in draft.files:
+                _insert_file(con, entry, commit=commit, system_time=system_time)
+            con.executemany(
+                "INSERT INTO pending VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(b.namespace, commit, b.kind, system_time, b.rows, b.data, b.checksum) for b in draft.blobs],
+            )
+            if draft.last_write_id is not None:
+                con.execute("UPDATE meta SET value = ? WHERE name = 'next_write_id'", (str(draft.last_write_id + 1),))
+        return record
+
+    def swap_files(
+        self, namespace: str, *, remove: Sequence[FileEntry], add: Sequence[FileEntry],
+        absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int,
+    ) -> bool:
+        paths = [e.path for e in remove]
+        marks = ", ".join("?" * len(paths))
+        with self._write() as con:
+            if paths:
+                listed = con.execute(f"SELECT count(*) FROM files WHERE path IN ({marks})", paths).fetchone()[0]
+                if listed != len(paths):
+                    return False
+                con.execute(f"DELETE FROM files WHERE path IN ({marks})", paths)
+            if absorb_pending_upto is not None:
+                con.execute("DELETE FROM pending WHERE namespace = ? AND commit_number <= ?",
+                            (namespace, absorb_pending_upto))
+            for entry in add:
+                _insert_file(con, entry, commit=entry.commit, system_time=entry.system_time)
+            if cold_commit is not None:
+                con.execute("UPDATE namespaces SET cold_commit = max(cold_commit, ?) WHERE name = ?",
+                            (cold_commit, namespace))
+            con.executemany(
+                "INSERT OR REPLACE INTO retired VALUES (?, ?, ?, ?, ?)",
+                [(e.path, e.namespace, e.tier, e.bytes, retired_at) for e in remove],
+            )
+        return True
+
+    def bootstrap(
+        self, *, commits: Sequence[CommitRecord], namespaces: Sequence[NamespaceInfo], files: Sequence[FileEntry],
+        tags: dict[str, int], next_write_id: int,
+    ) -> None:
+        with self._write() as con:
+            if con.execute("SELECT count(*) FROM commits").fetchone()[0]:
+                msg = f"{self.path}: bootstrap needs an empty catalog"
+                raise ConflictError(msg)
+            con.executemany(
+                f"INSERT INTO commits VALUES ({', '.join('?' * len(_COMMIT_COLUMNS))})",
+                [(c.commit, c.system_time, c.actor, c.run_id, json.dumps(list(c.namespaces)), c.written, c.unchanged,
+                  c.deleted, c.first_write_id, c.last_write_id, c.hash, c.prev_hash,
+                  json.dumps(c.metadata, sort_keys=True) if c.metadata else None) for c in commits],
+            )
+            con.executemany(
+                "INSERT INTO namespaces VALUES (?, ?, ?, ?, ?, ?)",
+                [(n.name, n.schema.serialize().to_pybytes(), json.dumps(list(n.key_columns)), n.created_commit,
+                  n.schema_commit, n.cold_commit) for n in namespaces],
+            )
+            for e in files:
+                _insert_file(con, e, commit=e.commit, system_time=e.system_time)
+            con.executemany("INSERT INTO tags VALUES (?, ?)", list(tags.items()))
+            con.execute("UPDATE meta SET value = ? WHERE name = 'next_write_id'", (str(next_write_id),))
+
+    def forget_retired(self, paths: Sequence[str]) -> None:
+        with self._write() as con:
+            con.executemany("DELETE FROM retired WHERE path = ?", [(p,) for p in paths])
+
+    def set_tag(self, name: str, commit: int) -> None:
+        with self._write() as con:
+            con.execute("INSERT OR REPLACE INTO tags VALUES (?, ?)", (name, commit))
+
+    def set_cursor(self, name: str, commit: int) -> None:
+        with self._write() as con:
+            con.execute("INSERT OR REPLACE INTO cursors VALUES (?, ?)", (name, commit))
+
+    def set_key_columns(self, namespace: str, key_columns: Sequence[str]) -> None:
+        with self._write() as con:
+            con.execute("UPDATE namespaces SET key_columns = ? WHERE name = ?", (json.dumps(list(key_columns)), namespace))
+
+
+def _insert_file(con: sqlite3.Connection, entry: FileEntry, *, commit: int | None, system_time: int | None) -> None:
+    values = {f: getattr(entry, f) for f in _FILE_FIELDS}
+    values["commit"], values["system_time"] = commit, system_time
+    if commit is not None:  # a warm file: its rows all belong to that commit
+        values["min_commit"] = values["max_commit"] = commit
+    con.execute(
+        f"INSERT INTO files ({', '.join(_FILE_COLUMNS)}) VALUES ({', '.join('?' * len(_FILE_COLUMNS))})",
+        tuple(values[f] for f in _FILE_FIELDS),
+    )
+
+
+def _commit_record(row: tuple[Any, ...]) -> CommitRecord:
+    c, t, a, r, ns, w, u, d, first, last, h, prev, meta = row
+    return CommitRecord(
+        commit=int(c), system_time=int(t), actor=a, run_id=r, namespaces=tuple(json.loads(ns)),
+        written=int(w), unchanged=int(u), deleted=int(d), first_write_id=first, last_write_id=last,
+        hash=bytes(h), prev_hash=None if prev is None else bytes(prev), metadata=json.loads(meta) if meta else {},
+    )

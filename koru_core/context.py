@@ -1,0 +1,87 @@
+"""What every part of an open store shares, handed over explicitly (never the whole ``Store``).
+
+A :class:`StoreContext` is made by :func:`koru_core.open` and passed to the write
+path, the read planner and executor, and maintenance. It owns no logic of its own
+beyond reading a retention description; each cache it holds belongs to this store
+and is emptied by :meth:`StoreContext.close`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pyarrow.parquet as pq
+
+if TYPE_CHECKING:
+    from koru_core._lock import WriteLock
+    from koru_core.catalog.base import Catalog
+    from koru_core.catalog.entries import FileEntry
+    from koru_core.hot.pending import PendingCache
+    from koru_core.hot.tier import HotTier
+    from koru_core.lifecycle.leases import Leases
+    from koru_core.storage.local import LocalStorage
+    from koru_core.storage.parquet import FileCache
+
+__all__ = ["StoreContext"]
+
+RETENTION_KEY = b"koru.retention"
+"""Parquet key-value metadata of a deep-tier file: the retention that pruned its versions."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreContext:
+    """The parts of one open store.
+
+    Attributes:
+        root: The store folder (local stores) or the local staging folder.
+        storage: Where data files are written and read.
+        catalog: The store's catalog.
+        files: Verified files and decoded row groups.
+        pending: Decoded pending versions.
+        hot: Current-state indexes and recently written values.
+        leases: Reader leases (what vacuum must keep).
+        lock: The write lock (one writer at a time).
+        memory_limit: Bytes the caches may hold together.
+        auto_maintain: Consolidate and vacuum after commits (see ``lifecycle/auto.py``).
+    """
+
+    root: Path
+    storage: LocalStorage
+    catalog: Catalog
+    files: FileCache
+    pending: PendingCache
+    hot: HotTier
+    leases: Leases
+    lock: WriteLock
+    memory_limit: int
+    auto_maintain: bool = True
+    read_only: bool = False
+    vector: dict[str, object] = field(default_factory=dict)
+    """Loaded vector indexes and search candidates of this store (:mod:`koru_core.vector`)."""
+    _retention: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def content_format(self) -> int:
+        """The store's content-id format (1 or 2)."""
+        return self.catalog.content_format
+
+    def retention_of(self, entry: FileEntry) -> str:
+        """The description of the retention run that wrote a deep-tier file."""
+        text = self._retention.get(entry.path)
+        if text is None:
+            try:
+                meta = pq.read_metadata(self.storage.uri(entry.path)).metadata or {}
+                text = meta.get(RETENTION_KEY, b"retention policy unknown").decode()
+            except OSError:
+                text = "retention policy unknown"
+            self._retention[entry.path] = text
+        return text
+
+    def close(self) -> None:
+        """Empty every cache of this store."""
+        self.files.clear()
+        self.pending.clear()
+        self.hot.clear()
+        self.vector.clear()

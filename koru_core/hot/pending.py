@@ -1,0 +1,92 @@
+"""Decoded pending versions: a small commit's blob is verified and decoded once per store.
+
+Pending blobs are immutable once their commit is recorded, so the decoded table is
+kept, keyed by (namespace, commit, kind), until consolidation absorbs the commit.
+A read then costs one catalog query for the list of pending commits, and no
+decoding. Bounded in bytes (least recently used out).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+
+from koru_core.catalog.blobs import decode_blob
+
+if TYPE_CHECKING:
+    from koru_core.catalog.base import Catalog
+    from koru_core.read.plan import Source
+
+__all__ = ["PendingCache"]
+
+
+class PendingCache:
+    """Decoded pending blobs of one store.
+
+    Args:
+        catalog: The store's catalog.
+        limit: Bytes of decoded tables to keep.
+    """
+
+    def __init__(self, catalog: Catalog, *, limit: int) -> None:
+        self.catalog = catalog
+        self.limit = limit
+        self._tables: OrderedDict[tuple[str, int, str], tuple[pa.Table, int]] = OrderedDict()
+        self._bytes = 0
+        self._lock = threading.Lock()
+
+    @property
+    def nbytes(self) -> int:
+        """Decoded bytes held."""
+        return self._bytes
+
+    def clear(self) -> None:
+        """Drop every decoded table."""
+        with self._lock:
+            self._tables.clear()
+            self._bytes = 0
+
+    def tables(self, namespace: str, *, upto: int | None = None, after: int = 0,
+               kind: Literal["versions", "skips"] = "versions") -> list[tuple[int, int, pa.Table]]:
+        """Return (commit, system time, table) of each pending blob in (``after``, ``upto``], oldest first.
+
+        Call inside a catalog snapshot to see one commit.
+
+        Raises:
+            CorruptionError: a blob fails its checksum.
+        """
+        listed = [c for c, _ in self.catalog.pending_commits(namespace, kind=kind) if after < c <= (upto or 2**62)]
+        found: dict[int, tuple[pa.Table, int]] = {}
+        missing = []
+        with self._lock:
+            for c in listed:
+                hit = self._tables.get((namespace, c, kind))
+                if hit is None:
+                    missing.append(c)
+                else:
+                    found[c] = hit
+                    self._tables.move_to_end((namespace, c, kind))
+        decoded: dict[int, tuple[pa.Table, int]] = {}
+        if missing:
+            for blob in self.catalog.pending(namespace, after=min(missing) - 1, upto=max(missing), kind=kind):
+                if blob.commit in missing:
+                    decoded[blob.commit] = (decode_blob(blob, where=self.catalog.url), blob.system_time)
+        with self._lock:
+            for c, (table, system_time) in decoded.items():
+                if self.limit > 0 and (namespace, c, kind) not in self._tables:
+                    self._tables[(namespace, c, kind)] = (table, system_time)
+                    self._bytes += table.nbytes
+            while self._bytes > self.limit and self._tables:
+                _, (old, _) = self._tables.popitem(last=False)
+                self._bytes -= old.nbytes
+        found.update(decoded)
+        return [(c, found[c][1], found[c][0]) for c in listed]
+
+    def load(self, namespace: str, *, upto: int | None = None) -> list[Source]:
+        """The pending versions of ``namespace`` up to commit ``upto``, as plan sources."""
+        from koru_core.read.plan import Source
+
+        return [Source(kind="pending", table=t, commit=c, system_time=st) for c, st, t in self.tables(namespace, upto=upto)]

@@ -1,0 +1,61 @@
+"""Automatic maintenance after commits: consolidation past thresholds, then deleting replaced files.
+
+On by default (``koru.open(..., auto_consolidate=True)``); off, nothing runs by itself
+and ``consolidate()``/``vacuum()`` are the user's. After each commit, for each
+namespace it wrote, the store consolidates when the namespace's *overlay* (pending
+versions and warm files not yet consolidated) holds
+
+- at least :data:`AUTO_COMMITS` commits, or
+- at least :data:`AUTO_ROWS` versions and as many as a quarter of its cold state
+  (so a large table is rewritten when enough of it changed, a small one often),
+
+then deletes the files that consolidation replaced once no reader lease needs them.
+It runs in the writing call, after the commit point: it never turns the call into a
+failure (:class:`~koru_core.write.writer.Writer` turns its errors into warnings, and
+the next commit tries again).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from koru_core._time import now_ns
+from koru_core.lifecycle.consolidate import consolidate_namespace
+from koru_core.lifecycle.vacuum import delete_retired
+
+if TYPE_CHECKING:
+    from koru_core.catalog.entries import CommitRecord
+    from koru_core.context import StoreContext
+
+__all__ = ["AUTO_COMMITS", "AUTO_ROWS", "after_commit", "needs_consolidation"]
+
+AUTO_COMMITS = 64
+"""Overlay commits of a namespace that trigger consolidation."""
+
+AUTO_ROWS = 64 * 1024
+"""Overlay versions of a namespace that (with a quarter of its state) trigger consolidation."""
+
+
+def needs_consolidation(ctx: StoreContext, namespace: str) -> bool:
+    """True when the namespace's overlay passes a threshold (module docstring)."""
+    with ctx.catalog.snapshot():
+        info = ctx.catalog.namespace(namespace)
+        files = ctx.catalog.files(namespace)
+        pending = ctx.catalog.pending_commits(namespace)
+    if info is None:
+        return False
+    warm = [e for e in files if e.tier == "warm" and e.kind == "versions"]
+    commits = len(pending) + len(warm)
+    rows = sum(n for _, n in pending) + sum(e.rows for e in warm)
+    state = sum(e.rows for e in files if e.tier == "cold" and e.kind == "state")
+    return commits >= AUTO_COMMITS or (rows >= AUTO_ROWS and rows * 4 >= state)
+
+
+def after_commit(ctx: StoreContext, record: CommitRecord) -> None:
+    """Consolidate the namespaces ``record`` wrote that need it, then delete replaced files."""
+    changed = False
+    for namespace in record.namespaces:
+        if needs_consolidation(ctx, namespace):
+            changed |= consolidate_namespace(ctx, namespace)
+    if changed or ctx.catalog.retired():
+        delete_retired(ctx, limit=now_ns())

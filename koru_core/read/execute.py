@@ -1,0 +1,198 @@
+"""The core's translation of a :class:`~koru_core.read.plan.ReadPlan` into pyarrow.
+
+Like the DuckDB and Polars translations, this module decides nothing: it reads the
+plan's sources through the store's :class:`~koru_core.storage.parquet.FileCache`,
+applies the plan's filters (:data:`~koru_core.read.plan.EXACT_FILTER`,
+:data:`~koru_core.read.plan.CANDIDATE_FILTER`) and strategy, and the rule of
+:mod:`koru_core.read.rules`. Tables here carry ids as bytes; :func:`to_api` turns them
+into the hex strings every read returns.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from koru_core._hex import to_hex
+from koru_core.layout import COLD_SCHEMA
+from koru_core.model import TIMESTAMP
+from koru_core.read import rules
+
+if TYPE_CHECKING:
+    from koru_core.context import StoreContext
+    from koru_core.read.plan import ReadPlan, Source
+
+__all__ = ["as_of", "read_source", "to_api", "versions"]
+
+_SYSTEM_TYPES = {f.name: f.type for f in COLD_SCHEMA}
+_ID_COLUMNS = ("_write_id", "_prev_write_id", "_content_id")
+_VIRTUAL = ("_commit", "_system_from")
+_COLD_ONLY = ("_valid_to", "_valid_to_commit")
+
+
+def _row_groups(ctx: StoreContext, src: Source, key: str | None) -> list[int] | None:
+    """Row groups of a file that may hold ``key`` (by the ``_key`` statistics), or None for all."""
+    if key is None or src.entry is None:
+        return None
+    md = ctx.files.metadata(src.entry)
+    index = md.schema.names.index("_key") if "_key" in md.schema.names else None
+    if index is None:
+        return None
+    keep = []
+    for g in range(md.num_row_groups):
+        stats = md.row_group(g).column(index).statistics
+        if stats is None or not stats.has_min_max or stats.min <= key <= stats.max:
+            keep.append(g)
+    return keep
+
+
+def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequence[str]) -> pa.Table:
+    """Read ``columns`` (system and value names) of one source as one table.
+
+    Virtual columns are added (``_commit``, ``_system_from`` of warm files and pending
+    versions; null ``_valid_to``/``_valid_to_commit`` where not stored), value columns
+    a file lacks are null and narrower types are cast to the namespace's, and a
+    one-key plan keeps only that key's rows.
+    """
+    if src.table is not None:
+        table = src.table
+        present = set(table.column_names)
+        table = table.select([c for c in columns if c in present])
+    else:
+        assert src.entry is not None
+        physical = [c for c in dict.fromkeys(["_key", *columns]) if not (src.commit is not None and c in _VIRTUAL)]
+        table = ctx.files.read(src.entry, physical, row_groups=_row_groups(ctx, src, plan.key))
+    if plan.key is not None:
+        keys = table["_key"] if "_key" in table.column_names else None
+        if keys is not None:
+            table = table.filter(pc.equal(keys, plan.key))
+    n = table.num_rows
+    out = []
+    for c in columns:
+        if c in table.column_names:
+            col = table[c]
+            want = _SYSTEM_TYPES.get(c) if c.startswith("_") else plan.schema.field(c).type
+            if want is not None and col.type != want:
+                col = col.cast(want)
+            out.append(col)
+        elif c == "_commit" and src.commit is not None:
+            out.append(pa.repeat(pa.scalar(src.commit, pa.int64()), n))
+        elif c == "_system_from" and src.system_time is not None:
+            out.append(pa.repeat(pa.scalar(src.system_time, TIMESTAMP), n))
+        elif c.startswith("_"):
+            out.append(pa.nulls(n, _SYSTEM_TYPES[c]))
+        else:
+            out.append(pa.nulls(n, plan.schema.field(c).type))
+    return pa.table(out, names=list(columns))
+
+
+def _ts(ns: int) -> pa.Scalar:
+    return pa.scalar(ns, TIMESTAMP)
+
+
+def _exact_rows(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str]) -> pa.Table:
+    t = plan.valid_at
+    assert t is not None
+    table = read_source(ctx, plan, src, [*columns, "_valid_to"])
+    e = src.entry
+    if e is not None and e.max_valid <= t and src.kind == "state":
+        return table  # every row starts by t and none ends: all hold (EXACT_FILTER)
+    valid_to = table["_valid_to"]
+    mask = pc.and_(
+        pc.less_equal(table["_valid_from"], _ts(t)),
+        pc.or_(pc.is_null(valid_to), pc.greater(valid_to, _ts(t))),
+    )
+    return table.filter(mask)
+
+
+def _candidate_rows(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str]) -> pa.Table:
+    t, s = plan.valid_at, plan.commit
+    table = read_source(ctx, plan, src, [*columns, *_COLD_ONLY] if src.is_cold else columns)
+    mask = pc.less_equal(table["_commit"], s)
+    if t is not None:
+        mask = pc.and_(mask, pc.less_equal(table["_valid_from"], _ts(t)))
+        if src.is_cold:
+            ended = pc.and_(pc.less_equal(table["_valid_to_commit"], s), pc.less_equal(table["_valid_to"], _ts(t)))
+            mask = pc.and_(mask, pc.invert(pc.fill_null(ended, False)))
+    return table.filter(mask).select(columns)
+
+
+def as_of(ctx: StoreContext, plan: ReadPlan) -> pa.Table:
+    """Execute an as-of plan.
+
+    Returns:
+        One row per live key, in no particular order: the plan's value columns, then
+        ``_key``, ``_valid_from``, ``_system_from``, ``_commit``, ``_write_id`` (bytes).
+    """
+    output = [*plan.columns, *rules.AS_OF_SYSTEM_COLUMNS]
+    needed = [*output, "_deleted"]
+    exact = [_exact_rows(ctx, plan, src, needed) for src in plan.exact]
+    exact_rows = pa.concat_tables([x.select(needed) for x in exact]) if exact else None
+    if plan.strategy == "intervals":
+        state = exact_rows
+    else:
+        cands = [_candidate_rows(ctx, plan, src, needed) for src in plan.candidates]
+        latest = rules.latest_per_key(pa.concat_tables(cands)) if cands else None
+        if plan.strategy == "latest" or exact_rows is None or latest is None or latest.num_rows == 0:
+            state = latest if exact_rows is None else exact_rows
+        else:
+            state = _merge(exact_rows, latest)
+    if state is None:
+        return pa.schema([*_output_fields(plan)]).empty_table()
+    return state.filter(pc.invert(state["_deleted"])).select(output)
+
+
+def _merge(exact: pa.Table, latest: pa.Table) -> pa.Table:
+    """Per key, the later of its exact row and its candidates' choice (candidates win ties:
+    their commits are later)."""
+    contested = pc.is_in(exact["_key"], value_set=latest["_key"].combine_chunks())
+    rest = exact.filter(pc.invert(contested))
+    both = rules.latest_per_key(pa.concat_tables([exact.filter(contested), latest]))
+    return pa.concat_tables([rest, both])
+
+
+def _output_fields(plan: ReadPlan) -> list[pa.Field]:
+    return [plan.schema.field(c) for c in plan.columns] + [
+        pa.field(c, _SYSTEM_TYPES[c]) for c in rules.AS_OF_SYSTEM_COLUMNS
+    ]
+
+
+_VERSION_COLUMNS = ("_key", "_valid_from", "_system_from", "_commit", "_write_id", "_prev_write_id",
+                    "_content_id", "_deleted", "_actor", "_run_id", "_parents")
+
+
+def versions(ctx: StoreContext, plan: ReadPlan, *, pruned: bool = False) -> pa.Table:
+    """Execute a history or versions plan: every version up to ``plan.commit``, any order.
+
+    Args:
+        pruned: Also return the skeletons of versions distillation dropped (value
+            columns null), with a bool column ``_pruned``.
+
+    Returns:
+        The value columns then :data:`_VERSION_COLUMNS` (ids as bytes), no ``_valid_to``.
+    """
+    columns = [*plan.columns, *_VERSION_COLUMNS]
+    parts = [_candidate_rows(ctx, plan, src, columns) for src in plan.candidates]
+    if pruned:
+        parts = [p.append_column("_pruned", pa.repeat(pa.scalar(False), p.num_rows)) for p in parts]
+        for src in plan.pruned:
+            skel = _candidate_rows(ctx, plan, src, columns)
+            parts.append(skel.append_column("_pruned", pa.repeat(pa.scalar(True), skel.num_rows)))
+    if not parts:
+        fields = [plan.schema.field(c) for c in plan.columns] + [pa.field(c, _SYSTEM_TYPES[c]) for c in _VERSION_COLUMNS]
+        empty = pa.schema(fields).empty_table()
+        return empty.append_column("_pruned", pa.array([], pa.bool_())) if pruned else empty
+    return pa.concat_tables(parts)
+
+
+def to_api(table: pa.Table) -> pa.Table:
+    """Return ``table`` as reads show it: ids as lowercase hex strings, internal columns dropped."""
+    for name in _ID_COLUMNS:
+        if name in table.column_names:
+            i = table.column_names.index(name)
+            table = table.set_column(i, name, to_hex(table[name]))
+    drop = [c for c in ("_valid_to_commit", "_last_write_id", "_last_valid") if c in table.column_names]
+    return table.drop_columns(drop) if drop else table

@@ -1,0 +1,374 @@
+"""The read planner: every read compiles into one :class:`ReadPlan` with every decision made.
+
+DESIGN.md, "Reads: one plan, three engines": the core (pyarrow,
+:mod:`koru_core.read.execute`), ``koru_duckdb`` and ``koru_polars`` only translate a
+plan. The planner owns the bounds (validated here, once, for every engine), the
+commit, the files (pruned by namespace, commit, valid time and key), the pending
+versions, the strategy and the reader lease. No other module restates the as-of
+rule's shortcuts.
+
+**The as-of state at (valid time t, commit s).** DESIGN.md's rule: per key, among
+the versions with ``_valid_from ≤ t`` and ``_commit ≤ s``, the one with the largest
+(``_valid_from``, ``_commit``), dropped if a tombstone (:func:`koru_core.read.rules.as_of_rule`).
+A plan splits a namespace's versions into two groups:
+
+- ``exact`` sources: cold files when ``s`` is at or after the namespace's
+  ``cold_commit``. Their ``_valid_to`` is exact over every commit up to
+  ``cold_commit`` (consolidation computed it over all of them), so among them each
+  key has at most one row with ``_valid_from ≤ t < _valid_to`` (null = open), and
+  that row is the rule's choice among the cold versions. No per-key choice is needed:
+  a filter, as on an SCD2 table (:data:`EXACT_FILTER`).
+- ``candidates``: warm files and pending versions (commits after ``cold_commit``),
+  and the cold files too when ``s`` is before ``cold_commit``. Rows pass
+  :data:`CANDIDATE_FILTER` and go through the per-key rule. For a cold row the
+  filter also drops the rows whose stored successor is visible at ``s`` and starts
+  at or before ``t`` (``_valid_to_commit ≤ s`` and ``_valid_to ≤ t``): such a row is
+  never the rule's choice, so dropping it is safe.
+
+Strategy ``"intervals"`` has only exact sources; ``"latest"`` only candidates;
+``"merge"`` both: the answer is the exact rows of keys with no candidate, plus, per
+key with candidates, the later (by ``_valid_from``, then ``_commit``) of its exact row
+and its candidates' choice. Candidates always have larger commits than exact rows.
+
+Points that distillation pruned: a deep-tier file records the span of the versions
+a retention run dropped (valid times from ``min_valid`` to ``max_valid_to``, commits
+from ``min_commit``); an as-of inside that span raises :class:`PrunedError` naming
+the retention, so no engine ever answers with a silently incomplete state.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+import pyarrow as pa
+
+from koru_core._time import now_ns, to_ns
+from koru_core.catalog.blobs import decode_blob
+from koru_core.catalog.entries import FileEntry, NamespaceInfo
+from koru_core.errors import InvalidInputError, NamespaceNotFoundError, PrunedError
+
+if TYPE_CHECKING:
+    from koru_core.context import StoreContext
+
+__all__ = [
+    "CANDIDATE_FILTER",
+    "EXACT_FILTER",
+    "ReadPlan",
+    "Source",
+    "check_version",
+    "plan_as_of",
+    "plan_history",
+    "plan_versions",
+    "plan_window",
+]
+
+Strategy = Literal["intervals", "latest", "merge"]
+Shape = Literal["as_of", "history", "versions"]
+
+EXACT_FILTER = "_valid_from <= t AND (_valid_to IS NULL OR _valid_to > t)"
+"""Rows of an exact source that hold at valid time t (at most one per key)."""
+
+CANDIDATE_FILTER = (
+    "_valid_from <= t AND _commit <= s "
+    "AND NOT (_valid_to_commit IS NOT NULL AND _valid_to_commit <= s AND _valid_to <= t)"
+)
+"""Rows of a candidate source that may be the rule's choice at (t, s); the last clause
+only applies to cold rows (warm rows and pending versions have no ``_valid_to``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Source:
+    """One thing a plan reads: a data file, or a pending (in-catalog) table.
+
+    Attributes:
+        kind: ``"state"``, ``"history"`` (cold files, every system column stored),
+            ``"versions"`` (a warm file) or ``"pending"`` (decoded versions of one
+            small commit); ``"skeleton"`` (deep) in history plans.
+        entry: The file's catalog entry (None for pending).
+        uri: Where an engine reads the file (None for pending).
+        table: The pending versions (None for files).
+        commit, system_time: For ``versions`` and ``pending`` sources, the one
+            commit and its system time (ns): their rows carry no ``_commit`` or
+            ``_system_from`` column; a reader adds both as constants.
+    """
+
+    kind: Literal["state", "history", "versions", "pending", "skeleton"]
+    entry: FileEntry | None = None
+    uri: str | None = None
+    table: pa.Table | None = None
+    commit: int | None = None
+    system_time: int | None = None
+
+    @property
+    def is_cold(self) -> bool:
+        """True for files that store ``_valid_to`` and every system column."""
+        return self.kind in ("state", "history", "skeleton")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadPlan:
+    """A read with every decision made (see the module docstring).
+
+    Attributes:
+        namespace: The namespace.
+        shape: ``"as_of"``, ``"history"`` (one key, every version) or ``"versions"``
+            (every key, every version).
+        commit: The commit bound ``s`` (system time): no row of a later commit counts.
+        head: The store's last commit when the plan was made.
+        valid_at: The valid time ``t`` (ns, UTC) of an as-of plan; None otherwise.
+        key: The ``_key`` of a one-key read, or None.
+        columns: Value columns to return, in order.
+        schema: The namespace's whole value schema (older files may lack fields:
+            read them as null; narrower types are cast).
+        strategy: How an as-of plan combines its sources (module docstring).
+        exact, candidates: The sources of an as-of plan; for other shapes every
+            source is in ``candidates``.
+        pruned: Deep-tier skeleton files (history plans: versions pruned by distillation).
+        cold_commit: The namespace's consolidation head.
+        key_columns: The namespace's key columns (for output that shows them).
+        lease: Keeps every listed file on disk while the plan is alive.
+    """
+
+    namespace: str
+    shape: Shape
+    commit: int
+    head: int
+    valid_at: int | None
+    key: str | None
+    columns: tuple[str, ...]
+    schema: pa.Schema
+    strategy: Strategy = "latest"
+    exact: tuple[Source, ...] = ()
+    candidates: tuple[Source, ...] = ()
+    pruned: tuple[Source, ...] = ()
+    cold_commit: int = 0
+    key_columns: tuple[str, ...] = ()
+    lease: Any = field(default=None, repr=False, compare=False)
+
+    @property
+    def sources(self) -> tuple[Source, ...]:
+        """Every source, exact first."""
+        return self.exact + self.candidates
+
+    @property
+    def files(self) -> tuple[str, ...]:
+        """The URIs of every data file the plan reads."""
+        return tuple(s.uri for s in self.sources if s.uri is not None)
+
+
+# -- bounds --------------------------------------------------------------------------
+
+
+def check_version(namespace: str, version: object, head: int) -> int:
+    """Return the commit bound for ``version`` (None → ``head``).
+
+    Raises:
+        InvalidInputError: not an int (bools and floats are refused) or outside ``1..head``.
+    """
+    if version is None:
+        return head
+    if not isinstance(version, int) or isinstance(version, bool) or not 1 <= version <= head:
+        msg = f"namespace {namespace!r}: version must be a commit number in 1..{head}, got {version!r}"
+        raise InvalidInputError(msg)
+    return version
+
+
+def _valid_at(at: object) -> int:
+    if at is None:
+        return now_ns()
+    return to_ns(at, what="at")  # type: ignore[arg-type]
+
+
+# -- planning ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Catalogued:
+    info: NamespaceInfo
+    head: int
+    files: list[FileEntry]
+    pending: list[Source]
+
+
+def _resolve(ctx: StoreContext, namespace: str, *, bound: object, need_pending: bool = True) -> tuple[_Catalogued, int, Any]:
+    lease = ctx.leases.lease()  # taken before the catalog snapshot (see lifecycle/leases.py)
+    with ctx.catalog.snapshot():
+        head = ctx.catalog.head()[0]
+        info = ctx.catalog.namespace(namespace)
+        if info is None:
+            lease.release()
+            msg = f"namespace {namespace!r} does not exist (namespaces: {ctx.catalog.namespaces()})"
+            raise NamespaceNotFoundError(msg)
+        commit = check_version(namespace, bound, head)
+        files = ctx.catalog.files(namespace)
+        pending = ctx.pending.load(namespace, upto=commit) if need_pending else []
+    return _Catalogued(info, head, files, pending), commit, lease
+
+
+def _columns(namespace: str, info: NamespaceInfo, columns: Sequence[str] | None) -> tuple[str, ...]:
+    names = list(info.schema.names)
+    if columns is None:
+        return tuple(names)
+    if isinstance(columns, str) or not all(isinstance(c, str) for c in columns):
+        msg = f"namespace {namespace!r}: columns must be a list of column names, got {columns!r}"
+        raise InvalidInputError(msg)
+    for c in columns:
+        if c not in names:
+            msg = f"namespace {namespace!r}: no column {c!r} (columns: {names})"
+            raise InvalidInputError(msg)
+    return tuple(columns)
+
+
+def _file_source(ctx: StoreContext, e: FileEntry) -> Source:
+    kind = "versions" if e.tier == "warm" else e.kind
+    return Source(kind=kind, entry=e, uri=ctx.storage.uri(e.path), commit=e.commit, system_time=e.system_time)
+
+
+def _has_key(e: FileEntry, key: str | None) -> bool:
+    return key is None or e.min_key is None or (e.min_key <= key <= (e.max_key or key))
+
+
+def _check_pruned(ctx: StoreContext, namespace: str, deep: list[FileEntry], t: int, s: int) -> None:
+    for e in deep:
+        if e.min_valid <= t < (e.max_valid_to if e.max_valid_to is not None else t + 1) and s >= e.min_commit:
+            policy = ctx.retention_of(e)
+            msg = (
+                f"namespace {namespace!r}: the as-of state at that point is incomplete: distillation "
+                f"dropped versions valid there ({policy}); ask for a later valid time, or read "
+                "history() to see the pruned versions' skeletons"
+            )
+            raise PrunedError(msg)
+
+
+def plan_as_of(
+    ctx: StoreContext, namespace: str, *, at: datetime | None = None, version: int | None = None,
+    key: str | None = None, columns: Sequence[str] | None = None,
+) -> ReadPlan:
+    """Plan the as-of state of ``namespace`` at valid time ``at`` (default now) and commit ``version``.
+
+    Args:
+        ctx: The store's context.
+        namespace: Existing namespace.
+        at: Valid time, tz-aware; None is now (taken here).
+        version: Commit number bounding system time; None is the latest commit.
+        key: The ``_key`` of a one-key read.
+        columns: Value columns to return (default all).
+
+    Raises:
+        NamespaceNotFoundError, InvalidInputError: unknown namespace, bad bounds or columns.
+        PrunedError: distillation dropped versions valid at that point.
+    """
+    t = _valid_at(at)
+    cat, s, lease = _resolve(ctx, namespace, bound=version)
+    info = cat.info
+    wanted = _columns(namespace, info, columns)
+    deep = [e for e in cat.files if e.tier == "deep"]
+    if deep:
+        _check_pruned(ctx, namespace, deep, t, s)
+    exact: list[Source] = []
+    candidates: list[Source] = []
+    use_exact = s >= info.cold_commit
+    for e in cat.files:
+        if e.tier == "deep" or e.kind == "skips" or e.min_valid > t or e.min_commit > s or not _has_key(e, key):
+            continue
+        if e.tier == "warm":
+            candidates.append(_file_source(ctx, e))
+        elif use_exact:
+            if e.kind == "history" and e.max_valid_to is not None and e.max_valid_to <= t:
+                continue  # every row closed at or before t
+            exact.append(_file_source(ctx, e))
+        else:
+            if (e.kind == "history" and e.max_valid_to is not None and e.max_valid_to <= t
+                    and e.max_valid_to_commit is not None and e.max_valid_to_commit <= s):
+                continue  # every row's successor is visible at s and starts by t
+            candidates.append(_file_source(ctx, e))
+    candidates += cat.pending
+    strategy: Strategy = "merge" if exact and candidates else ("intervals" if exact else "latest")
+    ctx.files.validate([x.entry for x in (*exact, *candidates) if x.entry is not None])
+    return ReadPlan(
+        namespace=namespace, shape="as_of", commit=s, head=cat.head, valid_at=t, key=key, columns=wanted,
+        schema=info.schema, strategy=strategy, exact=tuple(exact), candidates=tuple(candidates),
+        cold_commit=info.cold_commit, key_columns=info.key_columns, lease=lease,
+    )
+
+
+def plan_history(ctx: StoreContext, namespace: str, *, key: str, version: int | None = None) -> ReadPlan:
+    """Plan every version of one key (``_key``) up to commit ``version``, pruned skeletons included.
+
+    Raises:
+        NamespaceNotFoundError, InvalidInputError: unknown namespace or bad bound.
+    """
+    return _plan_all(ctx, namespace, version=version, key=key, shape="history")
+
+
+def plan_versions(ctx: StoreContext, namespace: str, *, version: int | None = None) -> ReadPlan:
+    """Plan every version of every key up to commit ``version``.
+
+    Raises:
+        NamespaceNotFoundError, InvalidInputError: unknown namespace or bad bound.
+    """
+    return _plan_all(ctx, namespace, version=version, key=None, shape="versions")
+
+
+def _plan_all(ctx: StoreContext, namespace: str, *, version: int | None, key: str | None, shape: Shape) -> ReadPlan:
+    cat, s, lease = _resolve(ctx, namespace, bound=version)
+    sources = [
+        _file_source(ctx, e) for e in cat.files
+        if e.tier != "deep" and e.kind != "skips" and e.min_commit <= s and _has_key(e, key)
+    ]
+    pruned = [_file_source(ctx, e) for e in cat.files if e.tier == "deep" and _has_key(e, key)]
+    ctx.files.validate([x.entry for x in (*sources, *pruned) if x.entry is not None])
+    return ReadPlan(
+        namespace=namespace, shape=shape, commit=s, head=cat.head, valid_at=None, key=key,
+        columns=tuple(cat.info.schema.names), schema=cat.info.schema, strategy="latest",
+        candidates=tuple(sources) + tuple(cat.pending), pruned=tuple(pruned), cold_commit=cat.info.cold_commit,
+        key_columns=cat.info.key_columns, lease=lease,
+    )
+
+
+def plan_window(namespace: str, since: object, until: object, head: int) -> tuple[Literal["commit", "valid"], int | None, int | None]:
+    """Validate a change-feed window ``(since, until]``.
+
+    ints are commit numbers (system time), datetimes valid times (ns); both bounds
+    are of one kind; None is open.
+
+    Returns:
+        (kind, low, high) with ints (commit numbers, or ns for valid times).
+
+    Raises:
+        InvalidInputError: mixed or unsupported kinds, a commit outside ``0..head``,
+            or ``since`` after ``until``.
+    """
+    bounds = [b for b in (since, until) if b is not None]
+    for b in bounds:
+        if isinstance(b, bool) or not isinstance(b, (int, datetime)):
+            msg = f"namespace {namespace!r}: since/until must be commit numbers (int) or datetimes, got {b!r}"
+            raise InvalidInputError(msg)
+    kinds = {datetime if isinstance(b, datetime) else int for b in bounds}
+    if len(kinds) > 1:
+        msg = f"namespace {namespace!r}: since and until must both be commit numbers or both datetimes, got {since!r}, {until!r}"
+        raise InvalidInputError(msg)
+    if datetime in kinds:
+        lo = None if since is None else to_ns(since, what="since")  # type: ignore[arg-type]
+        hi = None if until is None else to_ns(until, what="until")  # type: ignore[arg-type]
+        kind: Literal["commit", "valid"] = "valid"
+    else:
+        lo, hi = since, until  # type: ignore[assignment]
+        for name, b in (("since", lo), ("until", hi)):
+            if b is not None and not 0 <= b <= head:  # type: ignore[operator]
+                msg = f"namespace {namespace!r}: {name} must be a commit number in 0..{head}, got {b!r}"
+                raise InvalidInputError(msg)
+        kind = "commit"
+    if lo is not None and hi is not None and lo > hi:
+        msg = f"namespace {namespace!r}: since ({since!r}) is after until ({until!r})"
+        raise InvalidInputError(msg)
+    return kind, lo, hi  # type: ignore[return-value]
+
+
+def with_lease(plan: ReadPlan, lease: Any) -> ReadPlan:
+    """A copy of ``plan`` holding ``lease`` too (engines that open their own)."""
+    return dataclasses.replace(plan, lease=(plan.lease, lease))

@@ -1,0 +1,223 @@
+"""Writing koru's Parquet data files, and reading them through a verified, decoded cache.
+
+Writing: a table is serialised in memory (zstd or lz4, page checksums, statistics),
+written durably by the storage, and its size and blake3 recorded by the caller in
+the catalog.
+
+Reading: a :class:`FileCache` (one per open store, bounded by bytes) checks a file's
+size and blake3 against the catalog the first time the store reads it, and
+remembers the file's (size, mtime, ctime, inode). Every read plan re-checks those
+with one ``stat`` per file; a file that changed in any way is hashed again before it
+is read. Decoded row groups are kept (least recently used first out), so repeated
+reads of the same files decode nothing: the hot tier of DESIGN.md. Parquet page
+checksums are verified on every decode.
+
+Residual window (documented in README, "Integrity"): bytes that rot on the device
+underneath an unchanged file after it was hashed are caught by the page checksums
+when the core decodes them; DuckDB and Polars read the files themselves and do not
+check page checksums, so for them such damage is caught by the next ``verify`` or by
+a new process (which hashes every file it reads once).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Literal
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from blake3 import blake3
+
+from koru_core.catalog.entries import FileEntry
+from koru_core.errors import CorruptionError
+
+if TYPE_CHECKING:
+    from koru_core.storage.local import FileStat, LocalStorage
+
+__all__ = ["FileCache", "write_parquet"]
+
+Compression = Literal["zstd", "lz4", "none"]
+
+
+def write_parquet(
+    storage: LocalStorage, rel: str, table: pa.Table, *, row_group_size: int, compression: Compression = "zstd",
+) -> tuple[int, bytes]:
+    """Write ``table`` durably as Parquet at ``rel``.
+
+    Returns:
+        (size in bytes, blake3 of the file's bytes).
+
+    Raises:
+        StoreFullError: no space left (nothing is left behind).
+    """
+    sink = pa.BufferOutputStream()
+    pq.write_table(
+        table, sink, compression=compression, row_group_size=max(1, row_group_size),
+        write_page_checksum=True, write_statistics=True,
+    )
+    data = sink.getvalue()
+    storage.write(rel, memoryview(data))
+    return data.size, blake3(data).digest()
+
+
+class FileCache:
+    """Verified files and decoded row groups of one store (see the module docstring).
+
+    Args:
+        storage: Where the files are.
+        limit: Bytes of decoded data to keep (0 keeps none).
+
+    Thread-safe.
+    """
+
+    def __init__(self, storage: LocalStorage, *, limit: int) -> None:
+        self.storage = storage
+        self.limit = limit
+        self._lock = threading.RLock()
+        self._verified: dict[str, tuple[bytes, FileStat]] = {}
+        self._meta: dict[str, pq.FileMetaData] = {}
+        self._groups: OrderedDict[tuple[str, int], dict[str, pa.Array]] = OrderedDict()
+        self._bytes = 0
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def nbytes(self) -> int:
+        """Decoded bytes held."""
+        return self._bytes
+
+    def clear(self) -> None:
+        """Drop every decoded row group (files stay verified)."""
+        with self._lock:
+            self._groups.clear()
+            self._bytes = 0
+
+    def validate(self, entries: Sequence[FileEntry]) -> None:
+        """Check that each file is present and unchanged since it was verified; hash new or changed ones.
+
+        Raises:
+            CorruptionError: a file is missing, a symlink, of the wrong size or blake3.
+        """
+        for e in entries:
+            st = self.storage.stat(e.path)
+            if st is None:
+                msg = f"{self.storage.uri(e.path)}: data file of namespace {e.namespace!r} is missing"
+                raise CorruptionError(msg)
+            known = self._verified.get(e.path)
+            if known is not None and known == (e.checksum, st):
+                continue
+            self._verify(e, st)
+
+    def _verify(self, e: FileEntry, st: FileStat) -> None:
+        if st[0] != e.bytes:
+            msg = f"{self.storage.uri(e.path)}: data file is {st[0]} bytes, the catalog recorded {e.bytes}"
+            raise CorruptionError(msg)
+        data = self.storage.read(e.path)
+        if blake3(data, max_threads=blake3.AUTO).digest() != e.checksum:
+            msg = f"{self.storage.uri(e.path)}: data file does not match its blake3 checksum in the catalog"
+            raise CorruptionError(msg)
+        with self._lock:
+            self._verified[e.path] = (e.checksum, st)
+            self._meta.pop(e.path, None)
+            for k in [k for k in self._groups if k[0] == e.path]:
+                self._drop(k)
+
+    def metadata(self, e: FileEntry) -> pq.FileMetaData:
+        """The file's Parquet footer (parsed once)."""
+        md = self._meta.get(e.path)
+        if md is None:
+            try:
+                md = pq.ParquetFile(self.storage.uri(e.path)).metadata
+            except (pa.ArrowException, OSError) as err:
+                msg = f"{self.storage.uri(e.path)}: data file is corrupted: {err}"
+                raise CorruptionError(msg) from err
+            with self._lock:
+                self._meta[e.path] = md
+        return md
+
+    def read(self, e: FileEntry, columns: Sequence[str], *, row_groups: Sequence[int] | None = None) -> pa.Table:
+        """Read ``columns`` of a verified file (all row groups, or the given ones), in file order.
+
+        Columns the file lacks come back absent (the caller conforms schemas).
+
+        Raises:
+            CorruptionError: a page fails its checksum or the file cannot be decoded.
+        """
+        md = self.metadata(e)
+        names = set(md.schema.names)
+        wanted = [c for c in columns if c in names]
+        groups = list(range(md.num_row_groups)) if row_groups is None else list(row_groups)
+        missing: dict[int, list[str]] = {}
+        with self._lock:
+            for g in groups:
+                have = self._groups.get((e.path, g))
+                need = [c for c in wanted if have is None or c not in have]
+                if need:
+                    missing[g] = need
+                elif have is not None:
+                    self._groups.move_to_end((e.path, g))
+        loaded: dict[int, dict[str, pa.Array]] = {}
+        if missing:
+            self.misses += 1
+            loaded = self._load(e, md, missing)
+        else:
+            self.hits += 1
+        parts = []
+        with self._lock:
+            for g in groups:
+                have = {**(self._groups.get((e.path, g)) or {}), **loaded.get(g, {})}
+                if wanted:
+                    parts.append(pa.table({c: have[c] for c in wanted}))
+                else:
+                    parts.append(pa.table({"__n": pa.nulls(md.row_group(g).num_rows)}).drop_columns(["__n"]))
+        if not parts:
+            return pa.table({c: pa.array([], md.schema.to_arrow_schema().field(c).type) for c in wanted})
+        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+
+    def _load(self, e: FileEntry, md: pq.FileMetaData, missing: dict[int, list[str]]) -> dict[int, dict[str, pa.Array]]:
+        columns = sorted({c for cs in missing.values() for c in cs})
+        groups = sorted(missing)
+        try:
+            f = pq.ParquetFile(self.storage.uri(e.path), metadata=md, page_checksum_verification=True)
+            table = f.read_row_groups(groups, columns=columns)
+        except (pa.ArrowException, OSError) as err:
+            msg = f"{self.storage.uri(e.path)}: data file is corrupted: {err}"
+            raise CorruptionError(msg) from err
+        start = 0
+        out: dict[int, dict[str, pa.Array]] = {}
+        with self._lock:
+            for g in groups:
+                n = md.row_group(g).num_rows
+                piece = table.slice(start, n)
+                start += n
+                out[g] = {c: piece[c].combine_chunks() for c in columns}
+                if self.limit <= 0:
+                    continue
+                slot = self._groups.setdefault((e.path, g), {})
+                self._groups.move_to_end((e.path, g))
+                for c, arr in out[g].items():
+                    if c not in slot:
+                        slot[c] = arr
+                        self._bytes += arr.nbytes
+            self._evict()
+        return out
+
+    def _drop(self, k: tuple[str, int]) -> None:
+        slot = self._groups.pop(k, None)
+        if slot:
+            self._bytes -= sum(a.nbytes for a in slot.values())
+
+    def _evict(self) -> None:
+        while self._bytes > self.limit and self._groups:
+            self._drop(next(iter(self._groups)))
+
+    def forget(self, paths: Sequence[str]) -> None:
+        """Forget files that were deleted (vacuum)."""
+        with self._lock:
+            for p in paths:
+                self._verified.pop(p, None)
+                self._meta.pop(p, None)
+                for k in [k for k in self._groups if k[0] == p]:
+                    self._drop(k)

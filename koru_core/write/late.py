@@ -1,0 +1,168 @@
+"""Late rows: writes valid before a key's last recorded time, decided against the key's history.
+
+A *late* key (a backfill, a correction of an earlier valid time, a late-arriving
+fact) has a batch row valid before its ``last_valid``. Its rows are decided in
+valid-time order against the key's stored versions and the batch's accepted rows
+(DESIGN.md's rule over every row), and the key's skip records are checked: a skip
+record ``r`` (a row equal to its before at ``r``'s valid time, commit ``c_r``) is
+brought back as a version — *materialised* in this commit — when the as-of state at
+its valid time no longer has its content:
+
+1. ``r`` is *shadowed* when a version at exactly its valid time has a later commit;
+   then ``r`` is never the rule's choice again and needs nothing.
+2. Otherwise its content is the as-of content at (``r``'s valid time, ``c_r``) over the
+   stored versions (skipping was invisible up to now, so that equals the content the
+   row had), and the as-of content at ``r``'s valid time after this commit's rows is
+   compared with it; if they differ, ``r`` becomes a version with that content
+   (values copied from the version that held it, or a tombstone).
+
+Events are taken in valid-time order (batch rows before skip records at one time), so
+a materialised row counts for every later row and skip record of the key. The
+materialised version keeps the skip record's parents; it is recorded in this commit.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+
+from koru_core.write.decide import NOOP, SKIP, WRITE
+
+__all__ = ["LateDecision", "Materialised", "decide_late"]
+
+
+@dataclass(frozen=True, slots=True)
+class Materialised:
+    """A skip record brought back as a version of this commit.
+
+    Attributes:
+        key, valid: Its key and valid time (ns).
+        source: The write id (8 bytes) of the stored version whose values it takes,
+            or None for a tombstone.
+        parents: The skip record's parents.
+        commit: The commit that recorded the skip (its provenance is the row's).
+    """
+
+    key: str
+    valid: int
+    source: bytes | None
+    parents: list[str] | None
+    commit: int
+
+
+@dataclass(frozen=True, slots=True)
+class LateDecision:
+    """Actions for the late rows (aligned with the input) and the skip records to materialise."""
+
+    actions: np.ndarray
+    materialised: list[Materialised]
+
+
+_INF = 2**62  # this commit: later than every stored one
+
+
+@dataclass(slots=True)
+class _Version:
+    valid: int
+    commit: int
+    content: bytes | None  # None: tombstone
+    write_id: bytes | None  # None: a row of this commit
+
+
+def _as_of(stored: list[_Version], keys: list[tuple[int, int]], valid: int, commit: int = _INF) -> _Version | None:
+    """The rule's choice among ``stored`` (sorted by (valid, commit)) at (valid, commit)."""
+    i = bisect.bisect_right(keys, (valid, _INF))
+    while i > 0:
+        v = stored[i - 1]
+        if v.commit <= commit:
+            return v
+        i -= 1
+    return None
+
+
+def decide_late(
+    rows: pa.Table, stored: pa.Table, skips: pa.Table,
+) -> LateDecision:
+    """Decide the rows of late keys.
+
+    Args:
+        rows: The late keys' batch rows sorted by (key, valid time): ``key``,
+            ``valid`` (int64 ns), ``explicit`` (bool), ``cid`` (binary(32), null for a
+            tombstone).
+        stored: Every stored version of those keys: ``_key``, ``_valid_from`` (int64),
+            ``_commit``, ``_content_id`` (null for a tombstone), ``_write_id``.
+        skips: Their skip records: ``_key``, ``_valid_from`` (int64), ``_commit``, ``_parents``.
+
+    Returns:
+        A :class:`LateDecision`.
+    """
+    history: dict[str, list[_Version]] = {}
+    s = stored.sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
+    for k, v, c, cid, w in zip(*(s[n].to_pylist() for n in ("_key", "_valid_from", "_commit", "_content_id", "_write_id"))):
+        history.setdefault(k, []).append(_Version(v, c, cid, w))
+    skipped: dict[str, list[tuple[int, int, list[str] | None]]] = {}
+    for k, v, c, p in zip(*(skips[n].to_pylist() for n in ("_key", "_valid_from", "_commit", "_parents"))):
+        skipped.setdefault(k, []).append((v, c, p))
+    keys, valid, explicit, cids = (rows[n].to_pylist() for n in ("key", "valid", "explicit", "cid"))
+    actions = np.full(len(keys), NOOP, dtype=np.int8)
+    materialised: list[Materialised] = []
+    start = 0
+    while start < len(keys):
+        end = start
+        while end < len(keys) and keys[end] == keys[start]:
+            end += 1
+        _decide_key(keys[start], list(range(start, end)), valid, explicit, cids,
+                    history.get(keys[start], []), sorted(skipped.get(keys[start], [])), actions, materialised)
+        start = end
+    return LateDecision(actions, materialised)
+
+
+def _decide_key(
+    key: str, positions: Sequence[int], valid: list[int], explicit: list[bool], cids: list[bytes | None],
+    stored: list[_Version], skips: list[tuple[int, int, list[str] | None]], actions: np.ndarray,
+    materialised: list[Materialised],
+) -> None:
+    order = [(v.valid, v.commit) for v in stored]
+    accepted: list[_Version] = []  # this commit's versions of the key, in valid-time order
+
+    def current(t: int) -> _Version | None:
+        s = _as_of(stored, order, t)
+        a = accepted[-1] if accepted and accepted[-1].valid <= t else None
+        if a is None:
+            return s
+        return a if s is None or a.valid >= s.valid else s
+
+    events = [(valid[p], 0, p) for p in positions] + [(v, 1, i) for i, (v, _, _) in enumerate(skips)]
+    for t, kind, ref in sorted(events):
+        if kind == 0:
+            p = ref
+            before = current(t)
+            same = cids[p] == (None if before is None else before.content)
+            if not same:
+                actions[p] = WRITE
+            elif before is None:  # a tombstone for a key with nothing before it
+                actions[p] = WRITE if explicit[p] else NOOP
+            elif before.valid == t or not explicit[p]:
+                actions[p] = NOOP
+            else:
+                actions[p] = SKIP
+                continue
+            if actions[p] == WRITE:
+                accepted.append(_Version(t, _INF, cids[p], None))
+            continue
+        v, c, parents = skips[ref]
+        shadowed = any(x.valid == v and x.commit > c for x in stored) or any(a.valid == v for a in accepted)
+        if shadowed:
+            continue
+        then = _as_of(stored, order, v, c)
+        now = current(v)
+        then_content = None if then is None else then.content
+        now_content = None if now is None else now.content
+        if then_content != now_content:
+            accepted.append(_Version(v, _INF, then_content, None))
+            source = None if then is None or then.content is None else then.write_id
+            materialised.append(Materialised(key, v, source, parents, c))

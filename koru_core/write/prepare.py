@@ -1,0 +1,251 @@
+"""Preparing one namespace's part of a commit: from operations to versions and skip records.
+
+The pipeline (each step in the module named for it):
+
+1. :func:`~koru_core.write.batches.merge_batches`: the operations' rows, conformed to
+   the union schema (``delete_missing`` adds tombstones for the live keys absent);
+2. content ids of the live rows, in the store's content-id format (:mod:`koru_core.hashing`);
+3. rows sorted by (key, valid time), each key's head looked up in the hot index;
+4. the unchanged rule: :func:`~koru_core.write.decide.decide_in_order` for keys whose
+   rows all come at or after their last recorded valid time, and
+   :func:`~koru_core.write.late.decide_late` for late keys (with their history and
+   skip records; it may bring skip records back as versions);
+5. :func:`~koru_core.write.versions.build`: write ids, chain, the tables to persist.
+
+A single put or delete takes :func:`prepare_single`, the same rule without Arrow
+compute or sorting.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from koru_core.errors import InvalidInputError, KeyNotFoundError
+from koru_core.hashing import content_id, content_ids
+from koru_core.hot.index import HeadIndex
+from koru_core.layout import COMMIT_SCHEMA, SKIP_SCHEMA
+from koru_core.model import CONTENT_ID, TIMESTAMP, WRITE_ID
+from koru_core.schema import conform_input, union_schema
+from koru_core.write import hotsync
+from koru_core.write.batches import ROW_COLUMNS, Operation, add_missing_tombstones, merge_batches
+from koru_core.write.decide import NOOP, SKIP, WRITE, decide_in_order, late_keys_mask
+from koru_core.write.late import decide_late
+from koru_core.write.versions import Prepared, build, write_ids
+
+if TYPE_CHECKING:
+    from koru_core.catalog.entries import NamespaceInfo
+    from koru_core.context import StoreContext
+
+__all__ = ["prepare", "prepare_single"]
+
+
+def _key_columns(namespace: str, info: NamespaceInfo | None, ops: Sequence[Operation]) -> tuple[str, ...]:
+    stored = info.key_columns if info is not None else ()
+    for op in ops:
+        given = op.batch.key_columns
+        if not given:
+            continue
+        if stored and tuple(given) != tuple(stored):
+            msg = (
+                f"namespace {namespace!r}: its key columns are {list(stored)}, "
+                f"this write gives key={list(given)}"
+            )
+            raise InvalidInputError(msg)
+        stored = tuple(given)
+    return tuple(stored)
+
+
+def prepare(
+    ctx: StoreContext, namespace: str, ops: Sequence[Operation], *, info: NamespaceInfo | None, head: int,
+    system_time: int, first_write_id: int, actor: str | None, run_id: str | None,
+) -> Prepared:
+    """Prepare one namespace's versions for the commit after ``head``.
+
+    Raises:
+        SchemaError: a field's type cannot widen.
+        InvalidInputError: key columns differ from the namespace's, a vector of the wrong size.
+        KeyNotFoundError: a ``Store.delete`` found no live version.
+    """
+    stored_schema = info.schema if info is not None else None
+    keys = _key_columns(namespace, info, ops)
+    index = hotsync.index_at(ctx, namespace, head)
+    if len(ops) == 1 and ops[0].batch.num_rows == 1 and not ops[0].delete_missing:
+        quick = prepare_single(ctx, ops[0], stored_schema=stored_schema, key_columns=keys, index=index,
+                               system_time=system_time, first_write_id=first_write_id, actor=actor, run_id=run_id)
+        if quick is not None:
+            return quick
+    rows = merge_batches([op.batch for op in ops], stored_schema=stored_schema, system_time=system_time)
+    if any(op.delete_missing for op in ops):
+        rows = add_missing_tombstones(rows, index, system_time)
+    values = rows.column_names[len(ROW_COLUMNS):]
+    schema = pa.schema([rows.schema.field(n) for n in values])
+    order = pc.sort_indices(rows, sort_keys=[("__key", "ascending"), ("__valid", "ascending")])
+    rows = rows.take(order)
+    live = pc.invert(rows["__deleted"].combine_chunks())
+    cids = _content_ids_where(ctx, rows.select(values), live)
+    sorted_keys = rows["__key"].combine_chunks()
+    valid = rows["__valid"].combine_chunks().to_numpy(zero_copy_only=False)
+    explicit = rows["__explicit"].combine_chunks().to_numpy(zero_copy_only=False)
+    heads = index.lookup(sorted_keys)
+    late = late_keys_mask(sorted_keys, valid, heads["last_valid"].combine_chunks())
+    actions = np.full(rows.num_rows, NOOP, dtype=np.int8)
+    on_time = ~late
+    if on_time.all():
+        actions = decide_in_order(sorted_keys, valid, explicit, cids, heads)
+    elif on_time.any():
+        idx = pa.array(np.flatnonzero(on_time))
+        actions[on_time] = decide_in_order(sorted_keys.take(idx), valid[on_time], explicit[on_time], cids.take(idx),
+                                           heads.take(idx))
+    extra = None
+    if late.any():
+        actions, extra = _decide_late_rows(ctx, namespace, rows, late, actions, cids, head, values, actor, run_id)
+    _check_live(namespace, ops, rows, actions)
+    versions, skips = build(
+        rows, actions=actions, cids=cids, head_write_ids=heads["last_write_id"].combine_chunks(), extra=extra,
+        first_write_id=first_write_id, actor=actor, run_id=run_id, values=values,
+    )
+    deleted = pc.sum(versions["_deleted"].cast(pa.int64())).as_py() or 0
+    reshaped = stored_schema != schema or (info.key_columns if info else ()) != keys
+    return Prepared(namespace, schema, keys, versions, skips, versions.num_rows - deleted,
+                    int((actions != WRITE).sum()), deleted, reshaped)
+
+
+def _decide_late_rows(
+    ctx: StoreContext, namespace: str, rows: pa.Table, late: np.ndarray, actions: np.ndarray, cids: pa.Array,
+    head: int, values: list[str], actor: str | None, run_id: str | None,
+) -> tuple[np.ndarray, pa.Table | None]:
+    idx = pa.array(np.flatnonzero(late))
+    late_rows = pa.table({
+        "key": rows["__key"].take(idx), "valid": rows["__valid"].take(idx),
+        "explicit": rows["__explicit"].take(idx), "cid": cids.take(idx),
+    })
+    keys = pc.unique(late_rows["key"].combine_chunks())
+    history = hotsync.late_history(ctx, namespace, keys, head, values)
+    skips = hotsync.late_skips(ctx, namespace, keys, head)
+    decision = decide_late(late_rows, history, skips)
+    actions[late] = decision.actions
+    if not decision.materialised:
+        return actions, None
+    return actions, _materialised_rows(ctx, decision.materialised, history, rows.schema, values)
+
+
+def _materialised_rows(ctx: StoreContext, items: list, history: pa.Table, schema: pa.Schema,
+                       values: list[str]) -> pa.Table:
+    """Version rows (as :func:`~koru_core.write.versions.build` takes them) for materialised skip records."""
+    by_write = {w: i for i, w in enumerate(history["_write_id"].to_pylist())}
+    sources = [by_write.get(m.source) if m.source is not None else None for m in items]
+    take = pa.array([-1 if s is None else s for s in sources], pa.int64())
+    mask = pa.array([s is None for s in sources])
+    picked = history.take(pc.if_else(mask, pa.scalar(None, pa.int64()), take))
+    provenance = {c.commit: c for c in ctx.catalog.commits(since=min(m.commit for m in items) - 1,
+                                                               until=max(m.commit for m in items))}
+    return pa.table({
+        "__key": pa.array([m.key for m in items], pa.string()),
+        "__valid": pa.array([m.valid for m in items], pa.int64()),
+        "__deleted": mask,
+        "__parents": pa.array([m.parents for m in items], pa.list_(pa.string())),
+        "__cid": picked["_content_id"].cast(CONTENT_ID),
+        "__head": pa.nulls(len(items), WRITE_ID),
+        "__actor": pa.array([provenance[m.commit].actor if m.commit in provenance else None for m in items], pa.string()),
+        "__run_id": pa.array([provenance[m.commit].run_id if m.commit in provenance else None for m in items], pa.string()),
+        **{v: (picked[v] if v in picked.column_names else pa.nulls(len(items), schema.field(v).type)) for v in values},
+    })
+
+
+def _check_live(namespace: str, ops: Sequence[Operation], rows: pa.Table, actions: np.ndarray) -> None:
+    if not any(op.require_live for op in ops):
+        return
+    for i in np.flatnonzero(actions != WRITE):
+        if rows["__deleted"][int(i)].as_py():
+            key = rows["__key"][int(i)].as_py()
+            msg = f"namespace {namespace!r}: no live key {key!r} to delete"
+            raise KeyNotFoundError(msg)
+
+
+def _content_ids_where(ctx: StoreContext, values: pa.Table, live: pa.Array) -> pa.Array:
+    """Content ids for the live rows, null for tombstones (not hashed)."""
+    fmt = ctx.content_format
+    if pc.all(live).as_py() is not False:
+        return content_ids(values, format=fmt)
+    idx = pc.indices_nonzero(live)
+    ids = content_ids(values.take(idx), format=fmt)
+    positions = np.full(len(live), -1, dtype=np.int64)
+    positions[idx.to_numpy()] = np.arange(len(idx))
+    return ids.take(pa.array(positions, mask=positions < 0))
+
+
+def prepare_single(
+    ctx: StoreContext, op: Operation, *, stored_schema: pa.Schema | None, key_columns: tuple[str, ...],
+    index: HeadIndex, system_time: int, first_write_id: int, actor: str | None, run_id: str | None,
+) -> Prepared | None:
+    """The fast path of :func:`prepare` for one put or delete: same rule and result.
+
+    Returns None when the row is late (it needs the key's history): use :func:`prepare`.
+
+    Raises:
+        KeyNotFoundError: a ``Store.delete`` found no live version.
+    """
+    batch = op.batch
+    namespace = batch.namespace
+    key = batch.keys[0].as_py()
+    explicit = batch.valid_from is not None
+    valid = batch.valid_from[0].as_py() if explicit else system_time
+    head = index.get(key)
+    if head is not None and valid < head.last_valid:
+        return None
+    is_deleted = batch.is_deleted is not None
+    stored = stored_schema or pa.schema([])
+    schema = stored if batch.values.schema == stored else union_schema(namespace, stored, batch.values.schema)
+    reshaped = stored_schema != schema
+    if is_deleted:
+        cid = None
+        values = None
+    else:
+        values = conform_input(namespace, batch.values, schema)
+        # a record hashes as given only if conforming changed no type (a vector field rounds to float32)
+        as_given = batch.record is not None and all(schema.field(f.name).type == f.type for f in batch.values.schema)
+        if as_given:
+            cid = content_id(batch.record, format=ctx.content_format)
+        else:
+            cid = content_ids(values.select(batch.values.column_names), format=ctx.content_format)[0].as_py()
+    before = None if head is None else head.content_id
+    action = WRITE
+    if cid == before:
+        if head is None:  # a tombstone for a key never written
+            action = WRITE if explicit else NOOP
+        elif head.valid_from == valid or not explicit:
+            action = NOOP
+        else:
+            action = SKIP
+    if op.require_live and action != WRITE:
+        msg = f"namespace {namespace!r}: no live key {key!r} to delete"
+        raise KeyNotFoundError(msg)
+    empty_skips = SKIP_SCHEMA.empty_table()
+    if action != WRITE:
+        skips = empty_skips
+        if action == SKIP:
+            skips = pa.table([pa.array([key], pa.string()), pa.array([valid], TIMESTAMP), pa.nulls(1, pa.int64()),
+                              batch.parents if batch.parents is not None else pa.nulls(1, pa.list_(pa.string()))],
+                             schema=SKIP_SCHEMA)
+        empty = pa.schema([*COMMIT_SCHEMA, *schema]).empty_table()
+        return Prepared(namespace, schema, key_columns, empty, skips, 0, 1, 0, reshaped)
+    system = [
+        pa.array([key], pa.string()),
+        pa.array([valid], TIMESTAMP),
+        write_ids(first_write_id, 1),
+        pa.array([None if head is None else head.last_write_id], WRITE_ID),
+        pa.array([cid], CONTENT_ID),
+        pa.array([is_deleted]),
+        pa.array([actor], pa.string()),
+        pa.array([run_id], pa.string()),
+        batch.parents if batch.parents is not None else pa.nulls(1, pa.list_(pa.string())),
+    ]
+    columns = system + [values.column(f.name) if values is not None else pa.nulls(1, f.type) for f in schema]
+    versions = pa.table(columns, schema=pa.schema([*COMMIT_SCHEMA, *schema]))
+    return Prepared(namespace, schema, key_columns, versions, empty_skips, 0 if is_deleted else 1, 0,
+                    1 if is_deleted else 0, reshaped)

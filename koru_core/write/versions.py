@@ -1,0 +1,122 @@
+"""Building one commit's versions of one namespace: write ids, the causal chain, skip records.
+
+Given the rows the unchanged rule decided to write (and the skip records the late
+path materialises), :func:`build` assigns write ids from the commit's block in
+(key, valid time) order, chains each key's versions (``_prev_write_id`` is the key's
+previous write: its head's latest write for the key's first row, the row before
+otherwise), and returns the table to persist in :data:`~koru_core.layout.COMMIT_SCHEMA`
+order, plus the skip records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from koru_core.chain import ZERO_ID
+from koru_core.layout import COMMIT_COLUMNS, COMMIT_SCHEMA, SKIP_SCHEMA
+from koru_core.model import CONTENT_ID, TIMESTAMP, WRITE_ID
+from koru_core.write.decide import SKIP, WRITE, first_of_key
+
+__all__ = ["Prepared", "build", "write_ids"]
+
+
+@dataclass(frozen=True, slots=True)
+class Prepared:
+    """What one commit writes to one namespace.
+
+    Attributes:
+        namespace: The namespace.
+        schema: Its value schema after this commit (the union).
+        key_columns: Its key columns after this commit.
+        versions: :data:`~koru_core.layout.COMMIT_SCHEMA` columns then the value
+            columns, sorted by (``_key``, ``_valid_from``); ids as bytes.
+        skips: :data:`~koru_core.layout.SKIP_SCHEMA` rows (``_commit`` null).
+        written, unchanged, deleted: Values written, rows that recorded no version
+            (no-ops and skips), tombstones written.
+        is_reshaped: The schema or key columns changed.
+    """
+
+    namespace: str
+    schema: pa.Schema
+    key_columns: tuple[str, ...]
+    versions: pa.Table
+    skips: pa.Table
+    written: int
+    unchanged: int
+    deleted: int
+    is_reshaped: bool = False
+
+
+def write_ids(first: int, n: int) -> pa.Array:
+    """``n`` consecutive write ids from ``first``, as big-endian ``fixed_size_binary(8)``."""
+    values = np.arange(first, first + n, dtype=np.int64).astype(">i8")
+    return pa.FixedSizeBinaryArray.from_buffers(WRITE_ID, n, [None, pa.py_buffer(values.tobytes())])
+
+
+def _shift(arr: pa.Array) -> pa.Array:
+    return pa.concat_arrays([pa.nulls(1, arr.type), arr.slice(0, len(arr) - 1)]) if len(arr) else arr
+
+
+def build(
+    rows: pa.Table, *, actions: np.ndarray, cids: pa.Array, head_write_ids: pa.Array, extra: pa.Table | None,
+    first_write_id: int, actor: str | None, run_id: str | None, values: list[str],
+) -> tuple[pa.Table, pa.Table]:
+    """Return (versions, skips) of one namespace for one commit.
+
+    Args:
+        rows: The batch rows sorted by (key, valid time): ``__key``, ``__valid``,
+            ``__deleted``, ``__parents`` and the value columns.
+        actions: Per row: write a version, record a skip, or nothing.
+        cids: Content ids per row (null for tombstones).
+        head_write_ids: Per row, its key's latest write id before this commit (null if none).
+        extra: Materialised skip records as version rows (``__key``, ``__valid``,
+            ``__deleted``, ``__parents``, ``__cid``, ``__head``, ``__actor``,
+            ``__run_id`` and the value columns), or None.
+        first_write_id: The first id of the commit's block.
+        actor, run_id: Provenance of the batch rows.
+        values: The value column names, in schema order.
+    """
+    write = pa.array(actions == WRITE)
+    picked = rows.filter(write)
+    n = picked.num_rows
+    table = pa.table({
+        "__key": picked["__key"], "__valid": picked["__valid"], "__deleted": picked["__deleted"],
+        "__parents": picked["__parents"], "__cid": cids.filter(write), "__head": head_write_ids.filter(write),
+        "__actor": pa.repeat(pa.scalar(actor, pa.string()), n), "__run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
+        **{v: picked[v] for v in values},
+    })
+    if extra is not None and extra.num_rows:
+        table = pa.concat_tables([table, extra.select(table.column_names).cast(table.schema)])
+        table = table.take(pc.sort_indices(table, sort_keys=[("__key", "ascending"), ("__valid", "ascending")]))
+    total = table.num_rows
+    ids = write_ids(first_write_id, total)
+    keys = table["__key"].combine_chunks()
+    first = pa.array(first_of_key(keys)) if total else pa.array([], pa.bool_())
+    head = pc.if_else(pc.equal(table["__head"], pa.scalar(ZERO_ID, WRITE_ID)), pa.scalar(None, WRITE_ID), table["__head"])
+    prev = pc.if_else(first, head, _shift(ids)) if total else pa.array([], WRITE_ID)
+    system = {
+        "_key": keys,
+        "_valid_from": table["__valid"].cast(TIMESTAMP),
+        "_write_id": ids,
+        "_prev_write_id": prev,
+        "_content_id": table["__cid"].cast(CONTENT_ID),
+        "_deleted": table["__deleted"],
+        "_actor": table["__actor"],
+        "_run_id": table["__run_id"],
+        "_parents": table["__parents"],
+    }
+    columns = [system[c] for c in COMMIT_COLUMNS] + [table[v] for v in values]
+    schema = pa.schema([*COMMIT_SCHEMA, *(rows.schema.field(v) for v in values)])
+    versions = pa.table(columns, schema=schema)
+    skip = pa.array(actions == SKIP)
+    skipped = rows.filter(skip)
+    m = skipped.num_rows
+    skips = pa.table(
+        [skipped["__key"], skipped["__valid"].cast(TIMESTAMP), pa.nulls(m, pa.int64()), skipped["__parents"]],
+        schema=SKIP_SCHEMA,
+    )
+    return versions, skips

@@ -1,0 +1,169 @@
+"""The commit sequence: lock, base, prepare, persist, then update the hot tier and maintain.
+
+:class:`Writer` turns a list of operations into exactly one commit (or none, when
+every row records nothing). Writers of one store serialise on its write lock (a
+thread lock within a process, a file lock across processes); the commit point is
+:meth:`Catalog.record_commit`. Nothing after the commit point can turn the call into
+a failure: updating the hot tier and the automatic maintenance
+(:mod:`koru_core.lifecycle.auto`) log a warning and leave the rest for later.
+"""
+
+from __future__ import annotations
+
+import logging
+import warnings
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pyarrow as pa
+
+from koru_core._time import now_ns
+from koru_core.catalog.entries import CommitRecord
+from koru_core.hot.index import INDEX_COLUMNS
+from koru_core.hot.tier import TOMBSTONE
+from koru_core.model import CommitResult
+from koru_core.read.rules import row_value
+from koru_core.write import hotsync
+from koru_core.write.batches import Operation, group
+from koru_core.write.persist import persist
+from koru_core.write.prepare import prepare
+from koru_core.write.versions import Prepared
+
+if TYPE_CHECKING:
+    from koru_core.context import StoreContext
+
+__all__ = ["CACHE_MAX_ROWS", "RELEASE_AFTER_ROWS", "Writer"]
+
+log = logging.getLogger("koru")
+
+RELEASE_AFTER_ROWS = 10_000
+"""After a commit of more versions than this, the Arrow memory pool returns freed
+memory to the operating system, so a long ingest does not hold its peak."""
+
+CACHE_MAX_ROWS = 1024
+"""Commits writing at most this many versions to a namespace refresh the value cache."""
+
+
+class Writer:
+    """Commits operations to one store (see the module docstring).
+
+    Args:
+        ctx: The store's context.
+        after_commit: Called with the context and the commit record after each commit
+            (automatic maintenance); its errors become warnings.
+    """
+
+    def __init__(self, ctx: StoreContext, *, after_commit: Callable[[StoreContext, CommitRecord], None] | None = None) -> None:
+        self.ctx = ctx
+        self.after_commit = after_commit
+
+    def commit(
+        self, operations: Sequence[Operation], *, actor: str | None, run_id: str | None,
+        metadata: dict[str, str] | None = None,
+    ) -> tuple[CommitResult, list[Prepared], CommitRecord | None]:
+        """Turn ``operations`` into one durable commit.
+
+        Returns:
+            The result, what was prepared per namespace, and the commit record (None
+            when nothing was recorded).
+
+        Raises:
+            StoreLockedError: another writer held the lock past the timeout.
+            SchemaError, InvalidInputError, KeyNotFoundError: refused input (nothing written).
+            StoreFullError: no space left (nothing written).
+        """
+        ctx = self.ctx
+        with ctx.lock:
+            head, head_time, _ = ctx.catalog.head()
+            system_time = max(now_ns() // 1000 * 1000, head_time + 1000)
+            rows = sum(op.batch.num_rows for op in operations)
+            first = ctx.catalog.allocate_write_ids(rows + 1024)
+            prepared: list[Prepared] = []
+            next_id = first
+            with ctx.catalog.snapshot():
+                infos = {ns: ctx.catalog.namespace(ns) for ns in group(operations)}
+            for namespace, ops in group(operations).items():
+                p = prepare(ctx, namespace, ops, info=infos[namespace], head=head, system_time=system_time,
+                            first_write_id=next_id, actor=actor, run_id=run_id)
+                next_id += p.versions.num_rows
+                prepared.append(p)
+            unchanged = sum(p.unchanged for p in prepared)
+            if not any(p.versions.num_rows or p.skips.num_rows for p in prepared):
+                return CommitResult(commit=None, unchanged=unchanged), prepared, None
+            record = persist(ctx, prepared, base=head, system_time=system_time, actor=actor, run_id=run_id,
+                             metadata=metadata, first_write_id=first)
+            self._after(record, prepared, head)
+        result = CommitResult(
+            commit=record.commit,
+            written=record.written, unchanged=record.unchanged, deleted=record.deleted,
+            namespaces=tuple(p.namespace for p in prepared if p.versions.num_rows),
+        )
+        return result, prepared, record
+
+    def _after(self, record: CommitRecord, prepared: list[Prepared], base: int) -> None:
+        """Work after the commit point: it never fails the call."""
+        try:
+            self._update_hot(record, prepared, base)
+        except Exception as e:  # noqa: BLE001 - the commit is durable; the caches are rebuilt
+            self.ctx.hot.clear()
+            warnings.warn(f"koru: commit {record.commit} is durable, but updating the hot tier failed: {e!r}",
+                          RuntimeWarning, stacklevel=4)
+        if sum(p.versions.num_rows for p in prepared) > RELEASE_AFTER_ROWS:
+            pa.default_memory_pool().release_unused()
+        if self.after_commit is not None:
+            try:
+                self.after_commit(self.ctx, record)
+            except Exception as e:  # noqa: BLE001 - maintenance is retried after a later commit
+                log.warning("koru: automatic maintenance after commit %s failed: %r", record.commit, e)
+                warnings.warn(f"koru: commit {record.commit} is durable; automatic maintenance failed "
+                              f"and will be retried: {e!r}", RuntimeWarning, stacklevel=4)
+
+    def _update_hot(self, record: CommitRecord, prepared: list[Prepared], base: int) -> None:
+        commit = record.commit
+        keep: dict[str, dict[str, Any]] = {}
+        forget: set[str] = set()
+        for p in prepared:
+            index = self.ctx.hot.index(p.namespace)
+            if index is None or index.commit != base:
+                self.ctx.hot.drop_index(p.namespace)
+                forget.add(p.namespace)
+                continue
+            v = p.versions
+            if v.num_rows == 1 and not p.skips.num_rows:
+                index.apply_one(
+                    v["_key"][0].as_py(), v["_valid_from"].cast(pa.int64())[0].as_py(),
+                    None if v["_deleted"][0].as_py() else v["_content_id"][0].as_py(),
+                    v["_write_id"][0].as_py(), commit=commit,
+                )
+            elif v.num_rows or p.skips.num_rows:
+                with_commit = v.append_column("_commit", pa.repeat(pa.scalar(commit, pa.int64()), v.num_rows))
+                index.apply(with_commit.select(list(INDEX_COLUMNS)), commit=commit, skips=p.skips)
+            index.commit = commit
+            if v.num_rows > CACHE_MAX_ROWS or p.is_reshaped:
+                forget.add(p.namespace)
+            else:
+                keep[p.namespace] = self._current_values(p, index, commit, record.system_time)
+        self.ctx.hot.advance(commit, keep=keep, forget=forget)
+
+    @staticmethod
+    def _current_values(p: Prepared, index: Any, commit: int, system_time: int) -> dict[str, Any]:
+        """Values to cache: each written key whose head is now this commit's version (None: forget)."""
+        names = list(p.schema.names)
+        out: dict[str, Any] = {}
+        v = p.versions
+        now = now_ns()
+        for k, valid, deleted, rec in zip(v["_key"].to_pylist(), v["_valid_from"].cast(pa.int64()).to_pylist(),
+                                          v["_deleted"].to_pylist(), v.select(names).to_pylist()):
+            head = index.get(k)
+            if head is not None and head.valid_from == valid and head.commit == commit and valid <= now:
+                out[k] = TOMBSTONE if deleted else row_value(rec, names)
+            else:
+                out[k] = None
+        for k in p.skips["_key"].to_pylist():
+            out.setdefault(k, None)
+        return out
+
+
+def refresh_index(ctx: StoreContext, namespace: str) -> None:
+    """Bring a namespace's index up to the store's head (used by readers that check heads)."""
+    hotsync.index_at(ctx, namespace, ctx.catalog.head()[0])
