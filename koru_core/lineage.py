@@ -49,6 +49,8 @@ def lookup_write_ids(store: Store, write_ids: Iterable[str]) -> dict[str, dict[s
             value = int(wid, 16) if len(wid) == 16 else None
         except ValueError:
             value = None
+        if value is not None and value >= 2**63:
+            value = None  # not of the write-id sequence
         commit = None if value is None else ctx.catalog.commit_of_write_id(value)
         if commit is not None:
             by_commit.setdefault(commit, []).append(wid)

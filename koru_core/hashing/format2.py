@@ -181,10 +181,10 @@ def _valid(arr: pa.Array) -> pa.Array | None:
 
 def _sized(prefix: bytes, tag: bytes, payload: pa.Array) -> pa.Array:
     """``prefix + tag + u32(len(payload)) + payload`` per row; null where payload is null."""
+    payload = payload.cast(_B)
     lengths = pc.fill_null(pc.binary_length(payload), 0).to_numpy(zero_copy_only=False)
     head = _fixed(prefix, tag, _words(lengths, "<u4"), None)
-    joined = pc.binary_join_element_wise(head, payload.cast(_B), _EMPTY)
-    return joined
+    return pc.binary_join_element_wise(head, payload, _EMPTY)
 
 
 def _name_prefix(name: str) -> bytes:

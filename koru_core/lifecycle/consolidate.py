@@ -229,7 +229,7 @@ def _intervals(t: pa.Table) -> pa.Table:
         return t
     keys = t["_key"].combine_chunks()
     last = np.ones(n, dtype=bool)
-    last[:-1] = ~first_of_key(keys)[1:]
+    last[:-1] = first_of_key(keys)[1:]
     nxt_from = pa.concat_arrays([t["_valid_from"].combine_chunks().slice(1), pa.nulls(1, TIMESTAMP)])
     nxt_commit = pa.concat_arrays([t["_commit"].combine_chunks().slice(1), pa.nulls(1, pa.int64())])
     mask = pa.array(last)
@@ -250,16 +250,16 @@ def _tips(changed_state: pa.Table, overlay: pa.Table, skips: pa.Table) -> pa.Tab
     agg = both.group_by("k").aggregate([("v", "max")])
     by_write = both.filter(pc.is_valid(both["w"])).sort_by([("k", "ascending"), ("w", "descending")])
     first = by_write.filter(pa.array(first_of_key(by_write["k"].combine_chunks()))) if by_write.num_rows else by_write
-    return agg.join(first.select(["k", "w"]), "k", join_type="left outer")
+    at = pc.index_in(agg["k"], value_set=first["k"].combine_chunks())
+    return agg.append_column("w", first["w"].take(at))
 
 
 def _with_tips(state: pa.Table, tips: pa.Table) -> pa.Table:
-    joined = state.join(tips.rename_columns(["_key", "_tip_valid", "_tip_write"]), "_key", join_type="left outer")
-    tip_w = pc.coalesce(joined["_tip_write"], joined["_write_id"])
-    tip_v = pc.coalesce(joined["_tip_valid"], joined["_valid_from"])
-    out = joined.drop_columns(["_tip_valid", "_tip_write"])
-    out = out.append_column(STATE_EXTRA.field(0), tip_w.cast(WRITE_ID)).append_column(STATE_EXTRA.field(1), tip_v)
-    return out
+    """``state`` with ``_last_write_id`` and ``_last_valid`` from ``tips`` (rows aligned by key)."""
+    at = pc.index_in(state["_key"], value_set=tips["k"].combine_chunks())
+    tip_w = pc.coalesce(tips["w"].take(at), state["_write_id"])
+    tip_v = pc.coalesce(tips["v_max"].take(at), state["_valid_from"])
+    return state.append_column(STATE_EXTRA.field(0), tip_w.cast(WRITE_ID)).append_column(STATE_EXTRA.field(1), tip_v)
 
 
 def _write(ctx: StoreContext, namespace: str, kind: str, head: int, table: pa.Table) -> FileEntry:

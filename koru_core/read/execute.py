@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["as_of", "read_source", "to_api", "versions"]
 
 _SYSTEM_TYPES = {f.name: f.type for f in COLD_SCHEMA}
-_ID_COLUMNS = ("_write_id", "_prev_write_id", "_content_id")
+_ID_COLUMNS = ("_write_id", "_prev_write_id", "_content_id", "before_write_id", "before_content_id", "after_content_id")
 _VIRTUAL = ("_commit", "_system_from")
 _COLD_ONLY = ("_valid_to", "_valid_to_commit")
 
@@ -38,7 +38,7 @@ def _row_groups(ctx: StoreContext, src: Source, key: str | None) -> list[int] | 
     if key is None or src.entry is None:
         return None
     md = ctx.files.metadata(src.entry)
-    index = md.schema.names.index("_key") if "_key" in md.schema.names else None
+    index = ctx.files.column_index(src.entry, "_key")
     if index is None:
         return None
     keep = []
@@ -191,7 +191,7 @@ def versions(ctx: StoreContext, plan: ReadPlan, *, pruned: bool = False) -> pa.T
 def to_api(table: pa.Table) -> pa.Table:
     """Return ``table`` as reads show it: ids as lowercase hex strings, internal columns dropped."""
     for name in _ID_COLUMNS:
-        if name in table.column_names:
+        if name in table.column_names and pa.types.is_fixed_size_binary(table.schema.field(name).type):
             i = table.column_names.index(name)
             table = table.set_column(i, name, to_hex(table[name]))
     drop = [c for c in ("_valid_to_commit", "_last_write_id", "_last_valid") if c in table.column_names]

@@ -137,6 +137,17 @@ class FileCache:
                 self._meta[e.path] = md
         return md
 
+    def column_index(self, e: FileEntry, name: str) -> int | None:
+        """The leaf index of a top-level primitive column (for row-group statistics), or None."""
+        md = self.metadata(e)
+        if not md.num_row_groups:
+            return None
+        rg = md.row_group(0)
+        for i in range(rg.num_columns):
+            if rg.column(i).path_in_schema == name:
+                return i
+        return None
+
     def read(self, e: FileEntry, columns: Sequence[str], *, row_groups: Sequence[int] | None = None) -> pa.Table:
         """Read ``columns`` of a verified file (all row groups, or the given ones), in file order.
 
@@ -146,7 +157,7 @@ class FileCache:
             CorruptionError: a page fails its checksum or the file cannot be decoded.
         """
         md = self.metadata(e)
-        names = set(md.schema.names)
+        names = set(md.schema.to_arrow_schema().names)
         wanted = [c for c in columns if c in names]
         groups = list(range(md.num_row_groups)) if row_groups is None else list(row_groups)
         missing: dict[int, list[str]] = {}

@@ -29,13 +29,15 @@ _STATE_COLUMNS = ["_key", "_valid_from", "_commit", "_content_id", "_deleted", "
 
 
 def _with_commit(table: pa.Table, commit: int, columns: Sequence[str]) -> pa.Table:
+    """``columns`` of ``table``, ``_commit`` set to ``commit``; columns it lacks are null (type null)."""
     n = table.num_rows
     if "_commit" not in table.column_names:
         table = table.append_column("_commit", pa.repeat(pa.scalar(commit, pa.int64()), n))
     else:
         table = table.set_column(table.column_names.index("_commit"), "_commit",
                                  pc.fill_null(table["_commit"], commit))
-    return table.select(list(columns))
+    have = set(table.column_names)
+    return pa.table([table[c] if c in have else pa.nulls(n) for c in columns], names=list(columns))
 
 
 def commit_rows(
@@ -51,7 +53,7 @@ def commit_rows(
         if e.tier == "warm" and e.kind == kind and e.commit is not None and after < e.commit <= upto:
             out.append((e.commit, _with_commit(ctx.files.read(e, physical), e.commit, columns)))
     for c, _, t in ctx.pending.tables(namespace, after=after, upto=upto, kind=kind):  # type: ignore[arg-type]
-        out.append((c, _with_commit(t.select([x for x in physical if x in t.column_names]), c, columns)))
+        out.append((c, _with_commit(t, c, columns)))
     out.sort(key=lambda p: p[0])
     return out
 

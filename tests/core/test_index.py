@@ -1,4 +1,4 @@
-"""Model-based test of the hot tier's current-state index (koru_core/_index.py).
+"""Model-based test of the hot tier's current-state index (koru_core/hot/index.py).
 
 The index is what every write consults to skip unchanged rows and chain write
 ids, so a wrong head loses or duplicates versions. Stores in other tests never
@@ -7,7 +7,8 @@ built with a tiny ``chunk_rows`` so random batches and single updates compact
 it many times, and after every step each key's head, the aligned lookup, the
 live keys and the count are compared with a dict that applies the rule
 directly: the head is the version with the largest (valid time, commit), and
-the last write id is the key's latest write.
+the last write id is the key's latest write, and the last valid time is the
+largest valid time of any version or skip record of the key.
 """
 
 from __future__ import annotations
@@ -16,25 +17,30 @@ import pyarrow as pa
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from koru_core._index import HEAD_SCHEMA, Head, HeadIndex
-from koru_core.model import write_id_for
+from koru_core.hot.index import HEAD_SCHEMA, Head, HeadIndex
 
 KEYS = [f"k{i}" for i in range(12)]
-CONTENT = [format(i, "x") * 64 for i in range(4)]  # 64 hex characters each
+CONTENT = [bytes([i]) * 32 for i in range(4)]  # 32-byte content ids
 
 version = st.tuples(st.sampled_from(KEYS), st.integers(0, 5), st.sampled_from([*CONTENT, None]))
 step = st.one_of(
     st.tuples(st.just("batch"), st.lists(version, min_size=1, max_size=15)),
     st.tuples(st.just("one"), version),
+    st.tuples(st.just("skip"), st.tuples(st.sampled_from(KEYS), st.integers(0, 8))),
 )
 
 
-def _model_apply(model: dict[str, Head], key: str, valid: int, cid: str | None, write_id: str, commit: int) -> None:
+def write_id(commit: int, ordinal: int) -> bytes:
+    return ((commit << 16) + ordinal).to_bytes(8, "big")
+
+
+def _model_apply(model: dict[str, Head], key: str, valid: int, cid: bytes | None, wid: bytes, commit: int) -> None:
     head = model.get(key)
     if head is None or (valid, commit) >= (head.valid_from, head.commit):
-        model[key] = Head(valid, commit, cid, write_id)
+        last = valid if head is None else max(valid, head.last_valid)
+        model[key] = Head(valid, commit, cid, wid, last)
     else:
-        model[key] = head._replace(last_write_id=write_id)
+        model[key] = head._replace(last_write_id=wid)
 
 
 @settings(max_examples=150, deadline=None)
@@ -44,12 +50,20 @@ def test_index_matches_model(steps: list, chunk_rows: int) -> None:
     for commit, (kind, payload) in enumerate(steps, start=1):
         if kind == "one":
             key, valid, cid = payload
-            wid = write_id_for(commit, 0)
+            wid = write_id(commit, 0)
             index.apply_one(key, valid, cid, wid, commit=commit)
             _model_apply(model, key, valid, cid, wid, commit)
+        elif kind == "skip":  # a skip record only raises the key's last valid time (keys with versions)
+            key, valid = payload
+            if key in model:
+                index.apply(pa.table({"_key": pa.array([], pa.string()), "_valid_from": pa.array([], pa.int64()),
+                                      "_commit": pa.array([], pa.int64()), "_write_id": pa.array([], pa.binary(8)),
+                                      "_content_id": pa.array([], pa.binary(32)), "_deleted": pa.array([], pa.bool_())}),
+                            commit=commit, skips=pa.table({"_key": [key], "_valid_from": pa.array([valid], pa.int64())}))
+                model[key] = model[key]._replace(last_valid=max(valid, model[key].last_valid))
         else:
             rows = {(k, v): c for k, v, c in payload}  # a commit holds one version per (key, valid time)
-            wids = [write_id_for(commit, i) for i in range(len(rows))]
+            wids = [write_id(commit, i) for i in range(len(rows))]
             for ((k, v), c), wid in zip(rows.items(), wids, strict=True):
                 _model_apply(model, k, v, c, wid, commit)
             index.apply(
@@ -58,8 +72,8 @@ def test_index_matches_model(steps: list, chunk_rows: int) -> None:
                         "_key": [k for k, _ in rows],
                         "_valid_from": pa.array([v for _, v in rows], pa.int64()),
                         "_commit": pa.array([commit] * len(rows), pa.int64()),
-                        "_write_id": wids,
-                        "_content_id": [c or "" for c in rows.values()],
+                        "_write_id": pa.array(wids, pa.binary(8)),
+                        "_content_id": pa.array([c or bytes(32) for c in rows.values()], pa.binary(32)),
                         "_deleted": [c is None for c in rows.values()],
                     }
                 ),
@@ -76,7 +90,8 @@ def test_index_matches_model(steps: list, chunk_rows: int) -> None:
             if want is None:
                 assert row["valid_from"] is None and row["last_write_id"] is None
             else:
-                assert Head(row["valid_from"], row["commit"], row["content_id"], row["last_write_id"]) == want
+                assert Head(row["valid_from"], row["commit"], row["content_id"], row["last_write_id"],
+                            row["last_valid"]) == want
         assert sorted(index.live_keys().to_pylist()) == sorted(k for k, h in model.items() if h.content_id)
         assert len(index) == len(model)
-        assert index.nbytes() > 0
+        assert index.nbytes() > 0 or not model
