@@ -20,6 +20,7 @@ from koru_core._hex import to_hex
 from koru_core.layout import COLD_SCHEMA
 from koru_core.model import TIMESTAMP
 from koru_core.read import rules
+from koru_core.read.plan import candidate_filter, exact_filter
 
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
@@ -89,8 +90,38 @@ def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequenc
     return pa.table(out, names=list(columns))
 
 
-def _ts(ns: int) -> pa.Scalar:
-    return pa.scalar(ns, TIMESTAMP)
+class _Arrow:
+    """The plan's predicates as pyarrow compute expressions (:class:`~koru_core.read.plan.Predicates`)."""
+
+    def col(self, name: str) -> pc.Expression:
+        return pc.field(name)
+
+    def timestamp(self, ns: int) -> pc.Expression:
+        return pc.scalar(pa.scalar(ns, TIMESTAMP))
+
+    def integer(self, value: int) -> pc.Expression:
+        return pc.scalar(value)
+
+    def le(self, a: pc.Expression, b: pc.Expression) -> pc.Expression:
+        return a <= b
+
+    def gt(self, a: pc.Expression, b: pc.Expression) -> pc.Expression:
+        return a > b
+
+    def is_null(self, a: pc.Expression) -> pc.Expression:
+        return a.is_null()
+
+    def and_(self, a: pc.Expression, b: pc.Expression) -> pc.Expression:
+        return a & b
+
+    def or_(self, a: pc.Expression, b: pc.Expression) -> pc.Expression:
+        return a | b
+
+    def not_(self, a: pc.Expression) -> pc.Expression:
+        return ~a
+
+
+ARROW = _Arrow()
 
 
 def _exact_rows(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str]) -> pa.Table:
@@ -99,25 +130,13 @@ def _exact_rows(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[st
     table = read_source(ctx, plan, src, [*columns, "_valid_to"])
     e = src.entry
     if e is not None and e.max_valid <= t and src.kind == "state":
-        return table  # every row starts by t and none ends: all hold (EXACT_FILTER)
-    valid_to = table["_valid_to"]
-    mask = pc.and_(
-        pc.less_equal(table["_valid_from"], _ts(t)),
-        pc.or_(pc.is_null(valid_to), pc.greater(valid_to, _ts(t))),
-    )
-    return table.filter(mask)
+        return table  # every row starts by t and none ends: the filter keeps all
+    return table.filter(exact_filter(ARROW, t))
 
 
 def _candidate_rows(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str]) -> pa.Table:
-    t, s = plan.valid_at, plan.commit
     table = read_source(ctx, plan, src, [*columns, *_COLD_ONLY] if src.is_cold else columns)
-    mask = pc.less_equal(table["_commit"], s)
-    if t is not None:
-        mask = pc.and_(mask, pc.less_equal(table["_valid_from"], _ts(t)))
-        if src.is_cold:
-            ended = pc.and_(pc.less_equal(table["_valid_to_commit"], s), pc.less_equal(table["_valid_to"], _ts(t)))
-            mask = pc.and_(mask, pc.invert(pc.fill_null(ended, False)))
-    return table.filter(mask).select(columns)
+    return table.filter(candidate_filter(ARROW, plan.valid_at, plan.commit, is_cold=src.is_cold)).select(columns)
 
 
 def as_of(ctx: StoreContext, plan: ReadPlan) -> pa.Table:

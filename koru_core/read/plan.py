@@ -42,12 +42,11 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import pyarrow as pa
 
 from koru_core._time import now_ns, to_ns
-from koru_core.catalog.blobs import decode_blob
 from koru_core.catalog.entries import FileEntry, NamespaceInfo
 from koru_core.errors import InvalidInputError, NamespaceNotFoundError, PrunedError
 
@@ -57,9 +56,14 @@ if TYPE_CHECKING:
 __all__ = [
     "CANDIDATE_FILTER",
     "EXACT_FILTER",
+    "ORDER_COLUMNS",
+    "OUTPUT_SYSTEM_COLUMNS",
+    "Predicates",
     "ReadPlan",
     "Source",
+    "candidate_filter",
     "check_version",
+    "exact_filter",
     "plan_as_of",
     "plan_history",
     "plan_versions",
@@ -70,14 +74,66 @@ Strategy = Literal["intervals", "latest", "merge"]
 Shape = Literal["as_of", "history", "versions"]
 
 EXACT_FILTER = "_valid_from <= t AND (_valid_to IS NULL OR _valid_to > t)"
-"""Rows of an exact source that hold at valid time t (at most one per key)."""
+"""Rows of an exact source that hold at valid time t (at most one per key); built by :func:`exact_filter`."""
 
 CANDIDATE_FILTER = (
     "_valid_from <= t AND _commit <= s "
-    "AND NOT (_valid_to_commit IS NOT NULL AND _valid_to_commit <= s AND _valid_to <= t)"
+    "AND NOT (_valid_to_commit <= s AND _valid_to <= t)"
 )
 """Rows of a candidate source that may be the rule's choice at (t, s); the last clause
-only applies to cold rows (warm rows and pending versions have no ``_valid_to``)."""
+only applies to cold rows (warm rows and pending versions have no ``_valid_to``). Built
+by :func:`candidate_filter`."""
+
+ORDER_COLUMNS = ("_valid_from", "_commit")
+"""The order of a key's versions: the rule's choice is the last by these columns, compared
+in turn (system time never decreases, so commit order breaks valid-time ties)."""
+
+OUTPUT_SYSTEM_COLUMNS = ("_key", "_valid_from", "_system_from", "_commit", "_write_id")
+"""System columns an as-of result carries after the value columns (ids as hex strings)."""
+
+E = TypeVar("E")
+
+
+class Predicates(Protocol[E]):
+    """How an engine spells the plan's filters: columns, literals and connectives.
+
+    Each translator (pyarrow, DuckDB SQL, Polars expressions) implements these few
+    constructors; :func:`exact_filter` and :func:`candidate_filter` build the filters
+    from them, so the filters are written once, here.
+    """
+
+    def col(self, name: str) -> E: ...
+    def timestamp(self, ns: int) -> E: ...
+    def integer(self, value: int) -> E: ...
+    def le(self, a: E, b: E) -> E: ...
+    def gt(self, a: E, b: E) -> E: ...
+    def is_null(self, a: E) -> E: ...
+    def and_(self, a: E, b: E) -> E: ...
+    def or_(self, a: E, b: E) -> E: ...
+    def not_(self, a: E) -> E: ...
+
+
+def exact_filter(p: Predicates[E], t: int) -> E:
+    """:data:`EXACT_FILTER` at valid time ``t`` (ns)."""
+    vt = p.col("_valid_to")
+    return p.and_(p.le(p.col("_valid_from"), p.timestamp(t)), p.or_(p.is_null(vt), p.gt(vt, p.timestamp(t))))
+
+
+def candidate_filter(p: Predicates[E], t: int | None, s: int, *, is_cold: bool) -> E:
+    """:data:`CANDIDATE_FILTER` at valid time ``t`` (ns; None: every valid time) and commit ``s``.
+
+    For a cold source the rows whose stored successor is visible at ``s`` and starts by
+    ``t`` are dropped (never the rule's choice); a null ``_valid_to_commit`` keeps the row.
+    """
+    out = p.le(p.col("_commit"), p.integer(s))
+    if t is None:
+        return out
+    out = p.and_(out, p.le(p.col("_valid_from"), p.timestamp(t)))
+    if is_cold:
+        vtc = p.col("_valid_to_commit")
+        ended = p.and_(p.le(vtc, p.integer(s)), p.le(p.col("_valid_to"), p.timestamp(t)))
+        out = p.and_(out, p.or_(p.is_null(vtc), p.not_(ended)))
+    return out
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

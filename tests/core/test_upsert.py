@@ -115,7 +115,7 @@ def test_late_arriving_rows(store: koru.Store) -> None:
     assert h["_commit"].to_pylist() == [1, 2, 4, 1]
     # _prev_write_id is write order: the late row points at commit 2's version
     by_commit = {r["_commit"]: r for r in h.to_pylist()}
-    assert by_commit[3]["_prev_write_id"] == by_commit[2]["_write_id"]
+    assert by_commit[4]["_prev_write_id"] == by_commit[2]["_write_id"]
 
 
 def test_one_valid_time_for_all_rows(store: koru.Store) -> None:
