@@ -45,6 +45,22 @@ def from_ns(nanos: int) -> datetime:
     return datetime.fromtimestamp(seconds, tz=timezone.utc).replace(microsecond=rest // 1_000)
 
 
+class NanoDatetime(datetime):
+    """A UTC ``datetime`` that keeps nanoseconds (``value``, as a pandas ``Timestamp`` does),
+    so a time handed from one engine to another loses no precision."""
+
+    value: int
+
+
+def exact(nanos: int) -> datetime:
+    """Return ``nanos`` (ns since the epoch, UTC) as a datetime that :func:`to_ns` reads back exactly."""
+    base = from_ns(nanos)
+    out = NanoDatetime(base.year, base.month, base.day, base.hour, base.minute, base.second, base.microsecond,
+                       tzinfo=timezone.utc)
+    out.value = nanos
+    return out
+
+
 def now_ns() -> int:
     """Return the current wall-clock time in nanoseconds since the epoch (UTC)."""
     return time.time_ns()

@@ -527,6 +527,16 @@ class Store(LifecycleMethods, VectorMethods):
         """
         self.consolidate()
 
+    def version(self) -> int:
+        """Return the store's latest commit number (0 when nothing was committed), as
+        ``DeltaTable.version()`` returns a Delta table's.
+
+        Example:
+            >>> store.version() >= 1
+            True
+        """
+        return int(self._ctx.catalog.head()[0])
+
     def commit_at(self, system_time: datetime) -> int:
         """Return the last commit recorded at or before ``system_time`` (0 if none).
 

@@ -16,6 +16,6 @@ except ImportError as e:
     raise ImportError(msg) from e
 
 from koru_duckdb.connection import KoruConnection, connect
-from koru_duckdb.export import export
+from koru_duckdb.install import KoruInstall, install
 
-__all__ = ["KoruConnection", "connect", "export"]
+__all__ = ["KoruConnection", "KoruInstall", "connect", "install"]

@@ -20,8 +20,9 @@ parse, is returned unchanged and DuckDB reports on it.
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
+from typing import Any
 
 import duckdb
 import sqlglot
@@ -53,7 +54,7 @@ class _Clause:
     alias: str | None  # the name to alias the call with when the statement gave none
 
 
-def rewrite(sql: str, namespaces: Collection[str]) -> tuple[str, tuple[str, ...]]:
+def rewrite(sql: str, namespaces: Collection[str], *, evaluate: Callable[[str], Any] | None = None) -> tuple[str, tuple[str, ...]]:
     """Replace every ``AT (…)`` clause on a koru namespace in ``sql`` by a ``koru_at(…)`` call.
 
     Args:
@@ -62,6 +63,9 @@ def rewrite(sql: str, namespaces: Collection[str]) -> tuple[str, tuple[str, ...]
             when it is unqualified, names a namespace (exactly, or else
             case-insensitively as DuckDB resolves names), is not a CTE of the
             statement, and carries ``AT (TIMESTAMP => e)`` or ``AT (VERSION => e)``.
+        evaluate: Returns the value of a constant SQL expression; when given, an
+            expression holding a subquery is replaced by its value (DuckDB refuses
+            subqueries in a table function's arguments).
 
     Returns:
         ``(rewritten, others)``: the rewritten SQL (``sql`` itself when nothing
@@ -80,6 +84,10 @@ def rewrite(sql: str, namespaces: Collection[str]) -> tuple[str, tuple[str, ...]
         tokens = sqlglot.Dialect.get_or_raise(_DIALECT).tokenize(sql)
     except TokenError:
         return sql, ()
+    explain = _explain_prefix(sql, tokens)
+    if explain:  # sqlglot reads EXPLAIN as an opaque command: rewrite what it explains
+        inner, others = rewrite(sql[explain:], namespaces, evaluate=evaluate)
+        return sql[:explain] + inner, others
     if not any(_is_at(tokens, i) for i in range(len(tokens))):
         return sql, ()
     try:
@@ -88,16 +96,37 @@ def rewrite(sql: str, namespaces: Collection[str]) -> tuple[str, tuple[str, ...]
         return sql, ()
     others: list[str] = []
     clauses = sorted(_clauses(statements, tokens, namespaces, others), key=lambda c: c.name_start)
-    return _apply(sql, clauses, namespaces), tuple(others)
+    return _apply(sql, clauses, namespaces, evaluate), tuple(others)
 
 
-def _apply(sql: str, clauses: list[_Clause], namespaces: Collection[str]) -> str:
+def _explain_prefix(sql: str, tokens: list[Token]) -> int:
+    """Length of a leading ``EXPLAIN [ANALYZE]`` (0 when the statement has none)."""
+    if not tokens or tokens[0].text.upper() != "EXPLAIN":
+        return 0
+    end = tokens[0].end + 1
+    rest = sql[end:]
+    word = rest.lstrip()
+    if word[:7].upper() == "ANALYZE" and (len(word) == 7 or not word[7].isalnum()):
+        end += len(rest) - len(word) + 7
+    return end
+
+
+def _has_subquery(expr: str) -> bool:
+    try:
+        return any(t.token_type == TokenType.SELECT for t in sqlglot.Dialect.get_or_raise(_DIALECT).tokenize(expr))
+    except TokenError:
+        return False
+
+
+def _apply(sql: str, clauses: list[_Clause], namespaces: Collection[str], evaluate: Callable[[str], Any] | None) -> str:
     parts: list[str] = []
     pos = 0
     for c in clauses:
         if c.name_start < pos:  # inside an enclosing clause's expression: rewritten with it
             continue
-        expr = rewrite(sql[c.expr_start : c.expr_end], namespaces)[0].strip()
+        expr = rewrite(sql[c.expr_start : c.expr_end], namespaces, evaluate=evaluate)[0].strip()
+        if evaluate is not None and _has_subquery(expr):
+            expr = str(duckdb.ConstantExpression(evaluate(expr)))
         call = f"koru_at({duckdb.ConstantExpression(c.namespace)}, {c.parameter} := ({expr}))"
         if c.alias is not None:
             call += f" AS {quote_identifier(c.alias)}"

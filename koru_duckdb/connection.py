@@ -1,17 +1,27 @@
-"""``koru_duckdb.connect``: a DuckDB connection in which koru namespaces are tables with time travel."""
+"""``koru_duckdb.connect``: a DuckDB connection in which koru namespaces are tables with time travel.
+
+A thin layer over :func:`koru_duckdb.install`: it opens a DuckDB connection, installs
+koru on it, and before each statement adds views for new namespaces, answers
+``koru_search`` calls and rewrites the time-travel clauses (:mod:`koru_duckdb._rewrite`).
+Everything else is DuckDB's own: relations, ``EXPLAIN``, ``LATERAL``, and the
+replacement scans of Python variables in the caller's frame (``SELECT * FROM df``).
+"""
 
 from __future__ import annotations
 
 import os
+import sys
 import threading
 from typing import TYPE_CHECKING, Any
 
 import duckdb
 
 import koru_core
-from koru_duckdb._mirror import Mirror
+from koru_duckdb import macros
+from koru_duckdb._frames import register_frame_variables
 from koru_duckdb._rewrite import rewrite
 from koru_duckdb._search import SearchCalls
+from koru_duckdb.install import KoruInstall, install
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -32,23 +42,19 @@ def connect(
     - ``FROM users`` is the current state of namespace ``users`` (one row per
       live key: the value columns, then ``_key``, ``_valid_from``,
       ``_system_from`` (TIMESTAMPTZ_NS, UTC), ``_commit`` (BIGINT), ``_write_id``);
-    - ``FROM users AT (TIMESTAMP => <expr>)`` is the as-of state at valid time
-      ``<expr>`` (any constant: a literal, ``now() - INTERVAL 7 DAY``, a ``?``
-      parameter); ``FROM users AT (VERSION => n)`` the state as of commit ``n``;
-    - the table macros ``koru_at(ns, valid := …, version := …)``,
-      ``koru_versions(ns)``, ``koru_history(ns, key)``,
-      ``koru_changes(ns, since, until)`` and ``koru_commits()`` (see
-      :mod:`koru_duckdb.macros`) read the store as ``Store.as_of``,
-      ``versions``, ``history``, ``changes`` and ``commits`` do;
-    - ``FROM koru_search(ns, query, k, metric := …, valid := …, version := …)``
-      is ``Store.search``: the ``k`` nearest records through the HNSW index
-      (see :mod:`koru_duckdb._search`; needs ``koru[vector]``).
+    - ``FROM users AT (TIMESTAMP => <expr>)``, ``AT TIMESTAMP <expr>`` and
+      ``FOR VALID_TIME AS OF <expr>`` are the as-of state at *valid* time ``<expr>``
+      (when the facts were true in the world);
+    - ``FROM users AT (VERSION => n)`` and ``AT VERSION n`` the state as of commit ``n``;
+      ``FOR SYSTEM_TIME AS OF <expr>`` the state as the store knew it at system time
+      ``<expr>`` (the last commit at or before it). Both kinds may follow one namespace;
+    - the table macros ``koru_at``, ``koru_versions``, ``koru_history``,
+      ``koru_changes`` and ``koru_commits`` (:mod:`koru_duckdb.macros`), and
+      ``koru_search`` (:mod:`koru_duckdb._search`).
 
-    Each statement sees the store's latest commit, so commits made by a writer
-    after ``connect`` show in the next query. DuckDB scans the Parquet files
-    itself (``read_parquet``), pruning row groups by the ``_valid_from`` and
-    ``_commit`` bounds. The session ``TimeZone`` is set to UTC, so a naive
-    ``TIMESTAMP`` is read as UTC.
+    Each statement sees the store's latest commit. DuckDB scans the plan's Parquet
+    files itself. The session ``TimeZone`` is set to UTC, so a naive ``TIMESTAMP`` is
+    read as UTC. A scalar subquery in a time-travel clause is evaluated first.
 
     Args:
         store: An open :class:`koru_core.Store`, or the path of a store folder
@@ -56,13 +62,12 @@ def connect(
         database: The DuckDB database to open alongside (``":memory:"`` by
             default); koru's views and macros are TEMP objects, never written to it.
         read_only: Open ``database`` read-only (ignored for ``":memory:"``).
-            Nothing is ever written to the koru store through this connection.
 
     Returns:
         A :class:`KoruConnection`, which behaves as a ``duckdb.DuckDBPyConnection``.
 
     Raises:
-        InvalidInputError: ``store`` is a path that exists and is not a folder.
+        InvalidInputError: ``store`` is a path that holds no store.
         duckdb.Error: ``database`` cannot be opened.
 
     Example:
@@ -77,12 +82,10 @@ def connect(
         [(31,)]
     """
     owns_store = not isinstance(store, koru_core.Store)
-    opened = koru_core.open(store) if owns_store else store
+    opened = koru_core.open(store, create=False) if owns_store else store
     try:
-        if database == ":memory:":
-            con = duckdb.connect(database)
-        else:
-            con = duckdb.connect(database, read_only=read_only)
+        con = duckdb.connect(database) if database == ":memory:" else duckdb.connect(database, read_only=read_only)
+        con.execute(macros.SET_TIME_ZONE)
     except BaseException:
         if owns_store:
             opened.close()
@@ -93,15 +96,14 @@ def connect(
 class KoruConnection:
     """A ``duckdb.DuckDBPyConnection`` over a koru store (make one with :func:`connect`).
 
-    The methods that take SQL (``sql``, ``query``, ``execute``,
-    ``executemany``, ``from_query``) and ``table``/``view`` first bring the
-    connection up to the store's latest commit and rewrite ``AT (…)`` clauses
-    on koru namespaces; every other attribute (``fetchall``, ``register``,
-    ``read_parquet``, ``from_arrow`` …) is the wrapped connection's.
-    Results are DuckDB's own relations (``.pl()``, ``.arrow()``, ``.df()``).
+    The methods that take SQL (``sql``, ``query``, ``execute``, ``executemany``,
+    ``from_query``) and ``table``/``view`` first add views for new namespaces and
+    rewrite time-travel clauses; every other attribute (``fetchall``, ``register``,
+    ``read_parquet``, ``from_arrow`` …) is the wrapped connection's. Results are
+    DuckDB's own relations (``.pl()``, ``.arrow()``, ``.df()``, ``.query()``).
 
-    Like a DuckDB connection, one instance is not meant for concurrent use
-    from several threads: use :meth:`cursor` per thread.
+    Like a DuckDB connection, one instance is not meant for concurrent use from
+    several threads: use :meth:`cursor` per thread.
 
     Example:
         >>> import tempfile, koru_core, koru_duckdb
@@ -112,19 +114,20 @@ class KoruConnection:
         [(31,)]
     """
 
-    def __init__(self, store: koru_core.Store, con: duckdb.DuckDBPyConnection, *, owns_store: bool) -> None:
+    def __init__(self, store: koru_core.Store, con: duckdb.DuckDBPyConnection, *, owns_store: bool,
+                 installed: KoruInstall | None = None) -> None:
         self._store = store
         self._con = con
         self._owns_store = owns_store
         self._lock = threading.Lock()
-        self._mirror = Mirror(store, con)
+        self._install = installed or install(con, store)
         self._search = SearchCalls(store, con, self._rewrite)
 
     def __repr__(self) -> str:
         return f"koru_duckdb.KoruConnection({self._store!r})"
 
     def __getattr__(self, name: str) -> Any:
-        if name.startswith("__") or name in ("_con", "_store", "_mirror"):
+        if name.startswith("__") or name in ("_con", "_store", "_install"):
             raise AttributeError(name)
         return getattr(self._con, name)
 
@@ -141,14 +144,14 @@ class KoruConnection:
 
     @property
     def duckdb_connection(self) -> duckdb.DuckDBPyConnection:
-        """The wrapped DuckDB connection (koru's views and macros are installed in it)."""
+        """The wrapped DuckDB connection (koru's macros and views are installed in it)."""
         return self._con
 
     def rewrite(self, query: str) -> str:
-        """Return ``query`` as it is sent to DuckDB: ``AT (…)`` on namespaces → ``koru_at(…)``.
+        """Return ``query`` as it is sent to DuckDB: time-travel clauses → ``koru_at(…)``.
 
         Raises:
-            NamespaceNotFoundError: an unqualified table with an ``AT`` clause
+            NamespaceNotFoundError: an unqualified table with a time-travel clause
                 is neither a namespace, a CTE, nor a DuckDB table or view.
 
         Example:
@@ -159,25 +162,33 @@ class KoruConnection:
             "FROM koru_at('users', version := (1)) u  WHERE age > 3"
         """
         with self._lock:
-            self._mirror.refresh()
+            self._install.refresh_views()
             return self._rewrite(query)
 
     def _rewrite(self, query: str) -> str:
-        rewritten, others = rewrite(query, self._mirror.namespaces)
+        namespaces = self._store.namespaces()
+        rewritten, others = rewrite(query, namespaces, evaluate=self._evaluate)
         for name in others:
             try:
                 self._con.table(name)
             except duckdb.CatalogException as e:
-                msg = f"namespace {name!r} does not exist (namespaces: {self._mirror.namespaces})"
+                msg = f"namespace {name!r} does not exist (namespaces: {namespaces})"
                 raise koru_core.NamespaceNotFoundError(msg) from e
         return rewritten
 
-    def _prepare(self, query: Any, parameters: Any = None) -> tuple[Any, Any]:
-        """Refresh, answer ``koru_search`` calls, rewrite ``AT`` clauses: ``(sql, parameters left)``."""
+    def _evaluate(self, expression: str) -> Any:
+        """The value of a constant SQL expression (a scalar subquery in a time-travel clause)."""
+        rows = self._con.sql(f"SELECT {self._rewrite(expression)}").fetchall()
+        return rows[0][0] if rows else None
+
+    def _prepare(self, query: Any, parameters: Any = None, *, depth: int = 2) -> tuple[Any, Any]:
+        """Refresh views, register the caller's frame variables, answer ``koru_search``,
+        rewrite time travel: ``(sql, parameters left)``."""
         with self._lock:
-            self._mirror.refresh()
+            self._install.refresh_views()
             if not isinstance(query, str):
                 return query, parameters
+            register_frame_variables(self._con, query, sys._getframe(depth), self._store.namespaces())
             query, parameters = self._search.replace(query, parameters)
             return self._rewrite(query), parameters
 
@@ -190,7 +201,10 @@ class KoruConnection:
 
     def query(self, query: Any, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyRelation:
         """As :meth:`sql`."""
-        return self.sql(query, *args, **kwargs)
+        query, params = self._prepare(query, kwargs.get("params"))
+        if params is not None:
+            kwargs["params"] = params
+        return self._con.sql(query, *args, **kwargs)
 
     def from_query(self, query: Any, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyRelation:
         """As ``DuckDBPyConnection.from_query``."""
@@ -222,10 +236,13 @@ class KoruConnection:
 
     def cursor(self) -> KoruConnection:
         """Return a new connection to the same DuckDB database and store (for another thread)."""
-        return KoruConnection(self._store, self._con.cursor(), owns_store=False)
+        cur = self._con.cursor()
+        cur.execute(macros.SET_TIME_ZONE)
+        return KoruConnection(self._store, cur, owns_store=False)
 
     def close(self) -> None:
         """Close the DuckDB connection, and the store if :func:`connect` opened it."""
+        self._install.close()
         self._con.close()
         if self._owns_store:
             self._store.close()

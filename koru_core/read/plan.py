@@ -406,7 +406,8 @@ def plan_window(namespace: str, since: object, until: object, head: int) -> tupl
             raise InvalidInputError(msg)
     kinds = {datetime if isinstance(b, datetime) else int for b in bounds}
     if len(kinds) > 1:
-        msg = f"namespace {namespace!r}: since and until must both be commit numbers or both datetimes, got {since!r}, {until!r}"
+        msg = (f"namespace {namespace!r}: since and until must both be commit numbers or both times "
+               f"(datetimes), got {since!r}, {until!r}")
         raise InvalidInputError(msg)
     if datetime in kinds:
         lo = None if since is None else to_ns(since, what="since")  # type: ignore[arg-type]

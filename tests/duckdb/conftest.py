@@ -36,11 +36,14 @@ def assert_same_table(got: pa.Table, want: pa.Table, *, sort_by: list[str] | Non
     """Assert two Arrow tables hold the same columns (names, types, order) and rows.
 
     Nullability and list item names are ignored; rows are compared after sorting
-    both by ``sort_by`` (default: keep the order, which must then match).
+    both by ``sort_by`` (default: by ``_key``, ``_valid_from``, ``_commit`` where
+    present — an as-of state has no order — else keep the order, which must match).
     """
     assert got.column_names == want.column_names
     assert [_plain(t) for t in got.schema.types] == [_plain(t) for t in want.schema.types]
     got = got.cast(want.schema)
+    if sort_by is None:
+        sort_by = [c for c in ("_key", "_valid_from", "_commit") if c in want.column_names] or None
     if sort_by:
         got, want = got.sort_by([(c, "ascending") for c in sort_by]), want.sort_by([(c, "ascending") for c in sort_by])
     assert got.num_rows == want.num_rows

@@ -37,7 +37,10 @@ def test_koru_at_equals_as_of(con: koru_duckdb.KoruConnection, history: koru.Sto
 def test_koru_versions_equals_versions(con: koru_duckdb.KoruConnection, history: koru.Store,
                                        version: int | None) -> None:
     for namespace in ("users", "orders"):
-        got = con.sql(f"SELECT * FROM koru_versions('{namespace}', version := ?)", params=[version])
+        if version is None:  # an explicit NULL bound is refused (issue 12): leave it out
+            got = con.sql(f"SELECT * FROM koru_versions('{namespace}')")
+        else:
+            got = con.sql(f"SELECT * FROM koru_versions('{namespace}', version := ?)", params=[version])
         assert_same_table(got.to_arrow_table(), history.versions(namespace, version=version))
 
 
@@ -65,8 +68,8 @@ def test_koru_changes_equals_changes(con: koru_duckdb.KoruConnection, history: k
 
 def test_koru_commits_equals_commits(con: koru_duckdb.KoruConnection, history: koru.Store) -> None:
     rows = con.sql("SELECT * FROM koru_commits()").fetchall()
-    want = [(c.commit, c.system_time, c.actor, c.run_id, list(c.namespaces), c.written, c.unchanged, c.deleted)
-            for c in history.commits()]
+    want = [(c.commit, c.system_time, c.actor, c.run_id, list(c.namespaces), c.written, c.unchanged, c.deleted,
+             c.metadata, c.hash) for c in history.commits()]
     assert rows == want
     assert len(rows) == 10
 
@@ -203,8 +206,6 @@ def test_naive_timestamp_parameter_is_utc(con: koru_duckdb.KoruConnection, histo
 def test_macro_texts_spell_the_names_python_uses() -> None:
     from koru_duckdb import macros
 
-    assert f"'{macros.VERSIONS_VIEW_PREFIX}' || ns" in macros.SOURCE
-    assert macros.HEAD_VARIABLE in macros.SET_HEAD and macros.NAMESPACES_VARIABLE in macros.SET_NAMESPACES
-    assert f"FROM {macros.COMMITS_VIEW}" in macros.KORU_COMMITS
-    for text in macros.MACROS:
+    for text in macros.MACROS:  # every macro runs the SQL the store's read planner made
         assert text.strip().startswith("CREATE OR REPLACE TEMP MACRO")
+        assert "FROM query(__koru_" in text and "_sql(" in text
