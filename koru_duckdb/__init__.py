@@ -12,7 +12,7 @@ try:
     import duckdb  # noqa: F401
     import sqlglot  # noqa: F401
 except ImportError as e:
-    msg = "koru_duckdb needs DuckDB: pip install 'koru[duckdb]'"
+    msg = "koru_duckdb needs DuckDB: pip install 'koru-lake[duckdb]'"
     raise ImportError(msg) from e
 
 from koru_duckdb.connection import KoruConnection, connect

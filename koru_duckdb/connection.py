@@ -42,7 +42,7 @@ def connect(
       ``versions``, ``history``, ``changes`` and ``commits`` do;
     - ``FROM koru_search(ns, query, k, metric := …, valid := …, version := …)``
       is ``Store.search``: the ``k`` nearest records through the HNSW index
-      (see :mod:`koru_duckdb._search`; needs ``koru[vector]``).
+      (see :mod:`koru_duckdb._search`; needs ``koru-lake[vector]``).
 
     Each statement sees the store's latest commit, so commits made by a writer
     after ``connect`` show in the next query. DuckDB scans the Parquet files
