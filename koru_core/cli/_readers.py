@@ -148,7 +148,9 @@ def describe(error: Exception, source: Source) -> str:
     body = [x for x in lines[1:] if not x.startswith("Original Line")]
     reason = body[0] if re.fullmatch(r"CSV Error on Line: \d+", head) and body else head
     if head.startswith("Error when sniffing") and body:
-        reason = f"{head} {body[0]}"
+        reason = f"cannot tell the CSV dialect ({body[0].rstrip('.')})"
+        if source.fmt == "csv":
+            line, reason = _ragged_line(source.path) or (line, reason)
     reason = re.sub(r'^Error when converting column "[^"]+"\.\s*', "", reason)
     reason = re.sub(r'JSON transform error in file "[^"]*", in line \d+:\s*', "", reason)
     reason = re.sub(r'\s*in file "[^"]*",?', "", reason)
@@ -174,6 +176,22 @@ def describe(error: Exception, source: Source) -> str:
 def _search(pattern: str, text: str) -> str | None:
     found = re.search(pattern, text)
     return None if found is None else found.group(1)
+
+
+def _ragged_line(path: Path) -> tuple[str, str] | None:
+    """The first line of a CSV file whose field count differs from its header's, and how."""
+    import csv
+
+    try:
+        with path.open(encoding="utf-8", newline="") as f:
+            rows = csv.reader(f, delimiter="\t" if path.suffix.lower() == ".tsv" else ",")
+            header = next(rows, [])
+            for row in rows:
+                if len(row) != len(header):
+                    return str(rows.line_num), f"{len(row)} fields, the header has {len(header)}"
+    except (OSError, ValueError, csv.Error):
+        return None
+    return None
 
 
 def _json_locate(source: Source, line: int, reason: str) -> tuple[str, str | None]:
