@@ -11,17 +11,19 @@ objects, with every NaN or infinite float (which JSON cannot hold) written as
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, cast
 
 from koru_duckdb._sql import quote_identifier
 
 if TYPE_CHECKING:
+    import os
+
     import duckdb
+    from duckdb.sqltypes import DuckDBPyType
 
 __all__ = ["FORMATS", "Format", "export"]
 
@@ -104,6 +106,7 @@ def _write_json(relation: duckdb.DuckDBPyRelation, path: Path, *, lines: bool) -
     rows = relation.query(
         _ROW, f"SELECT CAST(to_json({_ROW}) AS VARCHAR) FROM (SELECT {_finite_columns(relation)} FROM {_ROW}) AS {_ROW}"
     )
+    assert rows is not None  # a SELECT always has a result
     first = True
     with path.open("w", encoding="utf-8", newline="\n") as out:
         out.write("" if lines else "[")
@@ -120,18 +123,18 @@ def _write_json(relation: duckdb.DuckDBPyRelation, path: Path, *, lines: bool) -
 def _finite_columns(relation: duckdb.DuckDBPyRelation) -> str:
     """The select list of ``relation``'s columns with NaN/±inf → NULL, at any depth."""
     parts = []
-    for name, type_ in zip(relation.columns, relation.types):
+    for name, type_ in zip(relation.columns, relation.types, strict=True):
         column = quote_identifier(name)
         parts.append(f"{_finite(column, type_, 0) or column} AS {column}")
     return ", ".join(parts) or "*"
 
 
-def _finite(expr: str, type_: duckdb.DuckDBPyType, depth: int) -> str | None:
+def _finite(expr: str, type_: DuckDBPyType, depth: int) -> str | None:
     """``expr`` of DuckDB type ``type_`` with non-finite floats nulled, or None if it holds no float."""
     kind = type_.id
     if kind in ("float", "double"):
         return f"CASE WHEN isfinite({expr}) THEN {expr} END"
-    children = dict(type_.children) if kind in ("list", "array", "struct", "map") else {}
+    children = cast("dict[str, DuckDBPyType]", dict(type_.children) if kind in ("list", "array", "map") else {})
     var = f"__koru_x{depth}"
     if kind in ("list", "array"):
         inner = _finite(var, children["child"], depth + 1)
@@ -143,7 +146,8 @@ def _finite(expr: str, type_: duckdb.DuckDBPyType, depth: int) -> str | None:
         entry = f"struct_pack(key := {var}.key, value := {inner})"
         return f"map_from_entries(list_transform(map_entries({expr}), lambda {var}: {entry}))"
     if kind == "struct":
-        fields = [(name, f"({expr}).{quote_identifier(name)}", child) for name, child in type_.children]
+        fields = [(name, f"({expr}).{quote_identifier(name)}", cast("DuckDBPyType", child))
+                  for name, child in type_.children]
         made = [(name, _finite(access, child, depth + 1), access) for name, access, child in fields]
         if all(finite is None for _, finite, _ in made):
             return None

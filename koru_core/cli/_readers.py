@@ -101,14 +101,15 @@ def _open(source: Source, text: list[str]) -> Source:
     wanted = {**{c: "VARCHAR" for c in text}, **schema}
     if fmt == "csv":
         # a header line, then rows: DuckDB's sniffer would otherwise skip lines or drop the header
-        dialect = {"header": True, "skiprows": 0, "delimiter": "\t" if path.suffix.lower() == ".tsv" else ","}
-        detected = con.read_csv(str(path), sample_size=sample, **dialect)
+        delimiter = "\t" if path.suffix.lower() == ".tsv" else ","
+        detected = con.read_csv(str(path), header=True, skiprows=0, delimiter=delimiter, sample_size=sample)
         _check_columns(wanted, detected.columns, path)
-        relation = con.read_csv(str(path), sample_size=sample, dtype=wanted or None, **dialect)
+        relation = con.read_csv(str(path), header=True, skiprows=0, delimiter=delimiter, sample_size=sample,
+                                dtype=wanted or None)
     elif fmt == "jsonl":
         detected = con.read_json(str(path), format="newline_delimited", sample_size=sample)
         _check_columns(wanted, detected.columns, path)
-        columns = {**dict(zip(detected.columns, map(str, detected.types))), **wanted}
+        columns = {**dict(zip(detected.columns, map(str, detected.types), strict=True)), **wanted}
         relation = con.read_json(str(path), format="newline_delimited", columns=columns)
     else:
         detected = con.read_parquet(str(path))
@@ -118,7 +119,7 @@ def _open(source: Source, text: list[str]) -> Source:
             else duckdb.ColumnExpression(c)
             for c in detected.columns
         )) if schema else detected
-    return replace(source, relation=relation, types=dict(zip(relation.columns, map(str, relation.types))))
+    return replace(source, relation=relation, types=dict(zip(relation.columns, map(str, relation.types), strict=True)))
 
 
 def _check_columns(wanted: dict[str, str], columns: list[str], path: Path) -> None:
@@ -137,8 +138,8 @@ def describe(error: Exception, source: Source) -> str:
         ...                 infer_rows=10, types={"n": "BIGINT"})
         >>> message = chr(10).join(["Conversion Error: CSV Error on Line: 12", "Original Line: x,abc",
         ...     'Error when converting column "n". Could not convert string "abc" to BIGINT', "", "…"])
-        >>> print(describe(duckdb.ConversionException(message), source))
-        cannot import 'a.csv': line 12, column 'n': Could not convert string "abc" to BIGINT (its type BIGINT was inferred from the first 10 rows: give --schema n=string, or --infer-rows 0 to infer from every row)
+        >>> print(describe(duckdb.ConversionException(message), source))  # doctest: +ELLIPSIS
+        cannot import 'a.csv': line 12, column 'n': Could not convert string "abc" to BIGINT (its type ... --schema n=string, ...)
     """
     text = str(error)
     lines = [x.strip() for x in text.splitlines() if x.strip()]

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -14,6 +13,9 @@ from koru_core.cli._common import TIME, _emit_json, _print_table, _show, open_st
 from koru_core.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
     from koru_core.model import Version
     from koru_core.store import Store
 
@@ -35,7 +37,8 @@ class Metadata(click.ParamType):
 METADATA = Metadata()
 
 
-def metadata_option() -> Any:
+def metadata_option() -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The ``--metadata KEY=VALUE`` option (repeatable) of the commands that write."""
     return click.option(
         "--metadata", "metadata", type=METADATA, multiple=True,
         help="KEY=VALUE recorded with the commit (repeat for more); 'koru log --metadata' finds it.",

@@ -55,7 +55,7 @@ def _run_sql(con: Any, query: str, fmt: str, output: Path | None, max_rows: int)
             types = [str(t).lower() for t in relation.types]
             print_batches(relation.to_arrow_reader(100_000), relation.columns, types=types, max_rows=max_rows)
         else:
-            koru_duckdb.export(relation, format=fmt, output=output)
+            koru_duckdb.export(relation, format=fmt, output=output)  # type: ignore[arg-type]  # a Choice of FORMATS
     except (duckdb.Error, OSError) as e:  # a failure while streaming reaches Arrow's reader as OSError
         lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
         raise click.ClickException(lines[0] if lines else type(e).__name__) from e

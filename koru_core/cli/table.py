@@ -172,7 +172,7 @@ def _fit(natural: list[int], width: int) -> tuple[list[int], list[int], bool]:
     if 1 + sum(f + 3 for f in floor) > width:  # leave columns out, from the middle
         order = []
         budget = width - 1 - 4  # the "…" column
-        for i in (j for pair in zip(range(n), reversed(range(n))) for j in pair):
+        for i in (j for pair in zip(range(n), reversed(range(n)), strict=True) for j in pair):
             if i in order:
                 continue
             if budget - (floor[i] + 3) < 0 and order:
@@ -210,7 +210,7 @@ def _render(
     order, widths, left_out = _fit(natural, width) if columns else ([], [], False)
     table = Table(title=title, box=box.SQUARE, title_justify="left", safe_box=True)
     gaps = {i for p, i in enumerate(order) if (order[p + 1] if p + 1 < len(order) else len(columns)) != i + 1}
-    for i, w in zip(order, widths):
+    for i, w in zip(order, widths, strict=True):
         numeric = _is_number([row.get(columns[i]) for row in shown.rows])
         table.add_column(Text(heads[i]), width=w, no_wrap=True, overflow="ellipsis",
                          justify="right" if numeric else "left")

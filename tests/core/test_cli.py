@@ -376,3 +376,14 @@ def test_sql_without_a_query_reads_statements_until_quit(store_path: Path) -> No
         and result.stderr.count("\n") == 1
         and "nope" in result.stderr
     )
+
+
+def test_import_without_duckdb_says_how_to_install(
+    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: ``koru import`` reads files with DuckDB; without it, one line names the extra."""
+    file = _write(tmp_path / "rows.csv", "csv", ROWS)
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    result = run(store_path, "import", "events", str(file), "--key", "id")
+    assert result.exit_code == 1
+    assert result.stderr == "error: koru import reads files with DuckDB: pip install 'koru-lake[duckdb]'\n"

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import json
-from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -15,6 +15,9 @@ import koru_core as koru
 pytest.importorskip("duckdb")
 
 from _cli_run import koru_cli, ok, one_line_error  # noqa: E402  (tests/core/_cli_run.py)
+
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 def _late_text_csv(path: Path, *, ints: int = 30_000) -> Path:
