@@ -8,7 +8,7 @@ summaries that said nothing useful (hnswlib's is just "hnswlib") and deletes
 tqdm. The same questions asked now and as of before that commit get different
 answers, and a rewritten package's history holds both of its versions.
 
-Needs: pip install "koru[embeddings]"   (torch, sentence-transformers, hnswlib)
+Needs: pip install "koru-lake[embeddings]"   (torch, sentence-transformers, hnswlib)
 Run: python examples/05_semantic_search.py   (store: $KORU_STORE, else a temporary folder)
 """
 

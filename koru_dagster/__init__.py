@@ -10,7 +10,7 @@ Example:
 try:
     import dagster  # noqa: F401
 except ImportError as e:  # pragma: no cover - exercised in a subprocess by the tests
-    msg = "koru_dagster needs Dagster: pip install 'koru[dagster]'"
+    msg = "koru_dagster needs Dagster: pip install 'koru-lake[dagster]'"
     raise ImportError(msg) from e
 
 from koru_dagster._context import namespace_for

@@ -12,10 +12,11 @@ try:
     import duckdb  # noqa: F401
     import sqlglot  # noqa: F401
 except ImportError as e:
-    msg = "koru_duckdb needs DuckDB: pip install 'koru[duckdb]'"
+    msg = "koru_duckdb needs DuckDB: pip install 'koru-lake[duckdb]'"
     raise ImportError(msg) from e
 
 from koru_duckdb.connection import KoruConnection, connect
+from koru_duckdb.export import export
 from koru_duckdb.install import KoruInstall, install
 
-__all__ = ["KoruConnection", "KoruInstall", "connect", "install"]
+__all__ = ["KoruConnection", "KoruInstall", "connect", "export", "install"]

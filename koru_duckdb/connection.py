@@ -50,7 +50,7 @@ def connect(
       ``<expr>`` (the last commit at or before it). Both kinds may follow one namespace;
     - the table macros ``koru_at``, ``koru_versions``, ``koru_history``,
       ``koru_changes`` and ``koru_commits`` (:mod:`koru_duckdb.macros`), and
-      ``koru_search`` (:mod:`koru_duckdb._search`).
+      ``koru_search`` (:mod:`koru_duckdb._search`; needs ``koru-lake[vector]``).
 
     Each statement sees the store's latest commit. DuckDB scans the plan's Parquet
     files itself. The session ``TimeZone`` is set to UTC, so a naive ``TIMESTAMP`` is

@@ -12,7 +12,7 @@ Example:
 try:
     import polars  # noqa: F401
 except ImportError as e:  # pragma: no cover - exercised in a subprocess by the tests
-    msg = "koru_polars needs Polars: pip install 'koru[polars]'"
+    msg = "koru_polars needs Polars: pip install 'koru-lake[polars]'"
     raise ImportError(msg) from e
 
 from koru_polars.changes import scan_koru_changes

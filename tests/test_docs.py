@@ -67,3 +67,27 @@ def test_the_store_documents_examples() -> None:
         and ">>>" not in (getattr(koru_core.Store, name).__doc__ or "")
     ]
     assert not missing, f"Store methods without an example: {missing}"
+
+
+def test_every_cli_command_and_option_is_documented() -> None:
+    """Every ``koru`` command has help and appears in the README's command line part, with
+    each of its options (sqlite-utils ``test_docs.py``; issue 13 added commands and options)."""
+    import click
+
+    from koru_core.cli import main
+    from koru_core.cli._common import common_options
+
+    readme = (Path(__file__).parents[1] / "README.md").read_text(encoding="utf-8")
+    part = readme[readme.index("## The command line"):]
+    part = part[: part.index("\n## ", 1)]
+    shared = {opt for option in common_options() for opt in option.opts} | {"--help", "-h", "--version"}
+    missing = [f"--{p.name}" for p in main.params if isinstance(p, click.Option) and p.opts[0] not in part
+               and p.opts[0] not in ("--version",)]
+    for name, command in sorted(main.commands.items()):
+        assert command.help and len(command.help.split()) > 3, f"koru {name} has no help"
+        if f"`koru {name}" not in part and f"/ `koru {name}" not in part:
+            missing.append(f"koru {name}")
+        for param in command.params:
+            if isinstance(param, click.Option):
+                missing += [f"koru {name} {o}" for o in param.opts if o not in shared and o not in part]
+    assert not missing, f"not in README.md's command line part: {missing}"

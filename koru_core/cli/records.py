@@ -1,31 +1,64 @@
-"""The record commands: ``init``, ``put``, ``get``, ``log``, ``diff``, ``stats``."""
+"""The record commands: ``init``, ``put``, ``get``, ``delete``, ``diff``, ``stats``."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from koru_core.errors import KeyNotFoundError
+from koru_core.cli._common import TIME, _emit_json, _print_table, _show, open_store, settings
+from koru_core.errors import InvalidInputError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from datetime import datetime
+
+    from koru_core.model import Version
+    from koru_core.store import Store
 
 
-    pass
+class Metadata(click.ParamType):
+    """One ``KEY=VALUE`` item of a commit's metadata (``--metadata``, repeatable)."""
 
-from koru_core.cli._common import TIME, _emit_json, _print_table, _show, open_store, settings
+    name = "KEY=VALUE"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> tuple[str, str]:
+        if isinstance(value, tuple):
+            return value
+        key, sep, item = str(value).partition("=")
+        if not sep or not key:
+            self.fail(f"{value!r} is not KEY=VALUE", param, ctx)
+        return key, item
+
+
+METADATA = Metadata()
+
+
+def metadata_option() -> Callable[[Callable[..., None]], Callable[..., None]]:
+    """The ``--metadata KEY=VALUE`` option (repeatable) of the commands that write."""
+    return click.option(
+        "--metadata", "metadata", type=METADATA, multiple=True,
+        help="KEY=VALUE recorded with the commit (repeat for more); 'koru log --metadata' finds it.",
+    )
 
 
 @click.command()
-def init() -> None:
-    """Create the store (--store) if it does not exist yet."""
+@click.option(
+    "--force", is_flag=True,
+    help="Make the store even in a folder that already holds other files.",
+)
+def init(force: bool) -> None:
+    """Create the store (--store) if it does not exist yet.
+
+    A missing or empty folder becomes a store; a folder of other files is
+    refused unless --force is given.
+    """
     path = Path(settings().store)
-    existed = (path / "catalog.sqlite").exists()
-    store = open_store(create=True)
+    existed = (path / "catalog.sqlite").is_file()
+    store = open_store(create=True if force else None)
     commits = len(store.commits())
     if settings().as_json:
         _emit_json({"store": str(store.path), "created": not existed, "commits": commits})
@@ -33,6 +66,36 @@ def init() -> None:
         click.echo(f"store {store.path} already exists ({commits} commits)")
     else:
         click.echo(f"created store {store.path}")
+
+
+def _refuse_bare_value(store: Store, namespace: str, value: Any) -> None:
+    """A value that is not a JSON object goes in field ``value``: refuse it where the records are fields."""
+    if isinstance(value, dict) or namespace not in store.namespaces():
+        return
+    fields = [f.name for f in store.scan_plan(namespace).schema if not f.name.startswith("_")]
+    if fields and fields != ["value"]:
+        msg = (
+            f"namespace {namespace!r} holds records with fields {fields}; give a JSON object of "
+            f"them, e.g. {json.dumps({fields[0]: value})!r}, not a bare {type(value).__name__} "
+            "(nothing was written)"
+        )
+        raise InvalidInputError(msg)
+
+
+def _print_version(namespace: str, key: str, version: Version) -> None:
+    if settings().as_json:
+        _emit_json(asdict(version))
+    elif version.is_unchanged:
+        click.echo(
+            f"{namespace}/{key}: unchanged (equals version {version.write_id}, "
+            f"commit {version.commit})"
+        )
+    else:
+        what = "deleted" if version.is_deleted else "commit"
+        click.echo(
+            f"{namespace}/{key}: {what}{'' if what == 'commit' else ' in commit'} {version.commit}, "
+            f"write id {version.write_id}, valid from {version.valid_from.isoformat()}"
+        )
 
 
 @click.command()
@@ -45,28 +108,54 @@ def init() -> None:
     help="When the value became true (ISO 8601 with a zone). Default: now.",
 )
 @click.option("--actor", help="Provenance: who writes.")
+@click.option("--run-id", help="Provenance: the run that writes.")
+@metadata_option()
 def put(
-    namespace: str, key: str, value: str, valid_from: datetime | None, actor: str | None
+    namespace: str, key: str, value: str, valid_from: datetime | None, actor: str | None,
+    run_id: str | None, metadata: tuple[tuple[str, str], ...],
 ) -> None:
-    """Write one version of KEY in NAMESPACE; JSON is its value (an object's fields are columns)."""
+    """Write one version of KEY in NAMESPACE; JSON is its value (an object's fields are columns).
+
+    A value that is not an object (a number, string or list) is stored in a
+    field named value; it is refused in a namespace whose records have fields.
+    """
     try:
         parsed = json.loads(value)
     except json.JSONDecodeError as e:
         msg = f"not valid JSON ({e})"
         raise click.BadParameter(msg, param_hint="JSON") from e
-    version = open_store(create=True).put(namespace, key, parsed, valid_from=valid_from, actor=actor)
-    if settings().as_json:
-        _emit_json(asdict(version))
-    elif version.is_unchanged:
-        click.echo(
-            f"{namespace}/{key}: unchanged (equals version {version.write_id}, "
-            f"commit {version.commit})"
-        )
-    else:
-        click.echo(
-            f"{namespace}/{key}: commit {version.commit}, write id {version.write_id}, "
-            f"valid from {version.valid_from.isoformat()}"
-        )
+    store = open_store(create=None)
+    _refuse_bare_value(store, namespace, parsed)
+    version = store.put(
+        namespace, key, parsed, valid_from=valid_from, actor=actor, run_id=run_id, metadata=dict(metadata) or None
+    )
+    _print_version(namespace, key, version)
+
+
+@click.command()
+@click.argument("namespace")
+@click.argument("key")
+@click.option(
+    "--valid-from",
+    type=TIME,
+    help="When the record stopped being true (ISO 8601 with a zone). Default: now.",
+)
+@click.option("--actor", help="Provenance: who deletes.")
+@click.option("--run-id", help="Provenance: the run that deletes.")
+@metadata_option()
+def delete(
+    namespace: str, key: str, valid_from: datetime | None, actor: str | None, run_id: str | None,
+    metadata: tuple[tuple[str, str], ...],
+) -> None:
+    """Delete KEY in NAMESPACE: write a tombstone (its history keeps every version).
+
+    Fails, writing nothing, when the key has no live version at --valid-from.
+    """
+    store = open_store(create=False)
+    version = store.delete(
+        namespace, key, valid_from=valid_from, actor=actor, run_id=run_id, metadata=dict(metadata) or None
+    )
+    _print_version(namespace, key, version)
 
 
 @click.command()
@@ -87,31 +176,6 @@ def get(namespace: str, key: str, at: datetime | None, version: int | None) -> N
         )
     else:
         click.echo(_show(value))
-
-
-@click.command(name="log")
-@click.argument("namespace")
-@click.argument("key")
-def log_(namespace: str, key: str) -> None:
-    """Print every version of KEY in NAMESPACE, oldest first (by valid time, then commit)."""
-    history = open_store(create=False).history(namespace, key)
-    if history.num_rows == 0:
-        msg = f"namespace {namespace!r}: no key {key!r}"
-        raise KeyNotFoundError(msg)
-    rows = history.to_pylist()
-    if settings().as_json:
-        _emit_json(rows)
-        return
-    values = [n for n in history.column_names if not n.startswith("_")]
-    for row in rows:  # like `git log`: a header line per version, then its value
-        until = _show(row["_valid_to"]) or "now"
-        actor = f" · actor {row['_actor']}" if row["_actor"] else ""
-        click.echo(
-            f"commit {row['_commit']} · valid {_show(row['_valid_from'])} → {until} · "
-            f"write id {row['_write_id']}{actor}"
-        )
-        value = {n: row[n] for n in values if row[n] is not None}
-        click.echo("    (deleted)" if row["_deleted"] else "    " + _show(value))
 
 
 def _ref(text: str | None, option: str) -> int | datetime | str | None:
@@ -152,7 +216,6 @@ def diff(namespace: str, key: str, from_: str | None, to: str | None) -> None:
         )
 
 
-
 @click.command()
 def stats() -> None:
     """Print, per namespace and tier, the files, versions and bytes stored, and this
@@ -168,4 +231,3 @@ def stats() -> None:
         ["namespace", "tier", "files", "versions", "bytes", "memory_bytes", "hit_rate"],
         title=f"{store.path} · {commits} commits",
     )
-

@@ -38,7 +38,7 @@ def search(namespace: str, query: str, k: int, column: str | None, metric: str, 
            version: int | None, where: str | None, ef: int | None) -> None:
     """Print the K records of NAMESPACE nearest to VECTOR_JSON (a JSON list of numbers), nearest first.
 
-    Needs the vector extra: pip install 'koru[vector]'.
+    Needs the vector extra: pip install 'koru-lake[vector]'.
     """
     vector = _json_option(query, "VECTOR_JSON")
     try:

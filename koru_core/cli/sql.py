@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -10,14 +9,16 @@ from typing import TYPE_CHECKING, Any
 import click
 
 if TYPE_CHECKING:
-
-    import pyarrow as pa
-
     from koru_core.store import Store
 
-from koru_core.cli._common import _json_default, _print_table, open_store, settings
+from koru_core.cli._common import open_store, settings
+from koru_core.cli.table import DEFAULT_MAX_ROWS, print_batches
+from koru_core.errors import KoruError
 
-DUCKDB_HINT = "koru sql needs DuckDB: pip install 'koru[duckdb]'"
+DUCKDB_HINT = "koru sql needs DuckDB: pip install 'koru-lake[duckdb]'"
+FORMATS = ("table", "csv", "json", "jsonl", "parquet")
+"""``--format`` choices: a terminal table, or a file format of :func:`koru_duckdb.export`."""
+
 
 def _connect(store: Store) -> Any:
     try:
@@ -27,50 +28,37 @@ def _connect(store: Store) -> Any:
     return koru_duckdb.connect(store)
 
 
-def _run_sql(con: Any, query: str) -> pa.Table | None:
-    """Run one statement; return its result as Arrow (None for a statement without rows)."""
-    import pyarrow as pa
+def _run_sql(con: Any, query: str, fmt: str, output: Path | None, max_rows: int) -> None:
+    """Run one statement and write its rows (nothing for a statement without rows).
 
-    try:
-        import duckdb
-    except ImportError as e:
-        raise click.ClickException(DUCKDB_HINT) from e
+    The table streams the result and keeps only its first and last rows; the
+    file formats are written by DuckDB (:func:`koru_duckdb.export`), never
+    through Python rows.
+    """
+    import duckdb
+
+    import koru_duckdb
+
+    if fmt == "table" and settings().as_json:
+        fmt = "json"
+    if fmt == "parquet" and output is None:
+        msg = "--format parquet needs --output FILE"
+        raise click.UsageError(msg)
+    if fmt == "table" and output is not None:
+        msg = "--output needs --format csv, json, jsonl or parquet"
+        raise click.UsageError(msg)
     try:
         relation = con.sql(query)
         if relation is None:
-            return None
-        result = relation.arrow() if hasattr(relation, "arrow") else relation.to_arrow_table()
-    except duckdb.Error as e:
-        raise click.ClickException(str(e).strip().splitlines()[0]) from e
-    return result.read_all() if isinstance(result, pa.RecordBatchReader) else result
-
-
-def _write_result(table: pa.Table, fmt: str, output: Path | None) -> None:
-    import pyarrow.csv as pcsv
-    import pyarrow.parquet as pq
-
-    if fmt == "parquet":
-        if output is None:
-            msg = "--format parquet needs --output FILE"
-            raise click.UsageError(msg)
-        pq.write_table(table, output)
-    elif fmt == "csv":
-        pcsv.write_csv(table, output if output is not None else sys.stdout.buffer)
-    elif fmt == "json" or (fmt == "table" and settings().as_json):
-        text = json.dumps(table.to_pylist(), default=_json_default, ensure_ascii=False) + "\n"
-        if output is None:
-            click.echo(text, nl=False)
+            return
+        if fmt == "table":
+            types = [str(t).lower() for t in relation.types]
+            print_batches(relation.to_arrow_reader(100_000), relation.columns, types=types, max_rows=max_rows)
         else:
-            output.write_text(text, encoding="utf-8")
-    elif output is not None:
-        msg = "--output needs --format csv, json or parquet"
-        raise click.UsageError(msg)
-    else:
-        _print_table(
-            table.to_pylist(),
-            table.column_names,
-            title=f"{table.num_rows:,} row{'' if table.num_rows == 1 else 's'}",
-        )
+            koru_duckdb.export(relation, format=fmt, output=output)  # type: ignore[arg-type]  # a Choice of FORMATS
+    except (duckdb.Error, OSError) as e:  # a failure while streaming reaches Arrow's reader as OSError
+        lines = [line.strip() for line in str(e).strip().splitlines() if line.strip()]
+        raise click.ClickException(lines[0] if lines else type(e).__name__) from e
 
 
 def _line_reader() -> Any:
@@ -101,7 +89,7 @@ def _line_reader() -> Any:
         return input
 
 
-def _repl(con: Any, fmt: str) -> None:
+def _repl(con: Any, fmt: str, max_rows: int) -> None:
     """Run one statement per line until EOF or ``.quit``; an error is printed, not fatal."""
     read = _line_reader()
     if sys.stdin.isatty():
@@ -117,11 +105,11 @@ def _repl(con: Any, fmt: str) -> None:
         if not line:
             continue
         try:
-            table = _run_sql(con, line)
-            if table is not None:
-                _write_result(table, fmt, None)
+            _run_sql(con, line, fmt, None, max_rows)
         except click.ClickException as e:
             click.echo(f"error: {e.format_message()}", err=True)
+        except KoruError as e:  # an unknown namespace in an AT clause, …
+            click.echo(f"error: {' '.join(str(e).split())}", err=True)
 
 
 @click.command()
@@ -129,27 +117,34 @@ def _repl(con: Any, fmt: str) -> None:
 @click.option(
     "--format",
     "fmt",
-    type=click.Choice(["table", "csv", "json", "parquet"]),
+    type=click.Choice(FORMATS),
     default="table",
     show_default=True,
-    help="Output format (--json at the top also means json).",
+    help="table: fits the terminal; csv, json (one array), jsonl (a line per row) or parquet: "
+    "written by DuckDB. --json means json.",
 )
 @click.option(
     "--output", type=click.Path(dir_okay=False, path_type=Path), help="Write to FILE, not stdout."
 )
-def sql(query: str | None, fmt: str, output: Path | None) -> None:
+@click.option(
+    "--max-rows",
+    type=click.IntRange(min=0),
+    default=DEFAULT_MAX_ROWS,
+    show_default=True,
+    help="Table rows shown: the first and last halves, with the total count; 0 shows every row.",
+)
+def sql(query: str | None, fmt: str, output: Path | None, max_rows: int) -> None:
     """Run QUERY in DuckDB, where every namespace is a table (time travel:
     ``FROM ns AT (TIMESTAMP => TIMESTAMP '2013-06-01 12:00:00+00')``).
 
-    Without QUERY, opens an interactive prompt with history. Needs
-    pip install 'koru[duckdb]'.
+    A table fits the terminal: wide cells end in …, middle columns are left out,
+    and a long result shows its first and last rows with the row count. Without
+    QUERY, opens an interactive prompt with history. Needs
+    pip install 'koru-lake[duckdb]'.
     """
     con = _connect(open_store(create=False))
     if query is None:
-        _repl(con, fmt)
+        _repl(con, fmt, max_rows)
         return
-    table = _run_sql(con, query)
-    if table is None:
-        return
-    _write_result(table, fmt, output)
+    _run_sql(con, query, fmt, output, max_rows)
 

@@ -194,7 +194,7 @@ def _float_reprs(x: pa.Array) -> pa.Array:
     """Python ``repr`` of each (non-null) float64, as large_binary."""
     try:
         import numpy as np  # noqa: PLC0415 - optional: pyarrow does not require numpy
-    except ImportError:  # pragma: no cover - numpy comes with pandas and koru[vector]
+    except ImportError:  # pragma: no cover - numpy comes with pandas and koru-lake[vector]
         return pa.array([float.__repr__(v).encode() for v in x.to_pylist()], _B)
     # numpy formats a float64 exactly as Python's repr (shortest round-trip, same cut-offs)
     text = np.asarray(x.to_numpy(zero_copy_only=False)).astype(str)

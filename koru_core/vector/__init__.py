@@ -6,7 +6,7 @@ public entry point is :meth:`koru_core.Store.search`, which calls
 :func:`search` here; :func:`build_index` (re)builds a namespace's HNSW index
 with chosen ``m`` and ``ef_construction``.
 
-hnswlib and numpy are imported only when a search runs (the ``koru[vector]``
+hnswlib and numpy are imported only when a search runs (the ``koru-lake[vector]``
 extra), so ``import koru_core`` stays free of them.
 """
 

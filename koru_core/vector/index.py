@@ -77,7 +77,7 @@ def require() -> tuple[Any, Any]:
         import hnswlib
         import numpy
     except ImportError as e:
-        msg = "koru vector search needs hnswlib: pip install 'koru[vector]'"
+        msg = "koru vector search needs hnswlib: pip install 'koru-lake[vector]'"
         raise ImportError(msg) from e
     return hnswlib, numpy
 
@@ -367,7 +367,7 @@ def build_index(store: Store, namespace: str, *, column: str | None = None, metr
         The new index's :class:`IndexInfo`.
 
     Raises:
-        ImportError: hnswlib or numpy is missing (the ``koru[vector]`` extra).
+        ImportError: hnswlib or numpy is missing (the ``koru-lake[vector]`` extra).
         InvalidInputError: unknown column or metric, or ``m``/``ef_construction`` < 2.
 
     Example:

@@ -45,7 +45,7 @@ class VectorMethods:
             the value columns, then ``_valid_from``, ``_system_from``, ``_commit``, ``_write_id``.
 
         Raises:
-            ImportError: hnswlib or numpy is missing (``pip install 'koru[vector]'``).
+            ImportError: hnswlib or numpy is missing (``pip install 'koru-lake[vector]'``).
             NamespaceNotFoundError: if ``namespace`` was never written.
             InvalidInputError: dimension mismatch, NaN in the query, unknown column
                 or metric, ``k`` < 1, a bad ``where``, ``at`` or ``version``.

@@ -315,7 +315,7 @@ def test_sql_runs_time_travel_queries(store_path: Path, tmp_path: Path) -> None:
     csv_text = run(
         store_path, "sql", "--format", "csv", "SELECT _key, age FROM users ORDER BY 1"
     ).stdout
-    assert csv_text.splitlines() == ['"_key","age"', '"alice",32', '"bob",40']
+    assert csv_text.splitlines() == ["_key,age", "alice,32", "bob,40"]  # DuckDB's COPY … (FORMAT csv)
     assert "bob" in run(store_path, "sql", "SELECT _key FROM users").stdout
     bad = run(store_path, "sql", "SELECT nope FROM users")
     assert bad.exit_code == 1 and bad.stderr.startswith("error: ") and bad.stderr.count("\n") == 1
@@ -328,7 +328,7 @@ def test_sql_without_duckdb_says_how_to_install(
     monkeypatch.setitem(sys.modules, "koru_duckdb", None)  # import koru_duckdb -> ImportError
     result = run(store_path, "sql", "SELECT 1")
     assert result.exit_code == 1
-    assert result.stderr == "error: koru sql needs DuckDB: pip install 'koru[duckdb]'\n"
+    assert result.stderr == "error: koru sql needs DuckDB: pip install 'koru-lake[duckdb]'\n"
 
 
 def test_real_subprocess_of_the_module_entry_point(store_path: Path) -> None:
@@ -370,11 +370,20 @@ def test_sql_without_a_query_reads_statements_until_quit(store_path: Path) -> No
         main, ["--store", str(store_path), "sql", "--format", "json"], input=script
     )
     assert result.exit_code == 0, result.output
-    assert [json.loads(line) for line in result.stdout.splitlines()] == [
-        [{"_key": "alice", "age": 31}]
-    ]
+    assert json.loads(result.stdout) == [{"_key": "alice", "age": 31}]
     assert (
         result.stderr.startswith("error: ")
         and result.stderr.count("\n") == 1
         and "nope" in result.stderr
     )
+
+
+def test_import_without_duckdb_says_how_to_install(
+    store_path: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 13: ``koru import`` reads files with DuckDB; without it, one line names the extra."""
+    file = _write(tmp_path / "rows.csv", "csv", ROWS)
+    monkeypatch.setitem(sys.modules, "duckdb", None)
+    result = run(store_path, "import", "events", str(file), "--key", "id")
+    assert result.exit_code == 1
+    assert result.stderr == "error: koru import reads files with DuckDB: pip install 'koru-lake[duckdb]'\n"

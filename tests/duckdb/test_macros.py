@@ -177,23 +177,36 @@ def test_odd_column_names_and_widened_types(store: koru.Store) -> None:
             assert_same_table(got, store.as_of("odd", **kwargs))
 
 
-@pytest.mark.parametrize("fmt", ["csv", "json", "parquet", "table"])
+@pytest.mark.parametrize("fmt", ["csv", "json", "jsonl", "parquet"])
 def test_export(con: koru_duckdb.KoruConnection, history: koru.Store, tmp_path: Path, fmt: str) -> None:
+    """``export`` is the one writer of ``koru sql --format`` (issue 13): DuckDB's COPY for CSV and Parquet."""
     out = tmp_path / f"out.{fmt}"
     koru_duckdb.export(con.sql("SELECT _key, name, age FROM users ORDER BY _key"), format=fmt, output=out)
     text = out.read_text() if fmt != "parquet" else ""
+    rows = [{"_key": "alice", "name": "Alice", "age": 33}, {"_key": "carol", "name": "Carol", "age": 7}]
     if fmt == "csv":
-        assert text.splitlines() == ['"_key","name","age"', '"alice","Alice",33', '"carol","Carol",7']
+        assert text.splitlines() == ["_key,name,age", "alice,Alice,33", "carol,Carol,7"]
     elif fmt == "json":
-        assert [json.loads(line) for line in text.splitlines()] == [
-            {"_key": "alice", "name": "Alice", "age": 33}, {"_key": "carol", "name": "Carol", "age": 7}]
-    elif fmt == "parquet":
-        assert pq.read_table(out).to_pylist() == [
-            {"_key": "alice", "name": "Alice", "age": 33}, {"_key": "carol", "name": "Carol", "age": 7}]
+        assert json.loads(text) == rows
+    elif fmt == "jsonl":
+        assert [json.loads(line) for line in text.splitlines()] == rows
     else:
-        assert "alice" in text and "Carol" in text and "age" in text
+        assert pq.read_table(out).to_pylist() == rows
     with pytest.raises(ValueError, match="format must be one of"):
         koru_duckdb.export(con.sql("SELECT 1"), format="xml")  # type: ignore[arg-type]
+
+
+def test_export_of_nested_columns_and_nan(con: koru_duckdb.KoruConnection, tmp_path: Path) -> None:
+    """Issue 13: list and struct columns broke the CSV writer, and JSON could hold NaN."""
+    query = "SELECT [1, 2] AS l, {'x': 'nan'::DOUBLE, 'y': [1.5, 'inf'::DOUBLE]} AS s, 'nan'::FLOAT AS f"
+    for fmt in ("csv", "json", "parquet"):
+        koru_duckdb.export(con.sql(query), format=fmt, output=tmp_path / f"n.{fmt}")
+    assert (tmp_path / "n.csv").read_text().splitlines()[1].startswith('"[1, 2]",')
+    assert json.loads((tmp_path / "n.json").read_text()) == [{"l": [1, 2], "s": {"x": None, "y": [1.5, None]},
+                                                              "f": None}]
+    assert pq.read_table(tmp_path / "n.parquet").column("l").to_pylist() == [[1, 2]]
+    koru_duckdb.export(con.sql("SELECT 1 AS a WHERE false"), format="json", output=tmp_path / "empty.json")
+    assert json.loads((tmp_path / "empty.json").read_text()) == []
 
 
 def test_naive_timestamp_parameter_is_utc(con: koru_duckdb.KoruConnection, history: koru.Store) -> None:

@@ -98,7 +98,7 @@ def test_import_without_polars_names_the_extra():
         "    print(e)\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "koru_polars needs Polars: pip install 'koru[polars]'"
+    assert out.stdout.strip() == "koru_polars needs Polars: pip install 'koru-lake[polars]'"
 
 
 def test_doctests():
