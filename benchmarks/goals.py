@@ -116,7 +116,7 @@ def _floor_rows(results: list[dict], floors: dict[str, dict]) -> list[dict]:
     ok = by_system(results)
     out = []
     for wl, f in floors.items():
-        note = f"{f['rows']:,} alive rows x {f['columns']} columns; vs a DuckDB table {f['duckdb_ms']:.3g} ms"
+        note = f"{f['rows']:,} rows x {f['columns']} cols; DuckDB table {f['duckdb_ms']:.3g} ms"
         out.append(_row(17, wl, "bound: alive rows from zstd Parquet (pyarrow)", "floor", f["parquet_ms"],
                         None, None, unit="ms", note=note, info=True))
         for name in AS_OF_READERS:
@@ -199,7 +199,8 @@ def print_goals(rows: list[dict]) -> None:
              for r in rows]
     render("goals of issues 16 and 17 (koru = as ingest and automatic maintenance leave it; "
            "koru_cold = after consolidate())",
-           ["issue", "workload", "goal", "system", "koru", "peer / bound", "ratio", "met", "note"], table)
+           ["issue", "workload", "goal", "system", "koru", "peer / bound", "ratio", "met", "note"], table,
+           left=(0, 1, 2, 3, 8))
     count = {k: sum(1 for r in rows if r["ok"] is k and not r["info"]) for k in (True, False, None)}
     print(f"goals: {count[True]} pass, {count[False]} fail, {count[None]} not measured "
           f"({sum(1 for r in rows if r['info'])} rows for reference)")

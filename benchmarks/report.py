@@ -66,8 +66,8 @@ def fmt_checks(checks: dict | None) -> str:
     return f"✗ {', '.join(bad)}" if bad else f"✓ {len(checks)}"
 
 
-def render(title: str, headers: list[str], rows: list[list[str]]) -> None:
-    """Print a table: rich if it imports, else aligned plain text."""
+def render(title: str, headers: list[str], rows: list[list[str]], *, left: tuple[int, ...] = (0, 1)) -> None:
+    """Print a table: rich if it imports, else aligned plain text; columns `left` align left."""
     try:
         from rich.console import Console
         from rich.table import Table
@@ -75,12 +75,12 @@ def render(title: str, headers: list[str], rows: list[list[str]]) -> None:
         widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
         print(f"\n{title}")
         for r in [headers, *rows]:
-            print("  ".join(c.rjust(w) if i > 1 else c.ljust(w)
+            print("  ".join(c.ljust(w) if i in left else c.rjust(w)
                             for i, (c, w) in enumerate(zip(r, widths, strict=True))))
         return
     table = Table(title=title, title_justify="left")
     for i, h in enumerate(headers):
-        table.add_column(h, justify="left" if i < 2 else "right")
+        table.add_column(h, justify="left" if i in left else "right")
     for r in rows:
         table.add_row(*r)
     Console(width=200).print(table)
