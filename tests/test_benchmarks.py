@@ -25,7 +25,7 @@ import run  # noqa: E402
 def doc(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("bench")
     argv = ["--workload", "synthetic_all", "--keys", "300", "--versions", "3", "--puts", "10",
-            "--reps", "3", "--budget", "0.5", "--puts-curve", "60", "--small-commits", "20",
+            "--reps", "3", "--budget", "0.1", "--puts-curve", "60", "--small-commits", "20",
             "--small-commits-reps", "3", "--memory-upsert-rows", "0", "--memory-import-rows", "0",
             "--results", str(out / "results"), "--out", str(out / "stores")]
     assert run.main(argv) == 0
