@@ -1,9 +1,11 @@
 """koru as a benchmark system, through its public API only (see `peers` for the surface).
 
 `KoruSystem` writes and reads through `koru_core` (`open`, `upsert`, `as_of`,
-`history`, `get`, `put`). The readers `KoruDuckDB` and `KoruPolars` answer the
-as-of query on the same store through `koru_duckdb` (SQL `AT (TIMESTAMP => …)`) and
-`koru_polars` (`scan_koru(...).collect()`). While the API is still being written,
+`history`, `get`, `put`), with the store's defaults: it is measured as ingest and
+the store's automatic maintenance leave it. `KoruColdSystem` is the same store
+after an explicit `consolidate()`. The readers `KoruDuckDB` and `KoruPolars` answer
+the as-of queries on the same store through `koru_duckdb` (SQL `AT (TIMESTAMP =>
+…)`) and `koru_polars` (`scan_koru(..., at=…)`). While the API is still being written,
 a missing or failing import raises `SystemUnavailableError` with the reason; the
 harness prints it and runs the other systems.
 
@@ -15,12 +17,12 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    import pyarrow as pa
+    from pathlib import Path
 
+    import pyarrow as pa
     from workloads import Workload
 
 
@@ -51,11 +53,14 @@ class KoruSystem:
     supports_put = True
 
     def setup(self, root: Path, wl: Workload) -> None:
-        koru = _import("koru_core", "open")
+        self.koru = _import("koru_core", "open")
         self.path = root / "store.koru"
-        self.store = koru.open(str(self.path))
+        self.store = self.koru.open(str(self.path))
         self.wl = wl
         self.commit_results: list[Any] = []
+
+    def reopen(self) -> None:
+        self.store = self.koru.open(str(self.path))
 
     def ingest(self, table: pa.Table, index: int) -> None:
         res = self.store.upsert(self.wl.name, table, key=self.wl.key, valid_from=self.wl.valid)
@@ -67,8 +72,21 @@ class KoruSystem:
     def as_of(self, at: dt.datetime, commit: int) -> pa.Table:
         return self.store.as_of(self.wl.name, at=at)
 
+    def as_of_now(self) -> pa.Table:
+        return self.store.as_of(self.wl.name)
+
     def as_of_count(self, at: dt.datetime, commit: int) -> int:
         return self.store.as_of(self.wl.name, at=at).num_rows
+
+    def agg(self, at: dt.datetime, commit: int) -> pa.Table:
+        """The core's as-of, then a pyarrow filter and group-by (for reference; no goal)."""
+        import pyarrow.compute as pc
+
+        num, threshold, group, total = self.wl.agg
+        t = self.store.as_of(self.wl.name, at=at)
+        t = t.filter(pc.greater(t[num], threshold))
+        out = t.group_by(group, use_threads=False).aggregate([([], "count_all"), (total, "sum")])
+        return out.select([group, "count_all", f"{total}_sum"])
 
     def history(self, key: str) -> pa.Table:
         return self.store.history(self.wl.name, key)
@@ -76,8 +94,15 @@ class KoruSystem:
     def get(self, key: str) -> dict:
         return self.store.get(self.wl.name, key)
 
+    def get_at(self, key: str, at: dt.datetime, commit: int) -> dict:
+        return self.store.get(self.wl.name, key, at=at)
+
     def put(self, i: int) -> None:
         self.store.put("bench", "k1", {"a": i, "b": "x"})
+
+    def layout(self) -> list[dict]:
+        """`store.stats()` rows (files, versions and bytes per namespace and tier)."""
+        return self.store.stats().to_pylist()
 
     def ingest_summary(self) -> dict:
         """Totals of the CommitResults returned by `upsert` (written, unchanged, deleted)."""
@@ -91,6 +116,11 @@ class KoruSystem:
         close = getattr(self.store, "close", None)
         if close is not None:
             close()
+
+
+def _q(name: str) -> str:
+    """Quote a SQL identifier."""
+    return '"' + name.replace('"', '""') + '"'
 
 
 def _sql_timestamp(at: dt.datetime) -> str:
@@ -107,18 +137,33 @@ class KoruDuckDB:
     def attach(self, base: KoruSystem) -> None:
         koru_duckdb = _import("koru_duckdb", "connect")
         self.con = koru_duckdb.connect(base.store)
-        self.table = '"' + base.wl.name.replace('"', '""') + '"'
+        self.table = _q(base.wl.name)
 
-    def _sql(self, select: str, at: dt.datetime) -> Any:
-        ts = _sql_timestamp(at)
-        return self.con.sql(f"SELECT {select} FROM {self.table} AT (TIMESTAMP => TIMESTAMP '{ts}')")
+        num, threshold, group, total = base.wl.agg
+        self.agg_sql = (f"SELECT {_q(group)} AS g, count(*) AS n, sum({_q(total)}) AS total "
+                        "FROM {src} WHERE " + f"{_q(num)} > {threshold!r} GROUP BY ALL")
+
+    def _sql(self, select: str, at: dt.datetime | None) -> Any:
+        at_clause = "" if at is None else f" AT (TIMESTAMP => TIMESTAMP '{_sql_timestamp(at)}')"
+        return self.con.sql(f"SELECT {select} FROM {self.table}{at_clause}")
+
+    @staticmethod
+    def _arrow(rel: Any) -> pa.Table:
+        out = rel.arrow()
+        return out.read_all() if hasattr(out, "read_all") else out  # duckdb >= 1.4: a reader
 
     def as_of(self, at: dt.datetime, commit: int) -> pa.Table:
-        out = self._sql("*", at).arrow()
-        return out.read_all() if hasattr(out, "read_all") else out  # duckdb >= 1.4: a reader
+        return self._arrow(self._sql("*", at))
+
+    def as_of_now(self) -> pa.Table:
+        return self._arrow(self._sql("*", None))
 
     def as_of_count(self, at: dt.datetime, commit: int) -> int:
         return self._sql("count(*)", at).fetchall()[0][0]
+
+    def agg(self, at: dt.datetime, commit: int) -> list[tuple]:
+        src = f"{self.table} AT (TIMESTAMP => TIMESTAMP '{_sql_timestamp(at)}')"
+        return self.con.sql(self.agg_sql.format(src=src)).fetchall()
 
 
 class KoruPolars:
@@ -132,33 +177,51 @@ class KoruPolars:
 
         self.kp = _import("koru_polars", "scan_koru")
         self.pl, self.path, self.namespace = pl, str(base.path), base.wl.name
+        self.agg_spec = base.wl.agg
 
     def as_of(self, at: dt.datetime, commit: int) -> Any:
         return self.kp.scan_koru(self.path, self.namespace, at=at).collect()
+
+    def as_of_now(self) -> Any:
+        return self.kp.scan_koru(self.path, self.namespace).collect()
 
     def as_of_count(self, at: dt.datetime, commit: int) -> int:
         lf = self.kp.scan_koru(self.path, self.namespace, at=at)
         return lf.select(self.pl.len()).collect().item()
 
+    def agg(self, at: dt.datetime, commit: int) -> Any:
+        from peers import polars_agg
+
+        return polars_agg(self.pl, self.kp.scan_koru(self.path, self.namespace, at=at), self.agg_spec)
+
 
 class KoruColdSystem(KoruSystem):
-    """koru_core after `store.consolidate()`: the same ingest, then every warm file
-    merged into cold files that carry `_valid_to` (what the as-of readers use to
-    skip rows). Ingest time excludes the consolidation, which is reported apart."""
+    """koru_core after an explicit `store.consolidate()` (then closed and reopened).
+
+    With a `seed` (koru's store folder right after koru's own ingest, copied by the
+    harness) it starts from those files and skips the ingest, so both states hold the
+    same data and the workload is ingested once; else it ingests itself. The
+    consolidation is timed as `maintain()`, apart from the ingest.
+    """
 
     name = "koru_cold"
 
-    def finish_ingest(self) -> None:
-        import time
+    def __init__(self, seed: Path | None = None) -> None:
+        self.seed = seed
 
-        started = time.perf_counter()
+    def setup(self, root: Path, wl: Workload) -> None:
+        import shutil
+
+        self.seeded = self.seed is not None and self.seed.exists()
+        if not self.seeded:
+            super().setup(root, wl)
+            return
+        self.koru = _import("koru_core", "open")
+        self.path, self.wl, self.commit_results = root / "store.koru", wl, []
+        shutil.move(str(self.seed), str(self.path))
+
+    def maintain(self) -> None:
         self.store.consolidate()
-        self.consolidate_seconds = time.perf_counter() - started
-        print(f"  koru_cold: consolidate took {self.consolidate_seconds:.2f} s")
-
-    def put(self, i: int) -> None:
-        self.store.put("bench_cold", "k1", {"a": i, "b": "x"})
-
 
 class KoruColdDuckDB(KoruDuckDB):
     """`KoruDuckDB` on the consolidated store."""

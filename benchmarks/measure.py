@@ -1,19 +1,28 @@
-"""Run one system through one workload and measure it; timing and correctness helpers.
+"""Run one system through one workload and measure it, as a new user would.
 
-All times come from `time.perf_counter`. Query metrics run once to warm up, then
-repeat (at least 3 times, at most `reps`, stopping after `budget_s` seconds) and
-report the median. A failing step is recorded under `errors` and the next step
-still runs; a failing setup or ingest ends that system's run only.
+The steps, per system: set up an empty store; ingest every commit (timed: the
+commits, `finish_ingest()` and `close()`, so whatever the store does by itself
+during or after the writes counts); for `koru_cold`, reopen, `maintain()` (the
+explicit `consolidate()`, timed apart) and close; reopen (a new session, timed);
+disk size; every query in `QUERIES` the system has; its readers; the durable puts.
 
-Result dict per (system, workload), units in the key names:
-`ingest_s`, `ingest_rows_per_s`, `commit_s` (list), `as_of_ms`, `as_of_rows`,
-`as_of_count_ms`, `history_ms`, `history_rows`, `get_us`, `put_us` (median),
-`put_p99_us`, `disk_bytes` (store folder after ingest), `check` (as-of vs brute force).
+Query metrics run once (that first call after the reopen is reported as
+`<metric>_first_<unit>`), then repeat (at least 3 times, at most `reps` or the
+query's own minimum, stopping after `budget_s` seconds) and report the median.
+All times come from `time.perf_counter`. Every answer is checked against the brute
+force (`checks.py`) under `checks[<metric>]`. A failing step is recorded under
+`errors` and the next step still runs; a failing setup or ingest ends that
+system's run only.
+
+Result dict per (system, workload), units in the key names: `ingest_s`,
+`ingest_rows_per_s`, `commit_s` (list), `finish_s`, `close_s`, `maintain_s`,
+`reopen_s`, `disk_bytes`, per query `<metric>_<unit>` and `<metric>_first_<unit>`,
+`as_of_rows`, `history_rows`, `put_us` (median), `put_p99_us`, `checks`, `layout`.
 
 Example:
     >>> stats, out = timed_median(lambda: 42, reps=3, budget_s=1.0)
-    >>> (out, stats["reps"])
-    (42, 3)
+    >>> (out, stats["reps"], stats["first"] >= 0)
+    (42, 3, True)
 """
 
 from __future__ import annotations
@@ -24,14 +33,18 @@ import statistics
 import sys
 import time
 import traceback
-from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
-import pyarrow as pa
-
+import checks
+from baselines import percentiles_us
 from koru_system import SystemUnavailableError
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from checks import Truth
     from workloads import Workload
 
 
@@ -41,15 +54,18 @@ def log(msg: str) -> None:
 
 
 def timed_median(fn: Callable[[], Any], *, reps: int, budget_s: float) -> tuple[dict, Any]:
-    """Warm up once, then time up to `reps` calls (>= 3 unless over budget); seconds."""
+    """Time one first call, then up to `reps` calls (>= 3 unless over budget); seconds."""
+    t0 = time.perf_counter()
     out = fn()
+    first = time.perf_counter() - t0
     times: list[float] = []
     start = time.perf_counter()
     while len(times) < reps and (len(times) < 3 or time.perf_counter() - start < budget_s):
         t0 = time.perf_counter()
         fn()
         times.append(time.perf_counter() - t0)
-    return {"median": statistics.median(times), "min": min(times), "reps": len(times)}, out
+    return {"median": statistics.median(times), "min": min(times), "first": first,
+            "reps": len(times)}, out
 
 
 def disk_bytes(path: Path) -> int:
@@ -57,37 +73,34 @@ def disk_bytes(path: Path) -> int:
     return sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(path) for f in fs)
 
 
-def _column(table: pa.Table, names: list[str]) -> pa.ChunkedArray:
-    for n in names:
-        if n in table.column_names:
-            return table[n]
-    msg = f"none of the columns {names} in the as-of result {table.column_names}"
-    raise LookupError(msg)
+@dataclass(frozen=True)
+class Query:
+    """One timed read: `method(*args(wl))` on a system, checked by `check`."""
+
+    metric: str
+    method: str
+    unit: str  # "ms" or "us"
+    args: Callable[[Workload], tuple]
+    check: Callable[[Any, Workload, Truth, Any], dict]
+    min_reps: int = 0
 
 
-def check_as_of(result: Any, wl: Workload, expected: pa.Table) -> dict:
-    """Compare an as-of result with the brute force `expected` (one row per key, by key).
-
-    `count_ok`: same number of rows. `values_ok`: same keys and, per key, the same
-    values in every value column the result has (`value_columns` names them).
-    `valid_from_same`: same valid time per key; informational, as a system that
-    skips unchanged rows rightly keeps the valid time of the last change.
-    """
-    table = result.to_arrow() if hasattr(result, "to_arrow") else result
-    out: dict[str, Any] = {"expected_rows": expected.num_rows, "rows": table.num_rows}
-    out["count_ok"] = table.num_rows == expected.num_rows
-    common = [c for c in expected.column_names
-              if c not in (wl.key, wl.valid) and c in table.column_names]
-    got = pa.table({"key": _column(table, ["_key", wl.key]).cast(pa.string()),
-                    **{c: table[c].cast(expected[c].type) for c in common},
-                    "valid": _column(table, ["_valid_from", "valid_from", wl.valid])
-                    .cast(expected[wl.valid].type)}).sort_by("key")
-    want = pa.table({"key": expected[wl.key], **{c: expected[c] for c in common},
-                     "valid": expected[wl.valid]})
-    out["value_columns"] = common
-    out["values_ok"] = out["count_ok"] and got.drop(["valid"]).equals(want.drop(["valid"]))
-    out["valid_from_same"] = out["count_ok"] and got["valid"].equals(want["valid"])
-    return out
+_MID = lambda wl: (wl.as_of_at, wl.as_of_commit)  # noqa: E731
+QUERIES = [
+    Query("as_of", "as_of", "ms", _MID, lambda r, wl, t, s: checks.check_table(r, wl, t.as_of)),
+    Query("as_of_now", "as_of_now", "ms", lambda wl: (),
+          lambda r, wl, t, s: checks.check_table(r, wl, t.now)),
+    Query("as_of_count", "as_of_count", "ms", _MID, lambda r, wl, t, s: checks.check_count(r, t.as_of)),
+    Query("agg", "agg", "ms", _MID, lambda r, wl, t, s: checks.check_agg(r, t.agg)),
+    Query("history", "history", "ms", lambda wl: (wl.history_key,),
+          lambda r, wl, t, s: checks.check_history(
+              r, wl, t, per_commit=getattr(s, "history_per_commit", False))),
+    Query("get_at", "get_at", "us", lambda wl: (wl.history_key, wl.as_of_at, wl.as_of_commit),
+          lambda r, wl, t, s: checks.check_value(r, wl, t.get_at), min_reps=20),
+    Query("get", "get", "us", lambda wl: (wl.get_key,),
+          lambda r, wl, t, s: checks.check_value(r, wl, t.get), min_reps=100),
+]
+SCALE = {"ms": 1e3, "us": 1e6}
 
 
 def _step(res: dict, name: str, fn: Callable[[], None]) -> None:
@@ -100,35 +113,40 @@ def _step(res: dict, name: str, fn: Callable[[], None]) -> None:
         log(f"    {res['system']}: {name} failed: {type(e).__name__}: {e}")
 
 
-def _measure_as_of(res: dict, sysm: Any, wl: Workload, expected: pa.Table,
-                   reps: int, budget_s: float) -> None:
-    at, c = wl.as_of_at, wl.as_of_commit
+def _measure_queries(res: dict, sysm: Any, wl: Workload, truth: Truth, *,
+                     reps: int, budget_s: float) -> None:
+    for q in QUERIES:
+        fn = getattr(sysm, q.method, None)
+        if fn is None:
+            continue
 
-    def as_of() -> None:
-        stats, table = timed_median(lambda: sysm.as_of(at, c), reps=reps, budget_s=budget_s)
-        res["as_of_ms"], res["as_of_reps"] = stats["median"] * 1e3, stats["reps"]
-        res["as_of_rows"] = len(table)
-        res["check"] = check_as_of(table, wl, expected)
+        def one(q: Query = q, fn: Callable = fn) -> None:
+            args = q.args(wl)
+            stats, out = timed_median(lambda: fn(*args), reps=max(reps, q.min_reps), budget_s=budget_s)
+            scale = SCALE[q.unit]
+            res[f"{q.metric}_{q.unit}"] = stats["median"] * scale
+            res[f"{q.metric}_first_{q.unit}"] = stats["first"] * scale
+            res[f"{q.metric}_reps"] = stats["reps"]
+            if q.metric in ("as_of", "history"):
+                res[f"{q.metric}_rows"] = len(out)
+            res["checks"][q.metric] = q.check(out, wl, truth, sysm)
 
-    def count() -> None:
-        stats, n = timed_median(lambda: sysm.as_of_count(at, c), reps=reps, budget_s=budget_s)
-        res["as_of_count_ms"], res["as_of_count"] = stats["median"] * 1e3, int(n)
-        res.setdefault("check", {})["as_of_count_ok"] = int(n) == expected.num_rows
-
-    _step(res, "as_of", as_of)
-    _step(res, "as_of_count", count)
+        _step(res, q.metric, one)
 
 
 def _new_result(name: str, wl: Workload) -> dict:
-    return {"system": name, "workload": wl.name, "status": "ok", "errors": {}, "tracebacks": {}}
+    return {"system": name, "workload": wl.name, "status": "ok", "errors": {}, "tracebacks": {},
+            "checks": {}}
 
 
-def run_reader(reader: Any, base: Any, wl: Workload, expected: pa.Table, *,
+def run_reader(reader: Any, base: Any, wl: Workload, truth: Truth, *,
                reps: int, budget_s: float) -> dict:
-    """Attach a reader system to its base system's store and measure the as-of query."""
-    res = _new_result(reader.name, wl)
+    """Attach a reader system to its base system's (reopened) store and measure its queries."""
+    res = dict(_new_result(reader.name, wl), reader_of=base.name)
     try:
+        t0 = time.perf_counter()
         reader.attach(base)
+        res["attach_s"] = time.perf_counter() - t0
     except SystemUnavailableError as e:
         res.update(status="skipped", reason=str(e))
         log(f"  {reader.name}: skipped: {e}")
@@ -137,7 +155,7 @@ def run_reader(reader: Any, base: Any, wl: Workload, expected: pa.Table, *,
         res.update(status="error", reason=f"{type(e).__name__}: {e}")
         log(f"  {reader.name}: attach failed: {res['reason']}")
         return res
-    _measure_as_of(res, reader, wl, expected, reps, budget_s)
+    _measure_queries(res, reader, wl, truth, reps=reps, budget_s=budget_s)
     return res
 
 
@@ -151,11 +169,14 @@ def _ingest(res: dict, sysm: Any, wl: Workload) -> None:
     t0 = time.perf_counter()
     sysm.finish_ingest()
     res["finish_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    sysm.close()
+    res["close_s"] = time.perf_counter() - t0
     res["ingest_s"] = time.perf_counter() - t_all
     res["ingest_rows_per_s"] = wl.rows / res["ingest_s"]
     res["commit_s"] = commit_s
     log(f"  {res['system']}: ingest {wl.rows:,} rows in {len(commit_s)} commits: "
-        f"{res['ingest_s']:.2f} s ({res['ingest_rows_per_s']:,.0f} rows/s)")
+        f"{res['ingest_s']:.2f} s ({res['ingest_rows_per_s']:,.0f} rows/s; close {res['close_s']:.2f} s)")
 
 
 def _measure_puts(res: dict, sysm: Any, puts: int) -> None:
@@ -165,16 +186,15 @@ def _measure_puts(res: dict, sysm: Any, puts: int) -> None:
         sysm.put(i)
         if i:
             times.append(time.perf_counter() - t0)
-    times.sort()
-    res["put_us"] = statistics.median(times) * 1e6
-    res["put_p99_us"] = times[min(len(times) - 1, int(len(times) * 0.99))] * 1e6
-    res["put_n"] = len(times)
+    res.update(percentiles_us(times))
 
 
-def run_system(sysm: Any, readers: list[Any], wl: Workload, root: Path, expected: pa.Table,
-               *, reps: int, budget_s: float, puts: int) -> list[dict]:
-    """Set up, ingest, query and put; returns the system's result, then its readers'."""
-    res = _new_result(sysm.name, wl)
+def _skipped_readers(readers: list[Any], wl: Workload, why: str) -> list[dict]:
+    return [dict(_new_result(r.name, wl), status="skipped", reason=why, reader_of=r.base) for r in readers]
+
+
+def _prepare(res: dict, sysm: Any, wl: Workload, root: Path, copy_to: Path | None) -> str | None:
+    """Setup, ingest (or the seed), copy, maintenance, reopen; returns why it stopped, or None."""
     if root.exists():  # a store left by an earlier run with the same --out
         log(f"  replacing {root}")
         shutil.rmtree(root)
@@ -185,39 +205,55 @@ def run_system(sysm: Any, readers: list[Any], wl: Workload, root: Path, expected
     except SystemUnavailableError as e:
         res.update(status="skipped", reason=str(e))
         log(f"  {sysm.name}: skipped: {e}")
-        return [res] + [dict(_new_result(r.name, wl), status="skipped",
-                             reason=f"base system {sysm.name} unavailable") for r in readers]
+        return "unavailable"
     try:
-        _ingest(res, sysm, wl)
+        if getattr(sysm, "seeded", False):
+            res["ingest"] = "shared: a copy of koru's store after its ingest"
+        else:
+            _ingest(res, sysm, wl)
+            if copy_to is not None:
+                shutil.copytree(sysm.path, copy_to)
+        if hasattr(sysm, "maintain"):
+            sysm.reopen()
+            t0 = time.perf_counter()
+            sysm.maintain()
+            res["maintain_s"] = time.perf_counter() - t0
+            sysm.close()
+            log(f"  {sysm.name}: maintenance (consolidate) {res['maintain_s']:.2f} s")
+        t0 = time.perf_counter()
+        sysm.reopen()
+        res["reopen_s"] = time.perf_counter() - t0
     except Exception as e:
         res.update(status="error", reason=f"{type(e).__name__}: {e}",
                    traceback=traceback.format_exc(limit=8))
         log(f"  {sysm.name}: failed: {res['reason']}")
-        return [res] + [dict(_new_result(r.name, wl), status="skipped",
-                             reason=f"base system {sysm.name} failed") for r in readers]
+        return "failed"
+    return None
+
+
+def run_system(sysm: Any, readers: list[Any], wl: Workload, root: Path, truth: Truth, *,
+               reps: int, budget_s: float, puts: int, copy_to: Path | None = None) -> list[dict]:
+    """Prepare, query and put; returns the system's result, then its readers'.
+
+    Args:
+        copy_to: If given, koru's store folder is copied there right after the ingest
+            (the seed of `koru_cold`, so both states hold the same files).
+    """
+    res = _new_result(sysm.name, wl)
+    stopped = _prepare(res, sysm, wl, root, copy_to)
+    if stopped:
+        return [res, *_skipped_readers(readers, wl, f"base system {sysm.name} {stopped}")]
     res["disk_bytes"] = disk_bytes(root)
-    if hasattr(sysm, "ingest_summary"):
+    if hasattr(sysm, "layout"):
+        _step(res, "layout", lambda: res.update(layout=sysm.layout()))
+    if hasattr(sysm, "ingest_summary") and not getattr(sysm, "seeded", False):
         _step(res, "ingest_summary", lambda: res.update(ingest_summary=sysm.ingest_summary()))
-    _measure_as_of(res, sysm, wl, expected, reps, budget_s)
-
-    def history() -> None:
-        stats, t = timed_median(lambda: sysm.history(wl.history_key), reps=reps,
-                                budget_s=budget_s)
-        res["history_ms"], res["history_rows"] = stats["median"] * 1e3, len(t)
-
-    def get() -> None:
-        stats, v = timed_median(lambda: sysm.get(wl.get_key), reps=max(reps, 100),
-                                budget_s=budget_s)
-        res["get_us"], res["get_value"] = stats["median"] * 1e6, repr(v)[:200]
-
-    _step(res, "history", history)
-    _step(res, "get", get)
-    out = [res] + [run_reader(r, sysm, wl, expected, reps=reps, budget_s=budget_s)
-                   for r in readers]
+    _measure_queries(res, sysm, wl, truth, reps=reps, budget_s=budget_s)
+    out = [res] + [run_reader(r, sysm, wl, truth, reps=reps, budget_s=budget_s) for r in readers]
     if getattr(sysm, "supports_put", False) and puts > 0:
         _step(res, "put", lambda: _measure_puts(res, sysm, puts))
     _step(res, "close", sysm.close)
     res["disk_bytes_after_puts"] = disk_bytes(root)
     log(f"  {sysm.name}: done: " + ", ".join(
-        f"{k}={res[k]:,.1f}" for k in ("as_of_ms", "history_ms", "get_us", "put_us") if k in res))
+        f"{k}={res[k]:,.1f}" for k in ("as_of_ms", "history_ms", "get_at_us", "put_us") if k in res))
     return out

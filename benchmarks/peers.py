@@ -2,18 +2,24 @@
 
 Every system has the same duck-typed surface, used by `measure.run_system`:
 
-* ``setup(root, wl)``: create an empty store in the folder `root`.
+* ``setup(root, wl)``: create an empty store in the folder `root` and open it.
 * ``ingest(table, index)``: write commit `index` of the workload.
-* ``finish_ingest()``: anything the store needs to be durable and compact (timed).
-* ``as_of(at, commit)`` -> pyarrow.Table; ``as_of_count(at, commit)`` -> int.
+* ``finish_ingest()``: anything the store needs to be durable and compact (timed
+  with the ingest).
+* ``close()`` (timed with the ingest), then ``reopen()``: a new session on the same
+  files, before the reads (a new user's next session).
+* ``as_of(at, commit)`` -> pyarrow.Table; ``as_of_now()`` -> pyarrow.Table;
+  ``as_of_count(at, commit)`` -> int; ``agg(at, commit)`` -> the rows
+  ``(group, count, sum)`` of `Workload.agg` over the as-of state.
   `at` is the valid time; `commit` the index of the commit that ends at `at`
   (Delta travels in table versions, not in valid time).
-* ``history(key)`` -> pyarrow.Table; ``get(key)`` -> dict.
+* ``history(key)`` -> pyarrow.Table; ``get(key)`` -> dict (latest value);
+  ``get_at(key, at, commit)`` -> dict (the value at a past time).
 * ``put(i)``: one durable single-record write, its own commit (if `supports_put`).
-* ``close()``.
 
-A *reader* system (here `polars_delta`) only answers as-of queries on the store of
-its `base` system, after `attach(base_system)`.
+Any query method a system lacks is not measured for it. A *reader* system (here
+`polars_delta`) only answers queries on the store of its `base` system, after
+`attach(base_system)`.
 
 Example:
     >>> DuckDBSCD2.name, DeltaLakeSystem.name, PolarsDelta.base
@@ -23,15 +29,14 @@ Example:
 from __future__ import annotations
 
 import datetime as dt
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
-import pyarrow.compute as pc
-
 from workloads import latest_per_key
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from workloads import Workload
 
 
@@ -57,9 +62,13 @@ class DuckDBSCD2:
     def setup(self, root: Path, wl: Workload) -> None:
         import duckdb
 
-        self.con = duckdb.connect(str(root / "scd2.duckdb"))
+        self.path = str(root / "scd2.duckdb")
+        self.con = duckdb.connect(self.path)
         self.key, self.valid = _q(wl.key), _q(wl.valid)
         self.table = _q(wl.name)
+        num, self.threshold, group, total = wl.agg
+        self.agg_select = f"{_q(group)} AS g, count(*) AS n, sum({_q(total)}) AS total"
+        self.agg_where = f"{_q(num)} > $thr"
         self.con.register("batch", wl.commits[0].slice(0, 0))
         self.con.execute(
             f"CREATE TABLE {self.table} AS SELECT * EXCLUDE ({self.valid}), "
@@ -84,15 +93,32 @@ class DuckDBSCD2:
     def finish_ingest(self) -> None:
         self.con.execute("CHECKPOINT")
 
-    def _as_of_sql(self, select: str) -> str:
+    def reopen(self) -> None:
+        import duckdb
+
+        self.con = duckdb.connect(self.path)
+
+    def _as_of_sql(self, select: str, where: str = "") -> str:
         return (f"SELECT {select} FROM {self.table} WHERE valid_from <= $at "
-                "AND (valid_to IS NULL OR valid_to > $at)")
+                f"AND (valid_to IS NULL OR valid_to > $at){where}")
 
     def as_of(self, at: dt.datetime, commit: int) -> pa.Table:
         return self.con.sql(self._as_of_sql("*"), params={"at": at}).to_arrow_table()
 
+    def as_of_now(self) -> pa.Table:
+        return self.con.sql(f"SELECT * FROM {self.table} WHERE valid_to IS NULL").to_arrow_table()
+
     def as_of_count(self, at: dt.datetime, commit: int) -> int:
         return self.con.sql(self._as_of_sql("count(*)"), params={"at": at}).fetchall()[0][0]
+
+    def agg(self, at: dt.datetime, commit: int) -> list[tuple]:
+        sql = self._as_of_sql(self.agg_select, f" AND {self.agg_where} GROUP BY ALL")
+        return self.con.sql(sql, params={"at": at, "thr": self.threshold}).fetchall()
+
+    def get_at(self, key: str, at: dt.datetime, commit: int) -> dict:
+        """The SCD2 point read: the key's row whose interval holds `at`."""
+        rel = self.con.sql(self._as_of_sql("*", f" AND {self.key} = $k"), params={"at": at, "k": key})
+        return dict(zip(rel.columns, rel.fetchall()[0], strict=True))
 
     def history(self, key: str) -> pa.Table:
         return self.con.sql(f"SELECT * FROM {self.table} WHERE {self.key} = $k "
@@ -101,7 +127,7 @@ class DuckDBSCD2:
     def get(self, key: str) -> dict:
         rel = self.con.sql(f"SELECT * FROM {self.table} WHERE {self.key} = $k "
                            "AND valid_to IS NULL", params={"k": key})
-        return dict(zip(rel.columns, rel.fetchall()[0]))
+        return dict(zip(rel.columns, rel.fetchall()[0], strict=True))
 
     def put(self, i: int) -> None:
         if i == 0:
@@ -134,11 +160,12 @@ class DeltaLakeSystem:
 
     name = "deltalake"
     supports_put = True
+    history_per_commit = True  # one version per key and commit: the MERGE keeps the latest
 
     def setup(self, root: Path, wl: Workload) -> None:
         self.path = str(root / "delta")
         self.bench_path = str(root / "delta_bench")
-        self.key, self.valid = wl.key, wl.valid
+        self.key, self.valid, self.agg_spec = wl.key, wl.valid, wl.agg
         self.versions: list[int] = []  # Delta version after each workload commit
         self.dt = None
 
@@ -159,10 +186,37 @@ class DeltaLakeSystem:
     def finish_ingest(self) -> None:
         pass
 
+    def reopen(self) -> None:
+        from deltalake import DeltaTable
+
+        self.dt = DeltaTable(self.path)
+
     def as_of(self, at: dt.datetime, commit: int) -> pa.Table:
         from deltalake import DeltaTable
 
         return DeltaTable(self.path, version=self.versions[commit]).to_pyarrow_table()
+
+    def as_of_now(self) -> pa.Table:
+        from deltalake import DeltaTable
+
+        return DeltaTable(self.path).to_pyarrow_table()
+
+    def agg(self, at: dt.datetime, commit: int) -> pa.Table:
+        """pyarrow: the version's dataset, filtered on scan, then a pyarrow group-by."""
+        import pyarrow.dataset as ds
+        from deltalake import DeltaTable
+
+        num, threshold, group, total = self.agg_spec
+        dset = DeltaTable(self.path, version=self.versions[commit]).to_pyarrow_dataset()
+        t = dset.to_table(columns=[group, total], filter=ds.field(num) > threshold)
+        out = t.group_by(group, use_threads=False).aggregate([([], "count_all"), (total, "sum")])
+        return out.select([group, "count_all", f"{total}_sum"])
+
+    def get_at(self, key: str, at: dt.datetime, commit: int) -> dict:
+        """The key's row at the table version that ends at `at` (Delta has no valid time)."""
+        from deltalake import DeltaTable
+
+        return self._key_rows(DeltaTable(self.path, version=self.versions[commit]), key).to_pylist()[0]
 
     def as_of_count(self, at: dt.datetime, commit: int) -> int:
         from deltalake import DeltaTable
@@ -220,12 +274,25 @@ class PolarsDelta:
 
         self.pl, self.base_system = pl, base
 
-    def _scan(self, commit: int):
-        return self.pl.scan_delta(self.base_system.path,
-                                  version=self.base_system.versions[commit])
+    def _scan(self, commit: int | None):
+        version = None if commit is None else self.base_system.versions[commit]
+        return self.pl.scan_delta(self.base_system.path, version=version)
 
     def as_of(self, at: dt.datetime, commit: int) -> Any:
         return self._scan(commit).collect()  # a polars DataFrame (Arrow memory)
 
+    def as_of_now(self) -> Any:
+        return self._scan(None).collect()
+
     def as_of_count(self, at: dt.datetime, commit: int) -> int:
         return self._scan(commit).select(self.pl.len()).collect().item()
+
+    def agg(self, at: dt.datetime, commit: int) -> Any:
+        return polars_agg(self.pl, self._scan(commit), self.base_system.agg_spec)
+
+
+def polars_agg(pl: Any, lf: Any, spec: tuple[str, float, str, str]) -> Any:
+    """`lf` filtered on `spec`'s numeric column, grouped: columns group, n, total (collected)."""
+    num, threshold, group, total = spec
+    return (lf.filter(pl.col(num) > threshold).group_by(group)
+            .agg(pl.len().alias("n"), pl.col(total).sum().alias("total")).collect())

