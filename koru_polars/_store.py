@@ -1,6 +1,6 @@
 """Turning a ``source``/``target`` argument into a store, and keeping a scan's files alive.
 
-A :class:`koru_core.ScanPlan` holds a *reader lease*: while the plan object is
+A :class:`koru_core.ReadPlan` holds a *reader lease*: while the plan object is
 alive (and its store is open), vacuum keeps every file the plan lists, even
 after consolidation replaced them. A lazy frame is read long after
 ``scan_koru`` returns, so :func:`hold` ties the plan (and, for a path source,
@@ -20,7 +20,7 @@ from pathlib import Path
 import polars as pl
 
 import koru_core as koru
-from koru_core import InvalidInputError, ScanPlan, Store
+from koru_core import InvalidInputError, ReadPlan, Store
 from koru_core._time import to_ns
 
 __all__ = ["Lease", "StoreLike", "hold", "plan_scan", "time_ns", "writing"]
@@ -39,7 +39,7 @@ class Lease:
 
     __slots__ = ("__weakref__", "plan", "store")
 
-    def __init__(self, plan: ScanPlan, store: Store) -> None:
+    def __init__(self, plan: ReadPlan, store: Store) -> None:
         self.plan = plan
         self.store = store
 
@@ -47,8 +47,9 @@ class Lease:
         return f"<koru lease: {self.plan.namespace!r} at commit {self.plan.commit}>"
 
 
-def plan_scan(source: StoreLike, namespace: str, *, version: int | None) -> Lease:
-    """Resolve ``source`` and return the lease of the plan of ``namespace`` at ``version``.
+def plan_scan(source: StoreLike, namespace: str, *, version: int | None, at: object = None,
+              shape: str = "as_of") -> Lease:
+    """Resolve ``source`` and return the lease of the plan (``Store.plan``) of ``namespace``.
 
     Raises:
         InvalidInputError: ``source`` is neither a Store nor a path, the path
@@ -56,7 +57,7 @@ def plan_scan(source: StoreLike, namespace: str, *, version: int | None) -> Leas
         NamespaceNotFoundError: the namespace was never written.
     """
     if isinstance(source, Store):
-        return Lease(source.scan_plan(namespace, version=version), source)
+        return Lease(source.plan(namespace, at=at, version=version, shape=shape), source)  # type: ignore[arg-type]
     if not isinstance(source, (str, os.PathLike)):
         msg = f"source must be a store path or a koru Store, got {type(source).__name__}"
         raise InvalidInputError(msg)
@@ -64,9 +65,9 @@ def plan_scan(source: StoreLike, namespace: str, *, version: int | None) -> Leas
     if not (path / "catalog.sqlite").is_file():
         msg = f"no koru store at {str(path)!r} (it has no catalog.sqlite)"
         raise InvalidInputError(msg)
-    store = koru.open(path)
+    store = koru.open(path, create=False)
     try:
-        lease = Lease(store.scan_plan(namespace, version=version), store)
+        lease = Lease(store.plan(namespace, at=at, version=version, shape=shape), store)  # type: ignore[arg-type]
     except BaseException:
         store.close()
         raise

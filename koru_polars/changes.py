@@ -15,9 +15,9 @@ from datetime import datetime
 
 import polars as pl
 
-from koru_core import InvalidInputError
-from koru_polars._store import StoreLike, hold, plan_scan, time_ns
-from koru_polars.scan import versions_frame
+from koru_core.read.plan import plan_window
+from koru_polars._store import StoreLike, hold, plan_scan
+from koru_polars.scan import POLARS, versions_frame
 
 __all__ = ["CHANGE_COLUMNS", "scan_koru_changes"]
 
@@ -67,11 +67,14 @@ def scan_koru_changes(
         >>> scan_koru_changes(store, "users", since=1).collect()["op"].to_list()
         ['update', 'delete']
     """
-    column, lo, hi = _window(namespace, since, until)
-    lease = plan_scan(source, namespace, version=None)
+    lease = plan_scan(source, namespace, version=None, shape="versions")
     plan = lease.plan
-    values = [n for n in plan.schema.names if not n.startswith("_")]
-    versions = versions_frame(plan).filter(pl.col("_commit") <= plan.commit)
+    kind, low, high = plan_window(namespace, since, until, plan.head)
+    column = "_commit" if kind == "commit" else "_valid_from"
+    lo = low if kind == "commit" or low is None else POLARS.timestamp(low)
+    hi = high if kind == "commit" or high is None else POLARS.timestamp(high)
+    values = list(plan.columns)
+    versions = versions_frame(plan)
     in_window = pl.lit(True)
     if lo is not None:
         in_window = in_window & (pl.col(column) > lo)
@@ -101,27 +104,6 @@ def scan_koru_changes(
         .filter(in_window & ~pl.col("__no_change"))
         .select(*CHANGE_COLUMNS, *values)
         .sort("_commit", "_key", "_valid_from")
+        .with_columns([pl.col(c).bin.encode("hex") for c in CHANGE_COLUMNS if "write_id" in c or "content_id" in c])
     )
     return hold(feed, lease)
-
-
-def _window(
-    namespace: str, since: object, until: object,
-) -> tuple[str, pl.Expr | int | None, pl.Expr | int | None]:
-    """Check the bounds; return the column they bound and the two bounds as literals."""
-    bounds = [b for b in (since, until) if b is not None]
-    kinds = {datetime if isinstance(b, datetime) else int for b in bounds}
-    if any(isinstance(b, bool) or not isinstance(b, (int, datetime)) for b in bounds) or len(kinds) > 1:
-        msg = (
-            f"namespace {namespace!r}: since/until must both be commit numbers (int) or both "
-            f"datetimes, got {since!r}, {until!r}"
-        )
-        raise InvalidInputError(msg)
-    if kinds == {datetime}:
-        def ts(b: object, what: str) -> pl.Expr | None:
-            if b is None:
-                return None
-            return pl.lit(time_ns(b, what=what), dtype=pl.Int64).cast(pl.Datetime("ns", "UTC"))
-
-        return "_valid_from", ts(since, "since"), ts(until, "until")
-    return "_commit", since, until  # type: ignore[return-value]

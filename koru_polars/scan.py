@@ -1,46 +1,49 @@
 """``scan_koru`` / ``read_koru``: a koru namespace as a native Polars plan.
 
-As ``polars.io.delta`` does for Delta tables, koru_core resolves the commit and
-its files when ``scan_koru`` is called (:meth:`koru_core.Store.scan_plan`); the
-rest is a plan of Polars' own operators, run at ``collect``:
+As ``polars.io.delta`` does for Delta tables, koru_core resolves the commit and its
+files when ``scan_koru`` is called (:meth:`koru_core.Store.plan`: the read planner
+decides the files, the strategy and the bounds); this module only translates that
+plan into Polars' own operators, run at ``collect``:
 
-1. ``pl.scan_parquet`` over the namespace's data files (older files lacking a
-   column read it as null; narrower types are cast), concatenated with the
-   versions not yet flushed to a file (a small in-memory frame);
-2. a filter on the system columns, ``_commit <= version`` and
-   ``_valid_from <= at``, which Polars pushes into the Parquet scan (row-group
-   statistics prune on it);
-3. the latest version per ``_key`` by (``_valid_from``, ``_commit``), restated
-   from :func:`koru_core.read.as_of_rule` (DESIGN.md, "As-of, precisely");
-4. tombstones dropped.
+1. each source becomes a ``pl.scan_parquet`` (older files lacking a column read it
+   as null; narrower types are cast; warm files get their commit and system time as
+   constants) or, for versions not yet in files, a small in-memory frame;
+2. the planner's filters (:func:`koru_core.read.plan.exact_filter`,
+   :func:`~koru_core.read.plan.candidate_filter`), built as Polars expressions by
+   :class:`PolarsPredicates`, which Polars pushes into the Parquet scans;
+3. for candidate rows, the latest version per ``_key`` by
+   :data:`koru_core.read.plan.ORDER_COLUMNS`; for strategy ``merge``, exact rows of
+   keys without candidates plus the later of both per contested key;
+4. tombstones dropped, ids shown as hex.
 
-Because step 3 is a ``group_by("_key")``, Polars pushes a later filter on
-``_key`` below it (a key's versions are chosen among that key's versions
-only), but never a filter on a value column: ``scan_koru(...).filter(x > 3)``
-is the as-of state filtered, not the as-of state of the versions with
-``x > 3``.
+Because the per-key choice is a ``group_by("_key")``, Polars pushes a later filter
+on ``_key`` below it, but never a filter on a value column:
+``scan_koru(...).filter(x > 3)`` is the as-of state filtered, not the as-of state of
+the versions with ``x > 3``.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
-from pathlib import Path
 
 import polars as pl
 import pyarrow as pa
 
-from koru_core import CorruptionError, ScanPlan
-from koru_core.model import SYSTEM_COLUMNS, TIMESTAMP
-from koru_core.scan import hint_applies
-from koru_polars._store import StoreLike, hold, plan_scan, time_ns
+from koru_core import ReadPlan, Source
+from koru_core.layout import COLD_SCHEMA, COMMIT_SCHEMA
+from koru_core.model import TIMESTAMP
+from koru_core.read.plan import ORDER_COLUMNS, OUTPUT_SYSTEM_COLUMNS, candidate_filter, exact_filter
+from koru_polars._store import StoreLike, hold, plan_scan
 
-__all__ = ["AS_OF_SYSTEM_COLUMNS", "read_koru", "scan_koru", "versions_frame"]
+__all__ = ["AS_OF_SYSTEM_COLUMNS", "PolarsPredicates", "read_koru", "scan_koru", "versions_frame"]
 
-AS_OF_SYSTEM_COLUMNS = ("_key", "_valid_from", "_system_from", "_commit", "_write_id")
+AS_OF_SYSTEM_COLUMNS = OUTPUT_SYSTEM_COLUMNS
 """System columns an as-of frame carries after the value columns (as ``Store.as_of``)."""
 
-_ORDER = ("_valid_from", "_commit")
-"""A key's versions are ordered by valid time, then commit (system time never decreases)."""
+_HEX = ("_write_id", "_prev_write_id", "_content_id")
+_VERSION_COLUMNS = ("_key", "_valid_from", "_valid_to", "_system_from", "_commit", "_write_id", "_prev_write_id",
+                    "_content_id", "_deleted", "_actor", "_run_id", "_parents")
+_UTC_NS = pl.Datetime("ns", "UTC")
 
 _CAST = pl.ScanCastOptions(
     integer_cast=["upcast", "allow-float"],
@@ -51,6 +54,40 @@ _CAST = pl.ScanCastOptions(
 """Casts an older file may need to reach the namespace's schema: exactly the lossless
 widenings of :mod:`koru_core.schema` (wider ints, small ints to float64, float32 to
 float64, finer timestamp units, struct fields added later)."""
+
+
+class PolarsPredicates:
+    """The planner's predicates as Polars expressions (:class:`koru_core.read.plan.Predicates`)."""
+
+    def col(self, name: str) -> pl.Expr:
+        return pl.col(name)
+
+    def timestamp(self, ns: int) -> pl.Expr:
+        return pl.lit(ns, dtype=pl.Int64).cast(_UTC_NS)
+
+    def integer(self, value: int) -> pl.Expr:
+        return pl.lit(value, dtype=pl.Int64)
+
+    def le(self, a: pl.Expr, b: pl.Expr) -> pl.Expr:
+        return a <= b
+
+    def gt(self, a: pl.Expr, b: pl.Expr) -> pl.Expr:
+        return a > b
+
+    def is_null(self, a: pl.Expr) -> pl.Expr:
+        return a.is_null()
+
+    def and_(self, a: pl.Expr, b: pl.Expr) -> pl.Expr:
+        return a & b
+
+    def or_(self, a: pl.Expr, b: pl.Expr) -> pl.Expr:
+        return a | b
+
+    def not_(self, a: pl.Expr) -> pl.Expr:
+        return ~a
+
+
+POLARS = PolarsPredicates()
 
 
 def scan_koru(
@@ -67,9 +104,9 @@ def scan_koru(
     is read until ``collect``. The plan is native Polars, so projection,
     predicate (on system columns and ``_key``), slice and statistics pushdown
     are Polars' own. While the frame, or any frame derived from it, is alive
-    it holds the plan's reader lease, so ``Store.vacuum`` keeps the files it
-    will read even after consolidation replaced them (for a path source, the
-    store opened for it stays open until then).
+    it holds the plan's reader lease, so vacuum keeps the files it will read even
+    after consolidation replaced them (for a path source, the store opened for it
+    stays open until then).
 
     Args:
         source: A store folder (it must exist; a read never creates a store) or
@@ -86,7 +123,7 @@ def scan_koru(
     Returns:
         As-of (default): one row per live key, the value columns then ``_key``
         (String), ``_valid_from``, ``_system_from`` (Datetime[ns, UTC]),
-        ``_commit`` (Int64), ``_write_id`` (String); the same rows as
+        ``_commit`` (Int64), ``_write_id`` (String, 16 hex); the same rows as
         :meth:`koru_core.Store.as_of`, in no particular order.
 
         ``history=True``: the value columns then every system column
@@ -99,7 +136,8 @@ def scan_koru(
         NamespaceNotFoundError: ``namespace`` was never written.
         InvalidInputError: bad ``source``, naive ``at``, or ``version`` is not
             a commit number.
-        CorruptionError: a data file of the plan is missing or has the wrong size.
+        PrunedError: distillation dropped versions valid at ``at``.
+        CorruptionError: a data file of the plan is missing or damaged.
 
     Example:
         >>> import tempfile, polars as pl, koru_core as koru
@@ -119,30 +157,17 @@ def scan_koru(
         >>> scan_koru(store, "users", version=1).filter(pl.col("_key") == "a").collect()["age"].item()
         31
     """
-    valid_at = None if at is None else time_ns(at, what="at")
-    lease = plan_scan(source, namespace, version=version)
+    lease = plan_scan(source, namespace, version=version, at=None if history else at,
+                      shape="versions" if history else "as_of")
     plan = lease.plan
-    values = [n for n in plan.schema.names if not n.startswith("_")]
     if history:
-        versions = versions_frame(plan)
-        frame = _with_valid_to(versions.filter(pl.col("_commit") <= plan.commit))
-        if valid_at is not None:
-            frame = frame.filter(pl.col("_valid_from") <= _timestamp(valid_at))
-        return hold(frame.select(*values, *SYSTEM_COLUMNS), lease)
-    if valid_at is None:
-        valid_at = _now()
-    use_hint = hint_applies(plan)
-    visible = versions_frame(plan, valid_at=valid_at, valid_to_hint=use_hint).filter(
-        (pl.col("_commit") <= plan.commit) & (pl.col("_valid_from") <= _timestamp(valid_at))
-    )
-    if use_hint:  # cold files' stored _valid_to never undershoots: see koru_core.scan.read_versions
-        hinted = pl.col("_valid_to").is_null() | (pl.col("_valid_to") > _timestamp(valid_at))
-        visible = visible.filter(hinted).drop("_valid_to")
-    if plan.has_exact_valid_to:  # one consolidation run: the stored intervals are the answer
-        state = visible.filter(~pl.col("_deleted")).select(*values, *AS_OF_SYSTEM_COLUMNS)
-        return hold(state, lease)
-    state = _latest_per_key(visible).filter(~pl.col("_deleted")).select(*values, *AS_OF_SYSTEM_COLUMNS)
-    return hold(state, lease)
+        frame = _hex(_with_valid_to(versions_frame(plan)))
+        if at is not None:
+            from koru_core._time import to_ns
+
+            frame = frame.filter(pl.col("_valid_from") <= POLARS.timestamp(to_ns(at, what="at")))
+        return hold(frame.select(*plan.columns, *_VERSION_COLUMNS), lease)
+    return hold(as_of_frame(plan), lease)
 
 
 def read_koru(
@@ -163,9 +188,7 @@ def read_koru(
         version with ``_valid_to`` for ``history=True``).
 
     Raises:
-        NamespaceNotFoundError, InvalidInputError, CorruptionError: as
-        :func:`scan_koru`; a data file that breaks between the call and the
-        read fails in Polars' Parquet reader.
+        NamespaceNotFoundError, InvalidInputError, CorruptionError, PrunedError: as :func:`scan_koru`.
 
     Example:
         >>> import tempfile, koru_core as koru
@@ -178,88 +201,107 @@ def read_koru(
     return scan_koru(source, namespace, at=at, version=version, history=history).collect()
 
 
-def versions_frame(plan: ScanPlan, *, valid_at: int | None = None, valid_to_hint: bool = False) -> pl.LazyFrame:
-    """Return the stored versions of ``plan`` (data files plus pending versions) lazily.
+# -- translation ------------------------------------------------------------------------
 
-    No row filter is applied: rows with ``_commit > plan.commit`` are still
-    there. With ``valid_at`` (ns, UTC), data files whose versions all start
-    later (catalog ``min_valid``) are left out. The frame has exactly
-    ``plan.schema`` (system columns then value columns) as Polars types, plus,
-    with ``valid_to_hint``, the ``_valid_to`` that cold files store (null
-    elsewhere).
+
+def _schema(plan: ReadPlan, system: pa.Schema) -> pl.Schema:
+    return pl.from_arrow(pa.schema([*system, *plan.schema]).empty_table()).schema  # type: ignore[union-attr]
+
+
+def _source_frame(plan: ReadPlan, src: Source) -> pl.LazyFrame:
+    """One source with every cold column (virtual ones added), the namespace's value schema."""
+    cold = _schema(plan, COLD_SCHEMA)
+    if src.table is not None:
+        frame = pl.from_arrow(src.table)
+        assert isinstance(frame, pl.DataFrame)
+        lazy = frame.lazy()
+        have = set(frame.columns)
+    else:
+        assert src.uri is not None
+        system = COLD_SCHEMA if src.is_cold else COMMIT_SCHEMA
+        lazy = pl.scan_parquet(src.uri, schema=_schema(plan, system), missing_columns="insert", cast_options=_CAST,
+                               hive_partitioning=False, glob=False, extra_columns="ignore")
+        have = set(_schema(plan, system).names())
+    extra = []
+    for name, dtype in cold.items():
+        if name in have:
+            continue
+        if name == "_commit" and src.commit is not None:
+            extra.append(pl.lit(src.commit, dtype=pl.Int64).alias(name))
+        elif name == "_system_from" and src.system_time is not None:
+            extra.append(pl.lit(src.system_time, dtype=pl.Int64).cast(_UTC_NS).alias(name))
+        else:
+            extra.append(pl.lit(None, dtype=dtype).alias(name))
+    if extra:
+        lazy = lazy.with_columns(extra)
+    return lazy.select([pl.col(n).cast(t) for n, t in cold.items()])
+
+
+def versions_frame(plan: ReadPlan) -> pl.LazyFrame:
+    """Every candidate row of ``plan`` (``_commit <= plan.commit``), ids as bytes, no ``_valid_to``.
 
     Raises:
-        CorruptionError: a file is missing or its size differs from the catalog's.
+        CorruptionError: never at plan time (files were validated by the planner).
     """
-    arrow_schema = plan.schema.append(pa.field("_valid_to", TIMESTAMP)) if valid_to_hint else plan.schema
-    schema = pl.from_arrow(arrow_schema.empty_table()).schema
-    paths = []
-    for path, entry in zip(plan.files, plan.entries):
-        if valid_at is None or entry.min_valid <= valid_at:
-            _check_file(Path(path), entry.bytes, plan.namespace)
-            paths.append(path)
-    parts = []
-    if paths:
-        parts.append(
-            pl.scan_parquet(
-                paths, schema=schema, missing_columns="insert", cast_options=_CAST,
-                hive_partitioning=False, glob=False, extra_columns="ignore",  # cold files add _valid_to
-            )
-        )
-    if plan.pending.num_rows:
-        table = plan.pending
-        if valid_to_hint:
-            table = table.append_column(pa.field("_valid_to", TIMESTAMP), pa.nulls(table.num_rows, TIMESTAMP))
-        pending = pl.from_arrow(table)
-        assert isinstance(pending, pl.DataFrame)
-        parts.append(pending.cast(dict(schema)).lazy())
+    parts = [
+        _source_frame(plan, s).filter(candidate_filter(POLARS, None, plan.commit, is_cold=s.is_cold))
+        for s in plan.candidates
+    ]
     if not parts:
-        return pl.LazyFrame(schema=schema)
-    return parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
+        return pl.LazyFrame(schema=_schema(plan, COLD_SCHEMA))
+    frame = parts[0] if len(parts) == 1 else pl.concat(parts, how="vertical")
+    if plan.key is not None:
+        frame = frame.filter(pl.col("_key") == plan.key)
+    return frame
 
 
-def _check_file(path: Path, size: int, namespace: str) -> None:
-    try:
-        actual = path.stat().st_size
-    except FileNotFoundError as err:
-        msg = f"{path}: data file of namespace {namespace!r} is missing"
-        raise CorruptionError(msg) from err
-    if actual != size:
-        msg = f"{path}: data file is {actual} bytes, the catalog recorded {size}"
-        raise CorruptionError(msg)
+def _latest(frame: pl.LazyFrame) -> pl.LazyFrame:
+    """The rule's choice per ``_key``: the last row by :data:`ORDER_COLUMNS`."""
+    return frame.sort(*ORDER_COLUMNS).group_by("_key").agg(pl.all().last())
 
 
-_ORDER_KEY = (
-    pl.col("_valid_from").dt.epoch("ns").cast(pl.Int128) * pl.lit(2**63, dtype=pl.Int128)
-    + pl.col("_commit").cast(pl.Int128)
-)
-"""(``_valid_from``, ``_commit``) as one Int128 with the same order: ns since the epoch
-(signed, 64 bits) times 2**63, plus the commit number (0 <= commit < 2**63). ``max_by``
-on it was about 2x faster than ``sort_by("_valid_from", "_commit").last()`` (which Polars
-row-encodes) on 1M keys x 10 versions, and it keeps projection and ``_key`` predicate
-pushdown (a row-index semi-join was ~1.5x faster on a full scan but blocks both)."""
-
-
-def _latest_per_key(versions: pl.LazyFrame) -> pl.LazyFrame:
-    """The as-of rule's choice: per ``_key``, the version with the largest (``_valid_from``, ``_commit``)."""
-    return versions.group_by("_key").agg(pl.all().max_by(_ORDER_KEY))
+def as_of_frame(plan: ReadPlan) -> pl.LazyFrame:
+    """The as-of state of an as-of plan (see the module docstring)."""
+    assert plan.valid_at is not None
+    exact = [_source_frame(plan, s).filter(exact_filter(POLARS, plan.valid_at)) for s in plan.exact]
+    cands = [
+        _source_frame(plan, s).filter(candidate_filter(POLARS, plan.valid_at, plan.commit, is_cold=s.is_cold))
+        for s in plan.candidates
+    ]
+    exact_rows = pl.concat(exact, how="vertical") if exact else None
+    if exact_rows is not None and plan.key is not None:
+        exact_rows = exact_rows.filter(pl.col("_key") == plan.key)
+    if plan.strategy == "intervals" and exact_rows is not None:
+        state = exact_rows
+    elif not cands:
+        state = exact_rows if exact_rows is not None else pl.LazyFrame(schema=_schema(plan, COLD_SCHEMA))
+    else:
+        latest = _latest(pl.concat(cands, how="vertical"))
+        if plan.strategy == "latest" or exact_rows is None:
+            state = latest
+        else:
+            keys = latest.select("_key")
+            rest = exact_rows.join(keys, on="_key", how="anti")
+            contested = exact_rows.join(keys, on="_key", how="semi")
+            both = _latest(pl.concat([latest.select(exact_rows.collect_schema().names()), contested], how="vertical"))
+            state = pl.concat([rest, both.select(rest.collect_schema().names())], how="vertical")
+    out = state.filter(~pl.col("_deleted")).select(*plan.columns, *OUTPUT_SYSTEM_COLUMNS)
+    return out.with_columns(pl.col("_write_id").bin.encode("hex"))
 
 
 def _with_valid_to(versions: pl.LazyFrame) -> pl.LazyFrame:
-    """Sort by (``_key``, ``_valid_from``, ``_commit``) and add ``_valid_to``: the next
-    version's ``_valid_from`` for the same key, null for the last (as ``koru_core.read.with_valid_to``)."""
-    ordered = versions.sort("_key", *_ORDER)
+    """Sort by (``_key``, ``_valid_from``, ``_commit``) and set ``_valid_to``: the next
+    version's ``_valid_from`` for the same key, null for the last."""
+    ordered = versions.sort("_key", *ORDER_COLUMNS)
     same_next = pl.col("_key") == pl.col("_key").shift(-1)
     valid_to = pl.when(same_next).then(pl.col("_valid_from").shift(-1)).otherwise(None)
-    return ordered.with_columns(valid_to.cast(pl.Datetime("ns", "UTC")).alias("_valid_to"))
+    return ordered.with_columns(valid_to.cast(_UTC_NS).alias("_valid_to"))
 
 
-def _timestamp(nanos: int) -> pl.Expr:
-    return pl.lit(nanos, dtype=pl.Int64).cast(pl.Datetime("ns", "UTC"))
+def _hex(frame: pl.LazyFrame) -> pl.LazyFrame:
+    return frame.with_columns([pl.col(c).bin.encode("hex") for c in _HEX])
 
 
-def _now() -> int:
-    import time
-
-    return time.time_ns()
-
+def timestamp_of(ns: int) -> pa.Scalar:
+    """A timestamp[ns, UTC] scalar (for callers building frames by hand)."""
+    return pa.scalar(ns, TIMESTAMP)

@@ -54,8 +54,12 @@ COLD_ROW_GROUP_ROWS = 16 * 1024
 STATE_SHARD_ROWS = 4 * 1024 * 1024
 """Keys per state shard: a run rewrites only the shards holding keys it changed."""
 
-HISTORY_MERGE_ROWS = 256 * 1024
-"""History files smaller than this are merged with their neighbours in ``_valid_to``."""
+HISTORY_MERGE_ROWS = 4 * 1024 * 1024
+"""History files of at least this many rows are never merged again (their ``_valid_to`` range
+then prunes as-of reads)."""
+
+HISTORY_MAX_FILES = 16
+"""A run merges the smallest history files while a namespace would keep more than this many."""
 
 STATE_EXTRA = pa.schema([pa.field("_last_write_id", WRITE_ID), pa.field("_last_valid", TIMESTAMP)])
 """Columns state files keep beyond :data:`~koru_core.layout.COLD_SCHEMA` (for the write path's index)."""
@@ -158,9 +162,9 @@ def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEn
     state = pa.concat_tables([kept_state, new_state.select(kept_state.column_names)])
     state = state.sort_by([("_key", "ascending")])
     added = [*remainders, *_write_state(ctx, namespace, x.head, state)]
-    small = [e for e in x.files if e.tier == "cold" and e.kind == "history" and e.rows < HISTORY_MERGE_ROWS
-             and e not in rewritten]
-    if closed.num_rows and small:  # fold small history files into the new one
+    small = _history_to_merge([e for e in x.files if e.tier == "cold" and e.kind == "history" and e not in rewritten],
+                              closed.num_rows)
+    if closed.num_rows and small:  # fold small history files into the new one (size-tiered)
         closed = pa.concat_tables([closed, *(conform(ctx.files.read(e, schema.names), schema) for e in small)])
         closed = closed.sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
         rewritten = [*rewritten, *small]
@@ -170,6 +174,23 @@ def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEn
     if skips is not None:
         added.append(_write(ctx, namespace, "skips", x.head, skips))
     return [*touched, *rewritten], added
+
+
+def _history_to_merge(history: list[FileEntry], new_rows: int) -> list[FileEntry]:
+    """The history files to fold into a new one of ``new_rows`` rows: smallest first, each
+    no larger than the rows gathered so far (size-tiered, as in LSM stores: a row is
+    rewritten O(log n) times), plus the smallest ones while more than
+    :data:`HISTORY_MAX_FILES` would be left."""
+    chosen, acc = [], new_rows
+    candidates = sorted(history, key=lambda e: (e.rows, e.path))
+    for e in candidates:
+        if e.rows > acc and len(candidates) - len(chosen) < HISTORY_MAX_FILES:
+            break
+        if e.rows >= HISTORY_MERGE_ROWS and e.rows > acc:
+            break
+        chosen.append(e)
+        acc += e.rows
+    return chosen
 
 
 def _touches(e: FileEntry, keys: pa.Array) -> bool:

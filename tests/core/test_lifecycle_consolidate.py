@@ -1,4 +1,9 @@
-"""Consolidation (issue 5): warm files + pending versions → cold files, atomically and incrementally."""
+"""Consolidation: warm files + pending versions → the cold layout (state and history files), atomically.
+
+Issue 17: state files hold each key's last version, history files the closed ones with
+an exact ``_valid_to`` (and ``_valid_to_commit``); every answer is unchanged by a run,
+a run rewrites only what it must, and the store consolidates by itself past thresholds.
+"""
 
 from __future__ import annotations
 
@@ -7,12 +12,13 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
 import koru_core as koru
-from koru_core.lifecycle.consolidate import AUTO_CONSOLIDATE_WARM_FILES, COLD_ROW_GROUP_ROWS
-from koru_core.scan import read_versions
+from koru_core.lifecycle.auto import AUTO_COMMITS
+from koru_core.lifecycle.consolidate import COLD_ROW_GROUP_ROWS
 
 T0 = datetime(2026, 1, 15, tzinfo=timezone.utc)
 
@@ -31,15 +37,20 @@ def _fill(store: koru.Store, *, keys: int = 3000, rounds: int = 4) -> None:
 def _answers(store: koru.Store) -> dict[str, pa.Table]:
     out = {"versions": store.versions("users"), "hist1": store.history("users", "k00001"),
            "hist2": store.history("users", "k00002"), "changes": store.changes("users", since=0),
-           "tags": store.as_of("tags")}
-    for v in range(1, store.commits()[-1].commit + 1):
-        out[f"v{v}"] = store.as_of("users", version=v, at=T0 + timedelta(days=500))
+           "tags": store.as_of("tags", sort=True)}
+    for v in range(1, store.version() + 1):
+        out[f"v{v}"] = store.as_of("users", version=v, at=T0 + timedelta(days=500), sort=True)
     for d in (-100, 0, 50, 130, 401):
-        out[f"at{d}"] = store.as_of("users", at=T0 + timedelta(days=d))
+        out[f"at{d}"] = store.as_of("users", at=T0 + timedelta(days=d), sort=True)
     return out
 
 
-def test_consolidate_keeps_every_answer_and_moves_data_to_cold(store: koru.Store) -> None:
+def _cold(store: koru.Store, kind: str) -> list[koru.Source]:
+    return [s for s in store.plan("users", shape="versions").candidates if s.kind == kind]
+
+
+def test_consolidate_keeps_every_answer_and_moves_data_to_cold(tmp_path: Path) -> None:
+    store = koru.open(tmp_path / "s", auto_consolidate=False)
     _fill(store)
     before = _answers(store)
     result = store.consolidate()
@@ -51,65 +62,94 @@ def test_consolidate_keeps_every_answer_and_moves_data_to_cold(store: koru.Store
     for name, table in before.items():
         assert after[name].equals(table), name
     assert store.consolidate().namespaces == ()  # nothing new
+    store.close()
 
 
-def test_cold_files_are_sorted_partitioned_and_carry_valid_to(store: koru.Store) -> None:
+def test_state_and_history_files_are_sorted_and_carry_exact_intervals(tmp_path: Path) -> None:
+    store = koru.open(tmp_path / "s", auto_consolidate=False)
     _fill(store)
     store.consolidate()
-    plan = store.scan_plan("users")
-    assert all(e.tier == "cold" for e in plan.entries)
-    epochs = sorted(Path(p).parent.name for p in plan.files)
-    assert epochs[0] == "epoch=2025-10" and "epoch=2026-01" in epochs
     full = store.versions("users")
-    for path in plan.files:
+    states, histories = _cold(store, "state"), _cold(store, "history")
+    assert len(states) == 1 and len(histories) == 1
+    state = pq.read_table(states[0].uri)
+    assert state["_valid_to"].null_count == state.num_rows, "state rows are each key's last version"
+    assert state["_key"].to_pylist() == sorted(set(full["_key"].to_pylist()))
+    history = pq.read_table(histories[0].uri)
+    assert history["_valid_to"].null_count == 0
+    assert history.equals(history.sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")]))
+    for path in (states[0].uri, histories[0].uri):
         meta = pq.ParquetFile(path).metadata
         assert meta.row_group(0).column(0).compression == "ZSTD"
         assert all(meta.row_group(i).num_rows <= COLD_ROW_GROUP_ROWS for i in range(meta.num_row_groups))
-        table = pq.read_table(path)
-        order = table.sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
-        assert table.equals(order)
-        assert table.column_names[:3] == ["_key", "_valid_from", "_valid_to"]
-        month = Path(path).parent.name.removeprefix("epoch=")
-        assert {t.strftime("%Y-%m") for t in table["_valid_from"].to_pylist()} == {month}
-        # written together, so _valid_to is exact
-        expected = full.select(["_write_id", "_valid_to"]).join(table.select(["_write_id"]), "_write_id", join_type="inner")
-        got = table.select(["_write_id", "_valid_to"]).sort_by("_write_id")
-        assert got.to_pylist() == expected.sort_by("_write_id").to_pylist()
+    # written over every commit, so the stored _valid_to is the one versions() computes
+    both = pa.concat_tables([history.select(["_write_id", "_valid_to"]), state.select(["_write_id", "_valid_to"])])
+    got = {w.hex(): t for w, t in zip(both["_write_id"].to_pylist(), both["_valid_to"].to_pylist())}
+    want = dict(zip(full["_write_id"].to_pylist(), full["_valid_to"].to_pylist()))
+    assert got == want
+    # _valid_to_commit is the commit of the version that ends the interval
+    by_key = {}
+    for r in full.to_pylist():
+        by_key.setdefault(r["_key"], []).append(r)
+    nxt = {a["_write_id"]: b["_commit"] for rows in by_key.values() for a, b in zip(rows, rows[1:])}
+    stored = dict(zip((w.hex() for w in history["_write_id"].to_pylist()), history["_valid_to_commit"].to_pylist()))
+    assert stored == nxt
+    store.close()
 
 
-def test_incremental_run_leaves_large_parts_alone(store: koru.Store) -> None:
+def test_a_small_overlay_rewrites_the_state_and_adds_one_history_file(tmp_path: Path) -> None:
+    store = koru.open(tmp_path / "s", auto_consolidate=False)
     store.upsert("users", [{"id": f"k{j}", "n": j} for j in range(20_000)], key="id", valid_from=T0)
+    store.upsert("users", [{"id": f"k{j}", "n": -j} for j in range(300_000, 300_010)], key="id", valid_from=T0)
+    store.upsert("users", [{"id": f"k{j}", "n": j + 1} for j in range(20_000)], key="id", valid_from=T0 + timedelta(days=1))
     store.consolidate()
-    big = store.scan_plan("users").entries
-    assert len(big) == 1
-    store.upsert("users", [{"id": f"k{j}", "n": -j - 1} for j in range(100)], key="id", valid_from=T0 + timedelta(days=1))
+    first_history = _cold(store, "history")
+    assert [s.entry.rows for s in first_history] == [20_000]
+    store.upsert("users", [{"id": f"k{j}", "n": -j - 1} for j in range(100)], key="id",
+                 valid_from=T0 + timedelta(days=2))
     expected = store.versions("users")
     store.consolidate()
-    entries = store.scan_plan("users").entries
-    assert big[0] in entries and len(entries) == 2 and sum(e.rows for e in entries) == 20_100
+    assert sorted(s.entry.rows for s in _cold(store, "history")) == [100, 20_000]
+    assert first_history[0].entry in [s.entry for s in _cold(store, "history")], "the old history file is kept"
+    assert sum(s.entry.rows for s in _cold(store, "state")) == 20_010
     assert store.versions("users").equals(expected)
-    # enough new rows fold the small parts into one again (size-tiered merging)
-    store.upsert("users", [{"id": f"k{j}", "n": j + 1} for j in range(20_000)], key="id", valid_from=T0 + timedelta(days=2))
-    expected = store.versions("users")
+    store.close()
+
+
+def test_a_backfill_rewrites_the_history_of_its_keys_only(tmp_path: Path) -> None:
+    store = koru.open(tmp_path / "s", auto_consolidate=False)
+    for d in range(3):
+        store.upsert("users", [{"id": f"k{j}", "n": 10 * d + j} for j in range(50)], key="id",
+                     valid_from=T0 + timedelta(days=10 * d))
     store.consolidate()
-    assert len(store.scan_plan("users").entries) == 1
-    assert store.versions("users").equals(expected)
+    store.upsert("users", [{"id": "k7", "n": -7}], key="id", valid_from=T0 + timedelta(days=5))  # between two versions
+    expected = {d: store.as_of("users", at=T0 + timedelta(days=d), sort=True) for d in (0, 5, 9, 10, 25)}
+    store.consolidate()
+    for d, table in expected.items():
+        assert store.as_of("users", at=T0 + timedelta(days=d), sort=True).equals(table), d
+    h = store.history("users", "k7")
+    assert h["n"].to_pylist() == [7, -7, 17, 27]
+    assert [t - T0 for t in h["_valid_to"].to_pylist()[:3]] == [timedelta(days=5), timedelta(days=10), timedelta(days=20)]
+    store.close()
 
 
 def test_plan_made_before_the_swap_still_reads_the_same_versions(store: koru.Store) -> None:
-    """Forced interleaving: plan, then consolidate, then read the old plan's files."""
+    """Forced interleaving: plan, then consolidate and delete what it replaced, then read the old plan's files."""
+    import polars as pl
+    from koru_polars.scan import as_of_frame
+
     _fill(store, keys=500, rounds=2)
-    plan = store.scan_plan("users")
-    expected = read_versions(store.path, plan).sort_by("_write_id")
+    plan = store.plan("users", at=T0 + timedelta(days=45))
+    expected = as_of_frame(plan).collect().sort("_key")
     store.consolidate()
-    assert read_versions(store.path, plan).sort_by("_write_id").equals(expected)
-    assert read_versions(store.path, store.scan_plan("users")).sort_by("_write_id").select(
-        expected.column_names).equals(expected)
+    store.vacuum(retain=timedelta(0))  # the plan's lease keeps its files
+    assert as_of_frame(plan).collect().sort("_key").equals(expected)
+    assert isinstance(expected, pl.DataFrame)
 
 
 def test_reader_in_a_loop_never_sees_duplicates_or_gaps(tmp_path: Path) -> None:
-    """Another thread (its own store object, its own catalog connection) queries
-    as_of in a loop while this one commits and consolidates repeatedly."""
+    """Another thread (its own store object) queries as_of in a loop while this one
+    commits and consolidates repeatedly."""
     path = tmp_path / "s.koru"
     writer = koru.open(path)
     writer.upsert("users", [{"id": f"k{j:05d}", "n": j} for j in range(5000)], key="id", valid_from=T0)
@@ -117,14 +157,14 @@ def test_reader_in_a_loop_never_sees_duplicates_or_gaps(tmp_path: Path) -> None:
         writer.upsert("users", [{"id": f"k{j:05d}", "n": j + r} for j in range(0, 5000, 3)], key="id",
                       valid_from=T0 + timedelta(days=r))
     at = T0 + timedelta(days=1, hours=12)
-    expected = writer.as_of("users", at=at, version=4)
+    expected = writer.as_of("users", at=at, version=4, sort=True)
     seen, errors, stop = [0], [], threading.Event()
 
     def read_loop() -> None:
         reader = koru.open(path)
         try:
             while not stop.is_set():
-                got = reader.as_of("users", at=at, version=4)
+                got = reader.as_of("users", at=at, version=4, sort=True)
                 if not got.equals(expected):
                     errors.append(got.num_rows)
                 seen[0] += 1
@@ -148,18 +188,24 @@ def test_reader_in_a_loop_never_sees_duplicates_or_gaps(tmp_path: Path) -> None:
     assert errors == [] and seen[0] > 0
 
 
-def test_auto_consolidate_past_the_warm_file_threshold(tmp_path: Path) -> None:
-    store = koru.open(tmp_path / "s.koru", auto_consolidate=True)
-    for r in range(AUTO_CONSOLIDATE_WARM_FILES):
-        store.upsert("users", [{"id": f"k{j}", "n": r} for j in range(1100)], key="id")
+def test_the_store_consolidates_and_deletes_replaced_files_by_itself(tmp_path: Path) -> None:
+    """Issue 17.3: automatic consolidation is on by default; replaced files go without a manual call."""
+    store = koru.open(tmp_path / "s.koru")
+    for r in range(AUTO_COMMITS):
+        store.put("users", "k", {"n": r})
     tiers = {r["tier"] for r in store.stats().to_pylist() if r["versions"]}
-    assert tiers == {"cold"}
-    assert store.as_of("users")["n"].to_pylist() == [AUTO_CONSOLIDATE_WARM_FILES - 1] * 1100
+    assert tiers == {"cold"}, "64 pending commits trigger a consolidation"
+    for r in range(AUTO_COMMITS):
+        store.put("users", "k", {"n": 100 + r})
+    files = {p.relative_to(tmp_path / "s.koru").as_posix() for p in (tmp_path / "s.koru").rglob("*.parquet")}
+    listed = {e.path for e in store._ctx.catalog.files()}
+    assert files == listed, "the files the second run replaced are deleted (no reader held them)"
+    assert store.get("users", "k") == {"n": 100 + AUTO_COMMITS - 1}
     store.close()
-    off = koru.open(tmp_path / "t.koru")
-    for r in range(AUTO_CONSOLIDATE_WARM_FILES):
-        off.upsert("users", [{"id": f"k{j}", "n": r} for j in range(1100)], key="id")
-    assert {r["tier"] for r in off.stats().to_pylist() if r["versions"]} == {"warm"}
+    off = koru.open(tmp_path / "t.koru", auto_consolidate=False)
+    for r in range(AUTO_COMMITS + 1):
+        off.put("users", "k", {"n": r})
+    assert {r["tier"] for r in off.stats().to_pylist() if r["versions"]} == {"hot"}
     off.close()
 
 
@@ -169,12 +215,13 @@ def test_engines_read_cold_files(store: koru.Store) -> None:
 
     _fill(store, keys=200, rounds=2)
     at = T0 + timedelta(days=45)
-    core = store.as_of("users", at=at)
+    core = store.as_of("users", at=at, sort=True)
     store.consolidate()
     frame = read_koru(store, "users", at=at).sort("_key")
     assert frame["_key"].to_list() == core["_key"].to_pylist()
     assert frame["n"].to_list() == core["n"].to_pylist()
     assert isinstance(frame, pl.DataFrame)
+    assert pc.all(pc.equal(store.as_of("users", at=at, sort=True)["n"], core["n"])).as_py()
 
 
 def test_consolidate_unknown_namespace(store: koru.Store) -> None:

@@ -1,4 +1,4 @@
-"""vacuum() (issue 5): replaced and orphaned files go, never one a live reader needs."""
+"""vacuum(): replaced and orphaned files go, never one a live reader needs (issues 5, 17)."""
 
 from __future__ import annotations
 
@@ -13,8 +13,19 @@ from pathlib import Path
 import pytest
 
 import koru_core as koru
-from koru_core import read
-from koru_core.scan import read_versions
+
+
+@pytest.fixture
+def store(tmp_path: Path):  # noqa: ANN201 - manual maintenance: vacuum is the test's to call
+    s = koru.open(tmp_path / "store.koru", auto_consolidate=False)
+    yield s
+    s.close()
+
+
+def _read(plan: koru.ReadPlan):  # noqa: ANN202
+    from koru_polars.scan import as_of_frame
+
+    return as_of_frame(plan).collect().sort("_key")
 
 
 def _fill(store: koru.Store) -> None:
@@ -31,44 +42,43 @@ def test_vacuum_deletes_replaced_files_after_retain(store: koru.Store) -> None:
     warm = _data_files(store)
     expected = store.versions("users")
     store.consolidate()
+    cold = {e.path for e in store._ctx.catalog.files("users")}
     kept = store.vacuum()  # default retain: 7 days
-    assert kept.files_after == kept.files_before == len(warm) + 1
+    assert kept.files_after == kept.files_before == len(warm) + len(cold)
     result = store.vacuum(retain=timedelta(0))
     assert result.action == "vacuum" and result.namespaces == ("users",)
-    assert result.files_after == 1 and result.bytes_after < result.bytes_before
-    assert _data_files(store) == {e.path for e in store.scan_plan("users").entries}
+    assert result.files_after == len(cold) and result.bytes_after < result.bytes_before
+    assert _data_files(store) == cold
     assert store.versions("users").equals(expected)
     assert store.verify().is_ok
 
 
 def test_a_reader_pinned_to_an_old_commit_keeps_working(store: koru.Store) -> None:
     _fill(store)
-    expected = store.as_of("users", version=2)
-    plan = store.scan_plan("users", version=2)  # a reader holds its plan (and so its lease)
+    expected = store.as_of("users", version=2, sort=True)
+    plan = store.plan("users", version=2)  # a reader holds its plan (and so its lease)
     store.upsert("users", [{"id": "new", "n": 1}], key="id")
     store.consolidate()
     store.vacuum(retain=timedelta(0))
     assert all(Path(f).exists() for f in plan.files)
-    rows = read_versions(store.path, plan)
-    state = read.as_of_rule(rows, valid_at=None, max_commit=None)
-    assert state.select(expected.column_names).equals(expected)
-    assert store.as_of("users", version=2).equals(expected)  # a new plan at the old commit reads cold files
+    assert _read(plan).to_arrow().select(expected.column_names).cast(expected.schema).equals(expected)
+    assert store.as_of("users", version=2, sort=True).equals(expected)  # a new plan at the old commit reads cold files
     old = set(plan.files)
-    del plan, rows
+    del plan
     store.vacuum(retain=timedelta(0))
     assert not any(Path(f).exists() for f in old)
-    assert store.as_of("users", version=2).equals(expected)
+    assert store.as_of("users", version=2, sort=True).equals(expected)
 
 
 _READER = textwrap.dedent(
     """
     import sys, koru_core as koru
-    from koru_core.scan import read_versions
+    from koru_polars.scan import versions_frame
     store = koru.open(sys.argv[1])
-    plan = store.scan_plan("users", version=2)
+    plan = store.plan("users", version=2, shape="versions")
     print(len(plan.files), flush=True)
     sys.stdin.readline()
-    print(read_versions(store.path, plan).num_rows, flush=True)
+    print(versions_frame(plan).collect().height, flush=True)
     sys.stdin.readline()
     """
 )
@@ -93,16 +103,16 @@ def test_a_reader_in_another_process_keeps_its_files(store: koru.Store) -> None:
         proc.send_signal(signal.SIGKILL)  # dies holding its lease: the lease file is cleaned up
         proc.wait()
     store.vacuum(retain=timedelta(0))
-    assert _data_files(store) == {e.path for e in store.scan_plan("users").entries}
+    assert _data_files(store) == {e.path for e in store._ctx.catalog.files("users")}
     assert len(list((store.path / "readers").glob("*.lease"))) <= 1  # only this process's own
 
 
 def test_orphans_go_and_listed_files_stay(store: koru.Store) -> None:
     _fill(store)
     listed = _data_files(store)
-    orphan = store.path / "warm" / "namespace=users" / "commit=999999999.parquet"
+    orphan = store.path / "warm" / "namespace=users" / "versions-left-by-a-crash.parquet"
     orphan.write_bytes(b"left by a crash")
-    tmp = store.path / "warm" / "namespace=users" / "commit=999999998.parquet.tmp"
+    tmp = store.path / "warm" / "namespace=users" / ".versions-x.parquet.1234abcd.tmp"
     tmp.write_bytes(b"half written")
     store.vacuum()
     assert orphan.exists() and tmp.exists()  # younger than retain
