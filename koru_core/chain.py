@@ -15,9 +15,14 @@ event log does, see ``koru_dagster``) can check a whole store against it with
             prev_write_id{n} 8 bytes each, zero for none
             content_id{n}    32 bytes each, zero for a tombstone
             valid_from{n}    i64 ns each
-            key_length{n}    u32 each, then the n keys' UTF-8 bytes, concatenated
-    hash  = blake3( "koru-chain-2" prev_hash commit_u64 system_time_i64 body )
-            prev_hash: the previous commit's 32-byte hash, or nothing for commit 1
+            strings(_key) strings(_actor) strings(_run_id)
+            parent_count{n}  u32 each, then strings of every parent, in order
+    strings(c) = length{n} (u32 each, 0xffffffff for null) then the n values' UTF-8 bytes
+    hash  = blake3( "koru-chain-2" prev_hash commit_u64 system_time_i64 body
+                    text(actor) text(run_id) text(metadata) )
+            prev_hash: the previous commit's 32-byte hash, or nothing for commit 1;
+            text(x) = u32(len) and the UTF-8 bytes, 0xffffffff for None; metadata as
+            JSON with sorted keys (``json.dumps(m, sort_keys=True)``), None when empty
 
 Stores upgraded from format 1 keep their format-1 hashes for the commits made
 before the upgrade (``koru_core.lifecycle.verify`` checks both).
@@ -25,8 +30,10 @@ before the upgrade (``koru_core.lifecycle.verify`` checks both).
 
 from __future__ import annotations
 
+import json
 import struct
 from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -38,19 +45,25 @@ __all__ = ["ZERO_ID", "body_digest", "chain_hash"]
 ZERO_ID = bytes(8)
 _ZERO_CID = pa.scalar(bytes(32), pa.binary(32))
 _ZERO_WID = pa.scalar(ZERO_ID, pa.binary(8))
+_NULL = struct.pack("<I", 0xFFFFFFFF)
 
 
-def chain_hash(prev_hash: bytes | None, *, commit: int, system_time: int, body: bytes) -> bytes:
+def chain_hash(
+    prev_hash: bytes | None, *, commit: int, system_time: int, body: bytes, actor: str | None = None,
+    run_id: str | None = None, metadata: dict[str, str] | None = None,
+) -> bytes:
     """Return a commit's 32-byte chain hash (see the module docstring).
 
     Example:
         >>> chain_hash(None, commit=1, system_time=0, body=bytes(32)).hex()[:16]
-        'a0aa3c1f5b6c9a09'
+        'bd5e2e73775513f2'
     """
     h = blake3(b"koru-chain-2")
     h.update(prev_hash or b"")
     h.update(struct.pack("<Qq", commit, system_time))
     h.update(body)
+    for text in (actor, run_id, json.dumps(metadata, sort_keys=True) if metadata else None):
+        h.update(_NULL if text is None else struct.pack("<I", len(text.encode())) + text.encode())
     return h.digest()
 
 
@@ -60,8 +73,9 @@ def body_digest(parts: Iterable[tuple[str, pa.Table]]) -> bytes:
     Args:
         parts: (namespace, versions) pairs; versions have ``_key`` (string),
             ``_valid_from`` (timestamp[ns]), ``_write_id`` and ``_prev_write_id``
-            (fixed_size_binary(8)) and ``_content_id`` (fixed_size_binary(32)), in
-            write-id order. Empty tables are skipped.
+            (fixed_size_binary(8)), ``_content_id`` (fixed_size_binary(32)), ``_actor``,
+            ``_run_id`` (string) and ``_parents`` (list<string>), in write-id order.
+            Empty tables are skipped.
     """
     h = blake3()
     for namespace, t in sorted(parts, key=lambda p: p[0]):
@@ -75,14 +89,29 @@ def body_digest(parts: Iterable[tuple[str, pa.Table]]) -> bytes:
         h.update(_fixed(t["_content_id"], _ZERO_CID))
         valid = t["_valid_from"].combine_chunks().cast(pa.int64())
         h.update(np.ascontiguousarray(valid.to_numpy(zero_copy_only=False), dtype="<i8").tobytes())
-        keys = t["_key"].combine_chunks().cast(pa.large_string())
-        lengths = pc.binary_length(keys).to_numpy(zero_copy_only=False)
-        h.update(np.ascontiguousarray(lengths, dtype="<u4").tobytes())
-        _, offsets, data = keys.buffers()
-        bounds = np.frombuffer(offsets, dtype=np.int64)[keys.offset : keys.offset + n + 1]
-        if data is not None:
-            h.update(memoryview(data)[int(bounds[0]) : int(bounds[-1])])
+        for name in ("_key", "_actor", "_run_id"):
+            _strings(h, t[name])
+        parents = t["_parents"].combine_chunks().cast(pa.large_list(pa.string()))
+        counts = pc.fill_null(pc.list_value_length(parents), 0).to_numpy(zero_copy_only=False)
+        h.update(np.ascontiguousarray(counts, dtype="<u4").tobytes())
+        _strings(h, pc.list_flatten(parents))
     return h.digest()
+
+
+def _strings(h: Any, column: pa.ChunkedArray | pa.Array) -> None:
+    """Feed ``strings(c)`` of the module docstring: lengths (null: 0xffffffff), then the bytes."""
+    arr = (column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column).cast(pa.large_string())
+    n = len(arr)
+    lengths = pc.fill_null(pc.binary_length(arr), 0).to_numpy(zero_copy_only=False).astype("<u4")
+    if arr.null_count:
+        lengths[arr.is_null().to_numpy(zero_copy_only=False)] = 0xFFFFFFFF
+    h.update(np.ascontiguousarray(lengths).tobytes())
+    if not n:
+        return
+    _, offsets, data = arr.buffers()
+    bounds = np.frombuffer(offsets, dtype=np.int64)[arr.offset : arr.offset + n + 1]
+    if data is not None:
+        h.update(memoryview(data)[int(bounds[0]) : int(bounds[-1])])
 
 
 def _fixed(column: pa.ChunkedArray | pa.Array, zero: pa.Scalar) -> memoryview:

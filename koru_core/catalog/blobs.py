@@ -31,10 +31,10 @@ def decode_blob(blob: PendingBlob, *, where: str) -> pa.Table:
         CorruptionError: the checksum does not match or the stream is unreadable; names ``where``.
     """
     if blake3(blob.data).digest() != blob.checksum:
-        msg = f"{where}: checksum mismatch, the pending versions of namespace {blob.namespace!r} (commit {blob.commit}) are corrupted"
+        msg = f"{where}: checksum mismatch: the pending versions of namespace {blob.namespace!r}, commit {blob.commit} are corrupted"
         raise CorruptionError(msg)
     try:
         return pa.ipc.open_stream(blob.data).read_all()
     except pa.ArrowException as e:
-        msg = f"{where}: unreadable Arrow IPC data in the pending versions of namespace {blob.namespace!r} (commit {blob.commit})"
+        msg = f"{where}: unreadable Arrow IPC data in the pending versions of namespace {blob.namespace!r}, commit {blob.commit}"
         raise CorruptionError(msg) from e

@@ -324,7 +324,8 @@ class SQLiteCatalog(Catalog):
                 raise ConflictError(msg)
             commit = head + 1
             system_time = max(draft.system_time, head_time + 1000)
-            digest = chain_hash(prev, commit=commit, system_time=system_time, body=draft.body)
+            digest = chain_hash(prev, commit=commit, system_time=system_time, body=draft.body, actor=draft.actor,
+                                run_id=draft.run_id, metadata=draft.metadata)
             record = CommitRecord(
                 commit=commit, system_time=system_time, actor=draft.actor, run_id=draft.run_id,
                 namespaces=draft.namespaces, written=draft.written, unchanged=draft.unchanged,

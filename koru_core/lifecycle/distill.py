@@ -148,7 +148,7 @@ def _distill_namespace(ctx: StoreContext, namespace: str, policies: list[Policy]
             if rest.num_rows:
                 added.append(_write(ctx, namespace, "history", head, rest))
         skeleton = pa.concat_tables(skeletons).sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
-        added.append(_write_skeleton(ctx, namespace, head, skeleton, policies))
+        added.append(_write_skeleton(ctx, namespace, head, skeleton, ", ".join(map(repr, policies))))
         ok = ctx.catalog.swap_files(namespace, remove=removed, add=added, retired_at=now_ns())
     except BaseException:
         for e in added:
@@ -160,9 +160,10 @@ def _distill_namespace(ctx: StoreContext, namespace: str, policies: list[Policy]
     return ok
 
 
-def _write_skeleton(ctx: StoreContext, namespace: str, head: int, skeleton: pa.Table, policies: list[Policy]) -> FileEntry:
+def _write_skeleton(ctx: StoreContext, namespace: str, head: int, skeleton: pa.Table, retention: str) -> FileEntry:
+    """Write a deep-tier file of skeletons, ``retention`` (the policies' description) in its metadata."""
     rel = cold_name(namespace, "deep", head).replace("cold/", "deep/", 1)
-    table = skeleton.replace_schema_metadata({RETENTION_KEY: ", ".join(map(repr, policies)).encode()})
+    table = skeleton.replace_schema_metadata({RETENTION_KEY: retention.encode()})
     sink = pa.BufferOutputStream()
     pq.write_table(table, sink, compression="zstd", row_group_size=COLD_ROW_GROUP_ROWS, write_page_checksum=True)
     data = sink.getvalue()

@@ -49,6 +49,9 @@ __all__ = ["FORMAT", "read_manifest", "restore_bundle", "write_bundle"]
 
 FORMAT = "koru-snapshot/2"
 _KINDS = ("versions", "pruned", "skips")
+_CHAINED = ["_key", "_valid_from", "_commit", "_write_id", "_prev_write_id", "_content_id", "_actor", "_run_id",
+            "_parents"]
+_CHAINED_SCHEMA = pa.schema([COLD_SCHEMA.field(c) for c in _CHAINED])
 _COMMIT_SCHEMA = pa.schema([
     ("commit_number", pa.int64()), ("system_time", pa.int64()), ("actor", pa.string()), ("run_id", pa.string()),
     ("namespaces", pa.string()), ("written", pa.int64()), ("unchanged", pa.int64()), ("deleted", pa.int64()),
@@ -95,6 +98,7 @@ def write_bundle(ctx: StoreContext, bundle: Path) -> Path:
         versions = execute.versions(ctx, plan)
         _write(bundle, f"namespaces/{name}/versions.parquet", versions, files)
         deep = [e for e in ctx.catalog.files(name) if e.tier == "deep"]
+        retention = "; ".join(dict.fromkeys(ctx.retention_of(e) for e in deep))
         if deep:
             skeleton = pa.concat_tables([ctx.files.read(e, COLD_SCHEMA.names) for e in deep])
             _write(bundle, f"namespaces/{name}/pruned.parquet", skeleton, files)
@@ -103,7 +107,7 @@ def write_bundle(ctx: StoreContext, bundle: Path) -> Path:
             _write(bundle, f"namespaces/{name}/skips.parquet", skips, files)
         namespaces[name] = {"schema": base64.b64encode(info.schema.serialize().to_pybytes()).decode(),
                             "key_columns": list(info.key_columns), "created_commit": info.created_commit,
-                            "schema_commit": info.schema_commit}
+                            "schema_commit": info.schema_commit, "retention": retention}
     rows = [{
         "commit_number": c.commit, "system_time": c.system_time, "actor": c.actor, "run_id": c.run_id,
         "namespaces": json.dumps(list(c.namespaces)), "written": c.written, "unchanged": c.unchanged,
@@ -221,6 +225,7 @@ def _check(loaded: dict[str, Any], manifest: dict[str, Any]) -> None:
             t = parts.get(kind)
             if t is None:
                 continue
+            t = t.select(_CHAINED).cast(_CHAINED_SCHEMA)
             for c in pc.unique(t["_commit"]).to_pylist():
                 rows = t.filter(pc.equal(t["_commit"], c)).sort_by([("_write_id", "ascending")])
                 by_commit.setdefault(c, []).append((name, rows))
@@ -233,7 +238,8 @@ def _check(loaded: dict[str, Any], manifest: dict[str, Any]) -> None:
             merged.setdefault(name, []).append(t)
         body = body_digest([(n, pa.concat_tables(ts).sort_by([("_write_id", "ascending")])) for n, ts in merged.items()])
         stored_prev = bytes.fromhex(row["prev_hash"]) if row["prev_hash"] else None
-        digest = chain_hash(stored_prev, commit=c, system_time=row["system_time"], body=body)
+        digest = chain_hash(stored_prev, commit=c, system_time=row["system_time"], body=body, actor=row["actor"],
+                            run_id=row["run_id"], metadata=json.loads(row["metadata"]) if row["metadata"] else None)
         if stored_prev != prev or digest.hex() != row["hash"]:
             msg = f"snapshot: commit {c}: its hash does not match its versions or the commit before (edited)"
             raise CorruptionError(msg)
@@ -262,7 +268,8 @@ def _restore(root: Path, manifest: dict[str, Any], loaded: dict[str, Any]) -> No
             if "pruned" in parts:
                 from koru_core.lifecycle.distill import _write_skeleton
 
-                files.append(_write_skeleton(ctx, name, head, parts["pruned"].select(COLD_SCHEMA.names), []))
+                files.append(_write_skeleton(ctx, name, head, parts["pruned"].select(COLD_SCHEMA.names),
+                                             str(info.get("retention", ""))))
             infos.append(NamespaceInfo(name=name, schema=schema, key_columns=tuple(info.get("key_columns", ())),
                                        created_commit=info["created_commit"], schema_commit=info["schema_commit"],
                                        cold_commit=head))

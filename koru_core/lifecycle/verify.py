@@ -44,7 +44,8 @@ if TYPE_CHECKING:
 
 __all__ = ["verify"]
 
-_CHAIN = ["_key", "_valid_from", "_commit", "_write_id", "_prev_write_id", "_content_id", "_deleted", "_actor", "_run_id"]
+_CHAIN = ["_key", "_valid_from", "_commit", "_write_id", "_prev_write_id", "_content_id", "_deleted", "_actor", "_run_id",
+          "_parents"]
 _SHOW = 3  # write ids named per problem
 
 
@@ -139,7 +140,8 @@ def _chained(table: pa.Table | None, namespace: str) -> pa.Table:
     schema = pa.schema([
         ("_key", pa.string()), ("_valid_from", TIMESTAMP), ("_commit", pa.int64()), ("_write_id", pa.binary(8)),
         ("_prev_write_id", pa.binary(8)), ("_content_id", pa.binary(32)), ("_deleted", pa.bool_()),
-        ("_actor", pa.string()), ("_run_id", pa.string()), ("namespace", pa.string()),
+        ("_actor", pa.string()), ("_run_id", pa.string()), ("_parents", pa.list_(pa.string())),
+        ("namespace", pa.string()),
     ])
     if table is None:
         return schema.empty_table()
@@ -171,8 +173,12 @@ def _check_chain(commits: list, versions: pa.Table, problems: list[str]) -> None
         rows = order.slice(s, e - s)
         parts = [(ns, rows.filter(pc.equal(rows["namespace"], ns))) for ns in sorted(set(rows["namespace"].to_pylist()))]
         body = body_digest(parts)
-        if chain_hash(c.prev_hash, commit=c.commit, system_time=c.system_time, body=body) != c.hash:
-            problems.append(f"{where}: hash does not match its versions (versions or commit row edited or removed)")
+        if chain_hash(c.prev_hash, commit=c.commit, system_time=c.system_time, body=body, actor=c.actor,
+                      run_id=c.run_id, metadata=c.metadata) != c.hash:
+            problems.append(
+                f"{where}: hash does not match its versions and its commit row (a version, or the commit's "
+                "system time, actor, run id or metadata, was edited or removed)"
+            )
         _check_commit_row(where, c, rows, problems)
         prev_hash = c.hash
     for number in sorted(by_commit):

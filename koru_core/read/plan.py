@@ -32,8 +32,9 @@ and its candidates' choice. Candidates always have larger commits than exact row
 
 Points that distillation pruned: a deep-tier file records the span of the versions
 a retention run dropped (valid times from ``min_valid`` to ``max_valid_to``, commits
-from ``min_commit``); an as-of inside that span raises :class:`PrunedError` naming
-the retention, so no engine ever answers with a silently incomplete state.
+from ``min_commit`` until every successor is visible, ``max_valid_to_commit``); an
+as-of inside that span raises :class:`PrunedError` naming the retention, so no
+engine ever answers with a silently incomplete state.
 """
 
 from __future__ import annotations
@@ -289,15 +290,54 @@ def _has_key(e: FileEntry, key: str | None) -> bool:
 
 
 def _check_pruned(ctx: StoreContext, namespace: str, deep: list[FileEntry], t: int, s: int) -> None:
+    """Raise :class:`PrunedError` when a version a retention run dropped would be the rule's choice at (t, s).
+
+    1. Per deep file, the catalog entry bounds its rows: a file none of whose rows can
+       hold at (t, s) is passed over without reading it.
+    2. A skeleton row ``d`` can hold only where ``_valid_from(d) <= t``, ``_commit(d) <= s``
+       and not (``_valid_to_commit(d) <= s`` and ``_valid_to(d) <= t``): its stored
+       successor is then visible and started.
+    3. For the keys of the rows left, the rule runs over their retained versions and
+       skeletons: the point is refused only if a skeleton is some key's choice there.
+    """
+    import pyarrow.compute as pc
+
+    from koru_core.layout import COLD_SCHEMA
+    from koru_core.read import rules
+
+    ts = pa.scalar(t, COLD_SCHEMA.field("_valid_from").type)
+    left = []
     for e in deep:
-        if e.min_valid <= t < (e.max_valid_to if e.max_valid_to is not None else t + 1) and s >= e.min_commit:
-            policy = ctx.retention_of(e)
-            msg = (
-                f"namespace {namespace!r}: the as-of state at that point is incomplete: distillation "
-                f"dropped versions valid there ({policy}); ask for a later valid time, or read "
-                "history() to see the pruned versions' skeletons"
-            )
-            raise PrunedError(msg)
+        if t < e.min_valid or s < e.min_commit:
+            continue
+        if (e.max_valid_to is not None and t >= e.max_valid_to
+                and e.max_valid_to_commit is not None and s >= e.max_valid_to_commit):
+            continue
+        rows = ctx.files.read(e, ["_key", "_valid_from", "_valid_to", "_commit", "_valid_to_commit"])
+        ended = pc.fill_null(pc.and_(pc.less_equal(rows["_valid_to_commit"], s), pc.less_equal(rows["_valid_to"], ts)),
+                             False)
+        mask = pc.and_(pc.and_(pc.less_equal(rows["_valid_from"], ts), pc.less_equal(rows["_commit"], s)),
+                       pc.invert(ended))
+        hit = rows.filter(mask)
+        if hit.num_rows:
+            left.append((e, hit))
+    if not left:
+        return
+    keys = pa.concat_arrays([k for _, h in left for k in h["_key"].chunks])
+    versions = plan_versions(ctx, namespace, version=s)
+    from koru_core.read import execute
+
+    table = execute.versions(ctx, versions, pruned=True)
+    table = table.filter(pc.is_in(table["_key"], value_set=pc.unique(keys)))
+    choice = rules.latest_per_key(rules.visible(table, valid_at=t, max_commit=s))
+    if pc.any(choice["_pruned"]).as_py():
+        policy = ctx.retention_of(left[0][0])
+        msg = (
+            f"namespace {namespace!r}: the as-of state at that point is incomplete: distillation "
+            f"dropped versions that hold there ({policy}); ask for a later valid time or commit, or "
+            "read history() to see the pruned versions' skeletons"
+        )
+        raise PrunedError(msg)
 
 
 def plan_as_of(

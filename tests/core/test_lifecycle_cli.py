@@ -37,7 +37,7 @@ def _run(koru_cli: cli._KoruGroup, path: Path, *args: str) -> tuple[int, str]:
 
 def test_consolidate_distill_vacuum_verify(koru_cli: cli._KoruGroup, path: Path) -> None:
     code, out = _run(koru_cli, path, "consolidate")
-    assert code == 0 and out.startswith("consolidate: other, users; files 4 → 2")
+    assert code == 0 and out.startswith("consolidate: other, users; files 4 → 3")  # users: state + history
     code, out = _run(koru_cli, path, "--json", "distill", "--keep-last", "1", "--keep-for", "0s")
     data = json.loads(out)
     assert code == 0 and data["action"] == "distill" and data["namespaces"] == ["users"]
@@ -53,7 +53,7 @@ def test_consolidate_distill_vacuum_verify(koru_cli: cli._KoruGroup, path: Path)
 def test_verify_fails_with_the_problems(koru_cli: cli._KoruGroup, path: Path) -> None:
     with koru.open(path) as s:
         s.consolidate()
-        victim = s.scan_plan("users").files[0]
+        victim = s.plan("users", shape="versions").files[0]
     Path(victim).unlink()
     code, out = _run(koru_cli, path, "verify")
     assert code == 1 and "PROBLEMS" in out and "missing" in out

@@ -29,13 +29,13 @@ def _fill(store: koru.Store, *, keys: int = 500, rounds: int = 6) -> None:
 
 def test_keep_last_drops_old_versions_and_history_shows_them_pruned(store: koru.Store) -> None:
     _fill(store)
-    now_state = store.as_of("users")
-    at_day5 = store.as_of("users", at=T0 + 5 * DAY)
+    now_state = store.as_of("users", sort=True)
+    at_day5 = store.as_of("users", at=T0 + 5 * DAY, sort=True)
     result = store.distill({"users": koru.KeepLast(2)})
     assert result.action == "distill" and result.namespaces == ("users",)
     assert result.versions_before - result.versions_after == 498 * 4 + 5 + 5  # k0005, k0006: 7 versions each
-    assert store.as_of("users").equals(now_state)
-    assert store.as_of("users", at=T0 + 5 * DAY).equals(at_day5)  # a retained point
+    assert store.as_of("users", sort=True).equals(now_state)
+    assert store.as_of("users", at=T0 + 5 * DAY, sort=True).equals(at_day5)  # a retained point
     history = store.history("users", "k0001")
     assert history.column_names[-1] == "_pruned"
     assert history["_pruned"].to_pylist() == [True] * 4 + [False] * 2
@@ -52,7 +52,7 @@ def test_keep_last_drops_old_versions_and_history_shows_them_pruned(store: koru.
 
 def test_current_tombstone_future_and_tagged_versions_are_never_dropped(store: koru.Store) -> None:
     _fill(store)
-    pinned = store.as_of("users", version=2, at=T0 + 30 * DAY)
+    pinned = store.as_of("users", version=2, at=T0 + 30 * DAY, sort=True)
     store.tag("v2", commit=2)
     store.distill(koru.KeepLast(1))
     assert "k0005" not in store.keys("users")  # its tombstone is still current
@@ -60,15 +60,15 @@ def test_current_tombstone_future_and_tagged_versions_are_never_dropped(store: k
     assert h5["_deleted"].to_pylist()[-1] is True and h5["_pruned"].to_pylist()[-1] is False
     h6 = store.history("users", "k0006")
     assert h6.filter(pa.compute.invert(h6["_pruned"]))["v"].to_pylist() == [1006, 5006, -1]  # tagged, current, future
-    assert store.as_of("users", version=2, at=T0 + 30 * DAY).equals(pinned)
+    assert store.as_of("users", version=2, at=T0 + 30 * DAY, sort=True).equals(pinned)
     assert store.get("other", "a") == 2
 
 
 def test_pin_by_commit_keeps_that_commit_whole(store: koru.Store) -> None:
     _fill(store)
-    expected = store.as_of("users", version=3, at=T0 + 30 * DAY)
+    expected = store.as_of("users", version=3, at=T0 + 30 * DAY, sort=True)
     store.distill([koru.KeepLast(1), koru.Pin(commit=3)], namespace="users")
-    assert store.as_of("users", version=3, at=T0 + 30 * DAY).equals(expected)
+    assert store.as_of("users", version=3, at=T0 + 30 * DAY, sort=True).equals(expected)
     assert store.history("users", "k0001")["_pruned"].to_pylist() == [True, True, False, True, True, False]
 
 
@@ -89,7 +89,7 @@ def test_engines_agree_after_distillation(store: koru.Store) -> None:
     _fill(store, keys=50)
     store.distill(koru.KeepLast(2))
     for at in (T0 + 5 * DAY, None):
-        core = store.as_of("users", at=at)
+        core = store.as_of("users", at=at, sort=True)
         frame = read_koru(store, "users", at=at).sort("_key")
         assert frame["_key"].to_list() == core["_key"].to_pylist()
         assert frame["v"].to_list() == core["v"].to_pylist()
