@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ import pyarrow.dataset as ds
 from koru_core import diff as _diff
 from koru_core import lineage as _lineage
 from koru_core import read
+from koru_core import watch as _watch
 from koru_core._time import now_ns, to_ns
 from koru_core._writer import DEFAULT_MEMORY_LIMIT, TOMBSTONE, Operation, Writer
 from koru_core.catalog import Catalog, Durability
@@ -553,6 +554,20 @@ class Store(LifecycleMethods, VectorMethods):
             if (namespace is None or namespace in c.namespaces)
             and all(c.metadata.get(k) == v for k, v in wanted.items())
         ]
+
+    def watch(
+        self, namespace: str | Sequence[str] | None = None, *, since: int | None = None,
+        poll_interval: float = 0.5, timeout: float | None = None, name: str | None = None,
+        with_changes: bool = False,
+    ) -> Iterator[_watch.CommitEvent]:
+        """Yield each new commit as it lands, from any process (:func:`koru_core.watch.watch`).
+
+        Example:
+            >>> [e.commit for e in store.watch("users", since=1, timeout=0)]
+            [2]
+        """
+        return _watch.watch(self, namespace, since=since, poll_interval=poll_interval, timeout=timeout,
+                            name=name, with_changes=with_changes)
 
     def stats(self) -> pa.Table:
         """Return one row per namespace and tier: ``namespace``, ``tier``, ``files``,

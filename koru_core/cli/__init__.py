@@ -24,6 +24,7 @@ from koru_core.cli.importing import import_
 from koru_core.cli.records import diff, get, init, log_, put, stats
 from koru_core.cli.search import search
 from koru_core.cli.sql import sql
+from koru_core.cli.watch import watch
 from koru_core.lifecycle.cli import COMMANDS as LIFECYCLE_COMMANDS
 from koru_core.store import DEFAULT_STORE
 
@@ -79,5 +80,5 @@ def demo(commits: int) -> None:
 
 
 
-for _command in (init, put, get, log_, diff, import_, stats, sql, search, demo, *LIFECYCLE_COMMANDS):
+for _command in (init, put, get, log_, diff, import_, stats, sql, search, watch, demo, *LIFECYCLE_COMMANDS):
     main.add_command(_command)
