@@ -17,13 +17,14 @@ from koru_dagster._context import namespace_for
 from koru_dagster.checks import build_integrity_checks, build_retention_checks
 from koru_dagster.io_manager import KoruIOManager
 from koru_dagster.jobs import build_consolidation_job, build_distillation_job, build_vacuum_job
-from koru_dagster.observe import build_observable_source
+from koru_dagster.observe import build_change_sensor, build_observable_source
 from koru_dagster.resource import KoruResource
 from koru_dagster.schedules import build_maintenance_schedules
 
 __all__ = [
     "KoruIOManager",
     "KoruResource",
+    "build_change_sensor",
     "build_consolidation_job",
     "build_distillation_job",
     "build_integrity_checks",
