@@ -1,4 +1,5 @@
-"""koru for Dagster: an IO manager with record-level audit lineage, and maintenance jobs.
+"""koru for Dagster: an IO manager with record-level audit lineage, pinned inputs, SQL
+views, reacting to commits made outside Dagster, and maintenance jobs.
 
 Example:
     >>> import tempfile
@@ -20,6 +21,7 @@ from koru_dagster.jobs import build_consolidation_job, build_distillation_job, b
 from koru_dagster.observe import build_change_sensor, build_observable_source
 from koru_dagster.resource import KoruResource
 from koru_dagster.schedules import build_maintenance_schedules
+from koru_dagster.sql import koru_sql_asset
 
 __all__ = [
     "KoruIOManager",
@@ -32,5 +34,6 @@ __all__ = [
     "build_observable_source",
     "build_retention_checks",
     "build_vacuum_job",
+    "koru_sql_asset",
     "namespace_for",
 ]

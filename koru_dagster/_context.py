@@ -25,6 +25,7 @@ from dagster import (
     AssetRecordsFilter,
     DagsterEventType,
     DagsterInstance,
+    DagsterInvariantViolationError,
     InitResourceContext,
     InputContext,
     MetadataValue,
@@ -166,7 +167,10 @@ def dependencies_of(context: AssetExecutionContext) -> list[ReadRequest]:
     requests = []
     for name in context.op_def.ins:
         key = context.asset_key_for_input(name)
-        definition = context.asset_partitions_def_for_input(name)
+        try:
+            definition = context.asset_partitions_def_for_input(name)
+        except DagsterInvariantViolationError:  # Dagster's way of saying "not partitioned"
+            definition = None
         keys = list(context.asset_partition_keys_for_input(name)) if definition is not None else []
         requests.append(
             _read_request(
