@@ -46,8 +46,8 @@ class WriteOutcome:
 
     Attributes:
         result: The store's :class:`koru_core.CommitResult`.
-        commit: The commit the written state is read at: the new commit, or the
-            store's latest when nothing changed.
+        commit: The commit the written state is read at: the new commit, or, when
+            nothing changed, the last commit that wrote the namespace (0: none).
         rows: Live records in the written slice after the write.
         schema: Arrow schema of the rows as given (system columns removed).
         data_version: 64 hex chars, content-derived (see the module docstring).
@@ -108,7 +108,7 @@ def write(store: koru.Store, request: WriteRequest, table: pa.Table) -> WriteOut
                 tx.delete(request.namespace, key, valid_from=since, parents=parents)
     result = tx.result
     assert result is not None  # set on a clean exit
-    commit = result.commit if result.commit is not None else head(store)
+    commit = result.commit if result.commit is not None else head(store, request.namespace)
     if request.namespace in store.namespaces():
         state = _state_of_slice(store, request, version=commit)
     else:  # an empty first output creates nothing

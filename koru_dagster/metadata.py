@@ -102,8 +102,8 @@ _REMOVED = {
 
 # Recorded on every materialization (read back to pin downstream inputs).
 COMMIT = "koru/commit"
-"""int: the commit at which the asset's written state can be read (the new commit, or
-the store's latest commit when every row was unchanged)."""
+"""int: the commit at which the asset's written state can be read: the new commit, or,
+when every row was unchanged, the last commit that wrote the namespace (0: none yet)."""
 NAMESPACE = "koru/namespace"
 STORE = "koru/store"
 ROWS_WRITTEN = "koru/rows_written"
