@@ -54,7 +54,6 @@ __all__ = [
     "op_of",
     "output_metadata",
     "read_request",
-    "record_input",
     "record_output",
     "wanted_type",
     "write_request",
@@ -250,17 +249,6 @@ def _window(context: InputContext | OutputContext | AssetExecutionContext, defin
     if isinstance(context, AssetExecutionContext):
         return context.partition_time_window
     return context.asset_partitions_time_window
-
-
-def record_input(context: InputContext, pin: int | dict[str, int]) -> None:
-    """Show the commit an input was read at on the step's "loaded input" event.
-
-    Dagster takes input metadata for an unpartitioned upstream or one partition
-    only; a range read shows its commits in the materialization's ``koru/inputs``.
-    """
-    if context.has_asset_partitions and len(context.asset_partition_keys) != 1:
-        return
-    context.add_input_metadata({md.COMMIT: MetadataValue.json(pin) if isinstance(pin, dict) else pin})
 
 
 def output_metadata(outcome: WriteOutcome) -> dict[str, Any]:

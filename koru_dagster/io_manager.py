@@ -121,5 +121,4 @@ class KoruIOManager(ConfigurableIOManager):  # type: ignore[misc]
         op = _context.op_of(context)
         self._loaded.setdefault(op, {}).update(dict.fromkeys(outcome.table["_write_id"].to_pylist()))
         self._inputs.setdefault(op, {})[request.asset] = outcome.pin
-        _context.record_input(context, outcome.pin)
         return _frames.from_table(outcome.table, _context.wanted_type(context))
