@@ -155,9 +155,9 @@ def _run(store: Any, query: str, requests: Sequence[Any], pins: dict[str, "_pins
             if not _IDENTIFIER.fullmatch(name):  # namespace_for guarantees it; never quote user text
                 msg = f"namespace {name!r} is not a SQL identifier"
                 raise InvalidInputError(msg)
-            [(commit, partitions)] = pins[request.asset].groups[:1]
-            if len(pins[request.asset].groups) == 1 and partitions is None:
-                source = f"koru_at('{name}', version := {int(commit)})"
+            groups = pins[request.asset].groups
+            if len(groups) == 1 and groups[0][1] is None:  # the whole namespace at one commit
+                source = f"koru_at('{name}', version := {int(groups[0][0])})"
             else:  # partitions pinned to different commits: read them through koru, hand DuckDB Arrow
                 con.register(f"_koru_pinned_{i}", _storage.read(store, request).table)
                 source = f"_koru_pinned_{i}"

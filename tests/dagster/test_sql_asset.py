@@ -136,3 +136,25 @@ def test_a_view_over_a_source_written_outside_dagster_reads_its_latest_and_per_r
 def test_bad_definitions_are_refused(args, message):
     with pytest.raises(koru.InvalidInputError, match=message):
         koru_sql_asset(*args, key="k")
+
+
+def test_a_view_over_partitions_pinned_to_different_commits(store_path):
+    """Day 1 changed by hand after its materialization: the view reads day 1 as materialized."""
+    from dagster import DailyPartitionsDefinition
+
+    days = DailyPartitionsDefinition(start_date="2024-05-01", end_date="2024-05-03")
+
+    @asset(partitions_def=days, metadata={"koru/key": "id"})
+    def legs(context) -> pa.Table:
+        return pa.table({"id": ["a", "b"], "km": [10, 20] if context.partition_key == "2024-05-01" else [1, 2]})
+
+    total = koru_sql_asset("total_km", "SELECT 'all' AS k, sum(km) AS km, count(*) AS n FROM legs", key="k",
+                           deps=[legs])
+    assert materialize([legs], partition_key="2024-05-01", resources=resources(store_path)).success  # commit 1
+    with koru.open(store_path) as store:
+        store.put("legs", "2024-05-01|a", {"partition": "2024-05-01", "id": "a", "km": 999})  # commit 2
+    assert materialize([legs], partition_key="2024-05-02", resources=resources(store_path)).success  # commit 3
+    result = materialize([legs, total], selection=[total], resources=resources(store_path))
+    assert meta(result, "total_km")["koru/inputs"] == {"legs": {"2024-05-01": 1, "2024-05-02": 3}}
+    with koru.open(store_path) as store:
+        assert store.get("total_km", "all") == {"k": "all", "km": 33, "n": 4}
