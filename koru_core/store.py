@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,6 +15,7 @@ from koru_core import lineage as _lineage
 from koru_core.errors import InvalidInputError
 from koru_core.input import batch_from_table, batch_from_value, check_metadata
 from koru_core.keys import KeyLike
+from koru_core import watch as _watch
 from koru_core.lifecycle.methods import LifecycleMethods
 from koru_core.model import Commit, CommitResult, FieldChange, Lineage, Version
 from koru_core.opening import DEFAULT_MEMORY_LIMIT, DEFAULT_STORE, Durability, open_context
@@ -488,19 +489,35 @@ class Store(LifecycleMethods, VectorMethods):
         return reads.require_namespace(self._ctx, namespace).schema
 
     def commits(
-        self, *, namespace: str | None = None, metadata: dict[str, str] | None = None,
+        self, *, namespace: str | None = None, metadata: dict[str, str] | None = None, since: int = 0,
     ) -> list[Commit]:
         """Return the commit log, oldest first (number, system time, provenance, counts, metadata, hash).
 
         Args:
             namespace: Only the commits that wrote this namespace.
             metadata: Only the commits whose metadata holds every one of these items.
+            since: Only the commits after this commit number.
 
         Example:
             >>> [(c.commit, c.namespaces, c.written) for c in store.commits()][:2]
             [(1, ('users',), 1), (2, ('users',), 1)]
         """
-        return reads.commits(self._ctx, namespace=namespace, metadata=check_metadata(metadata) or {})
+        return reads.commits(self._ctx, namespace=namespace, metadata=check_metadata(metadata) or {},
+                             since=reads.check_commit(since, "since"))
+
+    def watch(
+        self, namespace: str | Sequence[str] | None = None, *, since: int | None = None,
+        poll_interval: float = 0.5, timeout: float | None = None, name: str | None = None,
+        with_changes: bool = False,
+    ) -> Iterator[_watch.CommitEvent]:
+        """Yield each new commit as it lands, from any process (:func:`koru_core.watch.watch`).
+
+        Example:
+            >>> [e.commit for e in store.watch("users", since=1, timeout=0)]
+            [2]
+        """
+        return _watch.watch(self, namespace, since=since, poll_interval=poll_interval, timeout=timeout,
+                            name=name, with_changes=with_changes)
 
     def stats(self) -> pa.Table:
         """Return one row per namespace and tier: ``namespace``, ``tier``, ``files``,

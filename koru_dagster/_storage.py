@@ -1,5 +1,17 @@
 """Reads and writes for the IO manager, on plain requests: no Dagster in here.
 
+Writes (:func:`write`): one commit per output. In ``"replace"`` mode (the
+default) the output is the whole state of its asset, or of its partition(s):
+the live keys of that slice it no longer holds become tombstones in the same
+commit (a partition's keys are its records' partition column values, see
+:mod:`koru_dagster._partitions`). ``"upsert"`` only adds and changes. Unchanged
+rows are skipped, so an unchanged re-run writes nothing and makes no commit.
+Each commit records in its metadata the asset, partition(s) and run id
+(:data:`koru_dagster.metadata.COMMIT_ASSET` …) and the upstream commits read
+(:data:`koru_dagster.metadata.COMMIT_INPUTS`).
+
+Reads (:func:`read`): the request's slice at the commit(s) :func:`koru_dagster._pins.resolve` picks.
+
 The data version of an output is derived from content: blake3 over the Arrow
 IPC stream of its slice's as-of state (value columns and ``_key``, sorted by
 ``_key``), so an output whose rows are all unchanged keeps its data version.
@@ -7,7 +19,8 @@ IPC stream of its slice's as-of state (value columns and ``_key``, sorted by
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import dataclass, field
 from datetime import datetime
 
 import blake3
@@ -16,11 +29,15 @@ import pyarrow.compute as pc
 
 import koru_core as koru
 from koru_core import InvalidInputError
-from koru_dagster._context import ReadRequest, Slice, WriteRequest
+from koru_core.watch import head
+from koru_dagster import _pins
+from koru_dagster import metadata as md
+from koru_dagster._requests import PartitionRef, ReadRequest, Slice, WriteRequest
 
-__all__ = ["WriteOutcome", "read", "write"]
+__all__ = ["ReadOutcome", "WriteOutcome", "read", "write"]
 
 _SYSTEM = ("_key", "_valid_from", "_system_from", "_commit", "_write_id")
+_SEP = "\x1f"  # joins multi-partition column values into one comparable string
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,12 +46,14 @@ class WriteOutcome:
 
     Attributes:
         result: The store's :class:`koru_core.CommitResult`.
-        commit: The commit the written state is read at: the new commit, or the
-            store's latest when nothing changed.
+        commit: The commit the written state is read at: the new commit, or, when
+            nothing changed, the last commit that wrote the namespace (0: none).
         rows: Live records in the written slice after the write.
         schema: Arrow schema of the rows as given (system columns removed).
         data_version: 64 hex chars, content-derived (see the module docstring).
         namespace, store: Where it went.
+        inputs: As :data:`koru_dagster.metadata.INPUTS`.
+        input_ranges: As :data:`koru_dagster.metadata.INPUT_RANGES`.
     """
 
     result: koru.CommitResult
@@ -44,15 +63,29 @@ class WriteOutcome:
     data_version: str
     namespace: str
     store: str
+    inputs: dict[str, int | dict[str, int]] = field(default_factory=dict)
+    input_ranges: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadOutcome:
+    """An input's records and the commit(s) they were read at.
+
+    Attributes:
+        table: As :meth:`koru_core.Store.as_of`: value columns, then ``_key``,
+            ``_valid_from``, ``_system_from``, ``_commit``, ``_write_id``.
+        pin: The commit read (int), or partition key → commit when they differ.
+    """
+
+    table: pa.Table
+    pin: int | dict[str, int]
 
 
 def write(store: koru.Store, request: WriteRequest, table: pa.Table) -> WriteOutcome:
-    """Upsert ``table`` into the request's namespace as one commit.
+    """Upsert ``table`` into the request's namespace as one commit (see the module docstring).
 
     Rows carrying ``_write_id`` or ``_parents`` (from a koru read) get per-row
-    parents; otherwise every row gets ``request.parents``. With
-    ``delete_missing``, live keys of the request's slice that the table lacks
-    are tombstoned in the same commit.
+    parents; otherwise every row gets ``request.parents``.
 
     Raises:
         InvalidInputError: a partition column in the data disagrees with the
@@ -62,22 +95,20 @@ def write(store: koru.Store, request: WriteRequest, table: pa.Table) -> WriteOut
     per_row = "_write_id" in table.column_names or "_parents" in table.column_names
     parents = () if per_row else request.parents
     whole = request.scope == Slice()
-    with store.transaction(actor=request.actor, run_id=request.run_id) as tx:
+    replace = request.mode == "replace"
+    ranges = _input_ranges(store, request)
+    with store.transaction(actor=request.actor, run_id=request.run_id, metadata=_commit_metadata(request)) as tx:
         tx.upsert(
-            request.namespace,
-            table,
-            key=list(request.key),
-            valid_from=request.valid_from,
-            delete_missing=request.delete_missing and whole,
-            parents=parents,
+            request.namespace, table, key=list(request.key), valid_from=request.valid_from,
+            delete_missing=replace and whole, parents=parents,
         )
-        if request.delete_missing and not whole:
+        if replace and not whole:
             since = request.valid_from if isinstance(request.valid_from, datetime) else None
             for key in _missing(store, request, table):
                 tx.delete(request.namespace, key, valid_from=since, parents=parents)
     result = tx.result
     assert result is not None  # set on a clean exit
-    commit = result.commit if result.commit is not None else _latest_commit(store)
+    commit = result.commit if result.commit is not None else head(store, request.namespace)
     if request.namespace in store.namespaces():
         state = _state_of_slice(store, request, version=commit)
     else:  # an empty first output creates nothing
@@ -93,28 +124,67 @@ def write(store: koru.Store, request: WriteRequest, table: pa.Table) -> WriteOut
         ),
         namespace=request.namespace,
         store=str(store.path),
+        inputs=dict(request.inputs),
+        input_ranges=ranges,
     )
 
 
-def read(store: koru.Store, request: ReadRequest) -> pa.Table:
-    """Return the as-of state of the request's slice (its partition columns filtered).
-
-    Returns:
-        As :meth:`koru_core.Store.as_of`: value columns, then ``_key``,
-        ``_valid_from``, ``_system_from``, ``_commit``, ``_write_id``.
+def read(store: koru.Store, request: ReadRequest) -> ReadOutcome:
+    """Return the request's slice at its pinned commit(s) (see :mod:`koru_dagster._pins`).
 
     Raises:
         NamespaceNotFoundError: the upstream was never written.
     """
+    pin = _pins.resolve(store, request)
     columns = None
     if request.columns is not None:
         columns = list(dict.fromkeys([*request.columns, *(c for c, _ in request.scope.equals)]))
-    table = store.as_of(request.namespace, at=request.at, version=request.version, columns=columns)
-    for column, allowed in request.scope.equals:
-        table = table.filter(pc.is_in(table[column], value_set=pa.array(allowed, pa.string())))
+    parts = []
+    for commit, partitions in pin.groups:
+        table = store.as_of(request.namespace, at=request.at, version=commit or None, columns=columns)
+        parts.append(_filter(table, request.scope, partitions))
+    table = parts[0] if len(parts) == 1 else pa.concat_tables(parts, promote_options="permissive")
     if request.columns is not None:
         table = table.select([*request.columns, *_SYSTEM])
-    return table
+    return ReadOutcome(table=table, pin=pin.summary)
+
+
+def _filter(table: pa.Table, scope: Slice, partitions: tuple[PartitionRef, ...] | None) -> pa.Table:
+    if partitions is None:
+        for column, allowed in scope.equals:
+            table = table.filter(pc.is_in(table[column], value_set=pa.array(allowed, pa.string())))
+        return table
+    names = [c for c, _ in partitions[0].values]
+    wanted = pa.array([_SEP.join(v for _, v in p.values) for p in partitions], pa.string())
+    joined = table[names[0]] if len(names) == 1 else pc.binary_join_element_wise(
+        *(table[n] for n in names), _SEP
+    )
+    return table.filter(pc.is_in(joined, value_set=wanted))
+
+
+def _commit_metadata(request: WriteRequest) -> dict[str, str]:
+    meta = {md.COMMIT_ASSET: request.asset, md.COMMIT_RUN_ID: request.run_id}
+    if len(request.partitions) == 1:
+        meta[md.COMMIT_PARTITION] = request.partitions[0]
+    elif request.partitions:
+        meta[md.COMMIT_PARTITIONS] = json.dumps(list(request.partitions))
+    if request.inputs:
+        meta[md.COMMIT_INPUTS] = json.dumps(request.inputs, sort_keys=True)
+    return meta
+
+
+def _input_ranges(store: koru.Store, request: WriteRequest) -> dict[str, list[int]]:
+    """Upstream asset → [commit the previous materialization read, commit read now]."""
+    if not request.inputs:
+        return {}
+    previous = _pins.last_materialization(
+        store, asset=request.asset, namespace=request.namespace, partitions=request.partitions
+    )
+    before = json.loads(previous.metadata.get(md.COMMIT_INPUTS, "{}")) if previous else {}
+    return {
+        asset: [_pins.commit_of(before[asset]) if asset in before else 0, _pins.commit_of(now)]
+        for asset, now in request.inputs.items()
+    }
 
 
 def _with_columns(request: WriteRequest, table: pa.Table) -> pa.Table:
@@ -132,18 +202,10 @@ def _with_columns(request: WriteRequest, table: pa.Table) -> pa.Table:
     return table
 
 
-def _latest_commit(store: koru.Store) -> int:
-    commits = store.commits()
-    return commits[-1].commit if commits else 0
-
-
 def _state_of_slice(store: koru.Store, request: WriteRequest, *, version: int | None) -> pa.Table:
     """The as-of state (now) of the records in the request's partition slice, at commit ``version``."""
-    slice_request = ReadRequest(
-        namespace=request.namespace, asset=request.asset, scope=request.scope,
-        at=None, version=version, columns=None,
-    )
-    return read(store, slice_request)
+    table = store.as_of(request.namespace, version=version or None)
+    return _filter(table, request.scope, None)
 
 
 def _missing(store: koru.Store, request: WriteRequest, table: pa.Table) -> list[str]:

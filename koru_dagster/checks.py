@@ -21,6 +21,7 @@ from dagster import (
 
 from koru_core import VerifyReport
 from koru_core.lifecycle.policies import PolicyContext
+from koru_dagster._assets import asset_keys
 from koru_dagster._context import namespace_for
 from koru_dagster.resource import KoruResource
 
@@ -40,7 +41,7 @@ def build_integrity_checks(assets: Sequence[Any]) -> list[AssetChecksDefinition]
         >>> [c.name for c in build_integrity_checks([AssetKey("users")])[0].check_specs]
         ['koru_integrity']
     """
-    return [_integrity_check(key) for key in _keys(assets)]
+    return [_integrity_check(key) for key in asset_keys(assets)]
 
 
 def build_retention_checks(assets: Sequence[Any], policies: Any) -> list[AssetChecksDefinition]:
@@ -61,7 +62,7 @@ def build_retention_checks(assets: Sequence[Any], policies: Any) -> list[AssetCh
         >>> [c.name for c in checks.check_specs]
         ['koru_retention']
     """
-    return [_retention_check(key, policies) for key in _keys(assets)]
+    return [_retention_check(key, policies) for key in asset_keys(assets)]
 
 
 def over_retained(versions: pa.Table, policies: Sequence[Any], *, now: datetime) -> pa.Table:
@@ -156,17 +157,3 @@ def _retention_check(key: AssetKey, policies: Any) -> AssetChecksDefinition:
         )
 
     return retention
-
-
-def _keys(assets: Sequence[Any]) -> list[AssetKey]:
-    keys: list[AssetKey] = []
-    for item in assets:
-        if isinstance(item, AssetKey):
-            keys.append(item)
-        elif hasattr(item, "keys") and not isinstance(item, (str, dict)):
-            keys.extend(item.keys)  # an AssetsDefinition
-        elif hasattr(item, "key"):
-            keys.append(item.key)  # an AssetSpec or SourceAsset
-        else:
-            keys.append(AssetKey.from_coercible(item))
-    return keys

@@ -9,21 +9,31 @@ key                    where      value
 ``koru/key``           asset      key column (str) or columns (list of str)
 ``koru/valid_from``    asset      name of a timestamp column (tz-aware) holding each
                                   row's valid time; overrides the partition start
-``koru/delete_missing`` asset     bool: tombstone live keys (of the partition, if
-                                  partitioned) that the output no longer holds
+``koru/mode``          asset      ``"replace"`` (default): the output is the whole
+                                  state of the asset, or of its partition; records
+                                  it no longer holds become tombstones in the same
+                                  commit. ``"upsert"``: an incremental asset that
+                                  adds or changes records only
 ``koru/at``            input      valid time to read at: tz-aware datetime or ISO str
 ``koru/version``       input      commit number to read at (system-time travel)
 ``koru/pin``           input      bool, default True: read the upstream as of the
-                                  commit its latest materialization recorded;
-                                  False reads the latest state
+                                  commit its latest Dagster materialization wrote
+                                  (see :mod:`koru_dagster._pins`); False reads the
+                                  latest state, writes made outside Dagster included
 =====================  =========  ==================================================
+
+``koru/delete_missing`` (before issue 14) is gone: replacing is now the default,
+and the key is refused with a message saying so.
 
 Dagster's own ``columns`` input metadata (a list of names) projects value columns,
 as in dagster-duckdb. Any other key starting with ``koru/`` is an
 :class:`koru_core.InvalidInputError`, so a typo cannot be silently ignored.
 
-The keys koru *records* on each materialization are declared here too
-(:data:`COMMIT` …); they are outputs, not options.
+The keys koru *records* are declared here too; they are outputs, not options:
+on each Dagster materialization (:data:`COMMIT` … :data:`INPUT_RANGES`), and in the
+metadata of each koru commit a materialization makes (:data:`COMMIT_ASSET` …
+:data:`COMMIT_INPUTS`), which is how a run with a fresh Dagster instance still
+finds the commit an upstream materialization wrote.
 
 Example:
     >>> parse_options({"koru/key": ["carrier", "flight"], "owner": "me"}, where="asset").key
@@ -45,9 +55,16 @@ __all__ = [
     "AT",
     "COLUMNS",
     "COMMIT",
+    "COMMIT_ASSET",
+    "COMMIT_INPUTS",
+    "COMMIT_PARTITION",
+    "COMMIT_PARTITIONS",
+    "COMMIT_RUN_ID",
     "DATA_VERSION",
-    "DELETE_MISSING",
+    "INPUTS",
+    "INPUT_RANGES",
     "KEY",
+    "MODE",
     "NAMESPACE",
     "PIN",
     "ROWS_DELETED",
@@ -57,31 +74,62 @@ __all__ = [
     "VALID_FROM",
     "VERSION",
     "KoruOptions",
+    "Mode",
     "parse_options",
 ]
 
 KEY = "koru/key"
 VALID_FROM = "koru/valid_from"
-DELETE_MISSING = "koru/delete_missing"
+MODE = "koru/mode"
 AT = "koru/at"
 VERSION = "koru/version"
 PIN = "koru/pin"
 COLUMNS = "columns"
 """Dagster's conventional input metadata key for column projection."""
 
-_ASSET_KEYS = (KEY, VALID_FROM, DELETE_MISSING)
+Mode = Literal["replace", "upsert"]
+"""How an output is written: the whole state of its asset or partition, or rows to add."""
+_MODES = ("replace", "upsert")
+_ASSET_KEYS = (KEY, VALID_FROM, MODE)
 _INPUT_KEYS = (AT, VERSION, PIN)
+_REMOVED = {
+    "koru/delete_missing": (
+        "was removed (issue 14): an output now replaces its asset or partition by default, "
+        "so records it no longer holds become tombstones; set 'koru/mode': 'upsert' for an "
+        "asset that only adds or changes records"
+    ),
+}
 
 # Recorded on every materialization (read back to pin downstream inputs).
 COMMIT = "koru/commit"
-"""int: the commit at which the asset's written state can be read (the new commit, or
-the store's latest commit when every row was unchanged)."""
+"""int: the commit at which the asset's written state can be read: the new commit, or,
+when every row was unchanged, the last commit that wrote the namespace (0: none yet)."""
 NAMESPACE = "koru/namespace"
 STORE = "koru/store"
 ROWS_WRITTEN = "koru/rows_written"
 ROWS_UNCHANGED = "koru/rows_unchanged"
 ROWS_DELETED = "koru/rows_deleted"
 DATA_VERSION = "koru/data_version"
+INPUTS = "koru/inputs"
+"""JSON, upstream asset → the commit its records were read at (an int), or, when the
+partitions read were pinned to different commits, partition key → commit."""
+INPUT_RANGES = "koru/input_ranges"
+"""JSON, upstream asset → ``[since, until]``: the upstream commits this materialization
+reacts to, from the one the asset's previous materialization read (0: none) to the one
+it read now; ``store.changes(ns, since=since, until=until)`` lists the changes."""
+
+# Recorded in the metadata (str → str) of every koru commit a materialization writes.
+COMMIT_ASSET = "dagster/asset"
+"""The asset key written, as Dagster prints it (``a/b``)."""
+COMMIT_PARTITION = "dagster/partition"
+"""The partition key written, when the run wrote one partition."""
+COMMIT_PARTITIONS = "dagster/partitions"
+"""A JSON list of the partition keys written, when the run wrote several (a range)."""
+COMMIT_RUN_ID = "dagster/run_id"
+"""The Dagster run id."""
+COMMIT_INPUTS = "koru/inputs"
+"""JSON, as :data:`INPUTS`: the upstream commits the written records were computed from
+(namespace-level lineage)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -91,7 +139,7 @@ class KoruOptions:
     Attributes:
         key: Key columns, or None to use the IO manager's default.
         valid_from: Name of the valid-time column, or None.
-        delete_missing: Tombstone keys the output no longer holds.
+        mode: ``"replace"`` or ``"upsert"`` (see the module docstring).
         at: Valid time to read at (tz-aware), or None for now.
         version: Commit number to read at, or None.
         pin: Read the upstream at its recorded commit (True) or latest (False).
@@ -100,7 +148,7 @@ class KoruOptions:
 
     key: tuple[str, ...] | None = None
     valid_from: str | None = None
-    delete_missing: bool = False
+    mode: Mode = "replace"
     at: datetime | None = None
     version: int | None = None
     pin: bool = True
@@ -132,6 +180,9 @@ def parse_options(
     for name in raw:
         if not name.startswith("koru/"):
             continue
+        if name in _REMOVED:
+            msg = f"metadata key {name!r} {_REMOVED[name]}"
+            raise InvalidInputError(msg)
         if name not in _ASSET_KEYS + _INPUT_KEYS:
             msg = f"unknown metadata key {name!r}; koru reads {sorted(_ASSET_KEYS + _INPUT_KEYS)}"
             raise InvalidInputError(msg)
@@ -142,7 +193,7 @@ def parse_options(
     return KoruOptions(
         key=_names(raw, KEY),
         valid_from=_typed(raw, VALID_FROM, str),
-        delete_missing=_typed(raw, DELETE_MISSING, bool) or False,
+        mode=_mode(raw),
         at=_datetime(raw, AT),
         version=_version(raw),
         pin=True if raw.get(PIN) is None else bool(_typed(raw, PIN, bool)),
@@ -200,6 +251,16 @@ def _datetime(raw: Mapping[str, Any], name: str) -> datetime | None:
         msg = f"metadata {name!r} must be a tz-aware datetime (koru guesses no zone), got {value!r}"
         raise InvalidInputError(msg)
     return value
+
+
+def _mode(raw: Mapping[str, Any]) -> Mode:
+    value = raw.get(MODE)
+    if value is None:
+        return "replace"
+    if value not in _MODES:
+        msg = f"metadata {MODE!r} must be one of {list(_MODES)}, got {value!r}"
+        raise InvalidInputError(msg)
+    return value  # type: ignore[no-any-return]
 
 
 def _version(raw: Mapping[str, Any]) -> int | None:

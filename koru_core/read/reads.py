@@ -250,10 +250,22 @@ def version_written(
     return version_from_row(namespace, rows[0], None if rows[0]["_deleted"] else value, is_unchanged=True)
 
 
-def commits(ctx: StoreContext, *, namespace: str | None, metadata: dict[str, str]) -> list[Commit]:
+def check_commit(value: object, name: str) -> int:
+    """Return ``value`` if it is a commit number ≥ 0 (bools refused).
+
+    Raises:
+        InvalidInputError: otherwise.
+    """
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        msg = f"{name} must be a commit number (an int >= 0), got {value!r}"
+        raise InvalidInputError(msg)
+    return value
+
+
+def commits(ctx: StoreContext, *, namespace: str | None, metadata: dict[str, str], since: int = 0) -> list[Commit]:
     """See :meth:`koru_core.Store.commits`."""
     return [
-        _commit(c) for c in ctx.catalog.commits()
+        _commit(c) for c in ctx.catalog.commits(since=since)
         if (namespace is None or namespace in c.namespaces) and all(c.metadata.get(k) == v for k, v in metadata.items())
     ]
 

@@ -32,7 +32,7 @@ def utc(*args: int) -> datetime:
     return datetime(*args, tzinfo=timezone.utc)
 
 
-@asset(partitions_def=DAYS, metadata={"koru/key": "sensor", "koru/delete_missing": True})
+@asset(partitions_def=DAYS, metadata={"koru/key": "sensor"})  # koru/mode "replace": the default
 def readings(context) -> pa.Table:
     return pa.Table.from_pylist(ROWS[context.partition_key])
 
