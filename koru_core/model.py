@@ -115,6 +115,9 @@ class Version:
         parents: Write ids this version was derived from.
         is_unchanged: True when the write was a no-op because the value equalled
             the key's as-of version; then the other fields describe that version.
+        valid_to: When the next version of the key (by valid time, as known at the
+            read's commit) takes over, or ``None`` while current or when not read
+            (a version just written); from :meth:`Store.version_at` and history.
     """
 
     namespace: str
@@ -131,6 +134,7 @@ class Version:
     run_id: str | None = None
     parents: tuple[str, ...] = ()
     is_unchanged: bool = False
+    valid_to: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -271,4 +275,5 @@ def version_from_row(namespace: str, row: dict[str, Any], value: Any, *, is_unch
         run_id=row["_run_id"],
         parents=tuple(row["_parents"] or ()),
         is_unchanged=is_unchanged,
+        valid_to=row.get("_valid_to"),
     )

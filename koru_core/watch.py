@@ -43,7 +43,6 @@ __all__ = ["DEFAULT_POLL_INTERVAL", "CommitEvent", "head", "watch"]
 
 DEFAULT_POLL_INTERVAL = 0.5
 """Seconds between two reads of the catalog while no commit lands."""
-_END_OF_TIME = datetime(2262, 1, 1, tzinfo=timezone.utc)  # near the end of int64 nanoseconds
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

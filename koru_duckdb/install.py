@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import json
 import shutil
 import tempfile
 import threading
@@ -130,9 +131,18 @@ class KoruInstall:
         self._keep(plan)
         return f"SELECT * FROM ({self.sql.as_of(plan)}) WHERE false"
 
-    def versions_sql(self, ns: str, key: str | None, version: str | None, version_kind: str) -> str:
-        """SQL of ``koru_versions`` (``key`` None) or ``koru_history``."""
+    def versions_sql(self, ns: str, key_json: str | None, key_kind: str, version: str | None,
+                     version_kind: str) -> str:
+        """SQL of ``koru_versions`` (``key_kind`` ``'none'``) or ``koru_history`` (``key_json``
+        the key as DuckDB's ``to_json`` renders it)."""
         v = _version(ns, version, version_kind)
+        key = None
+        if key_kind != "none":
+            if key_json is None or key_kind == '"NULL"':
+                msg = f"koru: namespace {ns!r}: koru_history needs a key, got NULL"
+                raise InvalidInputError(msg)
+            parsed = json.loads(key_json)
+            key = tuple(parsed) if isinstance(parsed, list) else parsed
         plan = self.store.plan(ns, shape="versions" if key is None else "history", key=key, version=v)
         self._keep(plan)
         return self.sql.versions(plan)
@@ -181,7 +191,7 @@ class KoruInstall:
 
         functions = {
             "__koru_at_sql": (self.at_sql, 7),
-            "__koru_versions_sql": (self.versions_sql, 4),
+            "__koru_versions_sql": (self.versions_sql, 5),
             "__koru_changes_sql": (self.changes_sql, 5),
             "__koru_commits_sql": (self.commits_sql, 0),
         }

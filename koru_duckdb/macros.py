@@ -82,7 +82,7 @@ Example:
 
 KORU_VERSIONS = """
 CREATE OR REPLACE TEMP MACRO koru_versions(ns, version := '(now)') AS TABLE
-    SELECT * FROM query(__koru_versions_sql(ns, NULL, CAST(version AS VARCHAR), typeof(version)))
+    SELECT * FROM query(__koru_versions_sql(ns, NULL, 'none', CAST(version AS VARCHAR), typeof(version)))
 """
 """``koru_versions(ns, version := …)``: every version of every key of ``ns``, as ``Store.versions``.
 
@@ -95,10 +95,14 @@ Returns:
 
 KORU_HISTORY = """
 CREATE OR REPLACE TEMP MACRO koru_history(ns, key) AS TABLE
-    SELECT * FROM query(__koru_versions_sql(ns, CAST(key AS VARCHAR), '(now)', 'VARCHAR'))
+    SELECT * FROM query(__koru_versions_sql(ns, to_json(key), typeof(key), '(now)', 'VARCHAR'))
 """
-"""``koru_history(ns, key)``: every version of one key (its ``_key``), oldest first, as
-``Store.history`` (columns as :data:`KORU_VERSIONS`; no rows for an unknown key)."""
+"""``koru_history(ns, key)``: every version of one key, oldest first, as ``Store.history``
+(columns as :data:`KORU_VERSIONS`; no rows for an unknown key).
+
+``key`` is the key as it was written: a VARCHAR (the ``_key``), an integer, or for a
+composite key a STRUCT naming the key columns (``{'loc': 4, 'sex': 'F'}``) or a LIST
+of the parts in key-column order (``[4, 'F']``). It reaches the core as JSON."""
 
 KORU_CHANGES = """
 CREATE OR REPLACE TEMP MACRO koru_changes(ns, since := NULL, until := NULL) AS TABLE

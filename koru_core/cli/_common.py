@@ -258,3 +258,26 @@ def _print_table(
     from koru_core.cli.table import print_rows
 
     print_rows(rows, columns, title=title)
+
+
+KEY_HELP = (
+    "KEY is the key as written: the _key string, or for a namespace with key columns "
+    "COL=VALUE pairs joined by commas ('loc=4,sex=F,age=0-4')."
+)
+
+
+def key_argument(store: Store, namespace: str, text: str) -> Any:
+    """The key a command's KEY argument names (DESIGN.md, "Keys").
+
+    ``COL=VALUE,COL=VALUE`` in a namespace with key columns, every COL one of them,
+    is the mapping of those columns (each value a str; ``4`` and ``"4"`` encode alike,
+    and :func:`koru_core.keys.encode_key` checks the columns); anything else is the
+    ``_key`` string itself.
+    """
+    if "=" not in text or namespace not in store.namespaces():
+        return text
+    columns = store.key_columns(namespace)
+    pairs = [part.partition("=") for part in text.split(",")]
+    if not columns or not all(sep and name in columns for name, sep, _ in pairs):
+        return text
+    return {name: value for name, _, value in pairs}

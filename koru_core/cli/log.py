@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import click
 
-from koru_core.cli._common import _emit_json, _show, open_store, settings
+from koru_core.cli._common import _emit_json, _show, key_argument, open_store, settings
 from koru_core.cli.records import METADATA
 from koru_core.cli.table import DEFAULT_MAX_ROWS, print_rows
 from koru_core.errors import KeyNotFoundError
@@ -65,7 +65,8 @@ def log_(
 
 
 def _key_history(namespace: str, key: str) -> None:
-    history = open_store(create=False).history(namespace, key)
+    store = open_store(create=False)
+    history = store.history(namespace, key_argument(store, namespace, key))
     if history.num_rows == 0:
         msg = f"namespace {namespace!r}: no key {key!r}"
         raise KeyNotFoundError(msg)

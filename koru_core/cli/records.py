@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from koru_core.cli._common import TIME, _emit_json, _print_table, _show, open_store, settings
+from koru_core.cli._common import KEY_HELP, TIME, _emit_json, _print_table, _show, key_argument, open_store, settings
 from koru_core.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -127,7 +127,7 @@ def put(
     store = open_store(create=None)
     _refuse_bare_value(store, namespace, parsed)
     version = store.put(
-        namespace, key, parsed, valid_from=valid_from, actor=actor, run_id=run_id, metadata=dict(metadata) or None
+        namespace, key_argument(store, namespace, key), parsed, valid_from=valid_from, actor=actor, run_id=run_id, metadata=dict(metadata) or None
     )
     _print_version(namespace, key, version)
 
@@ -153,7 +153,7 @@ def delete(
     """
     store = open_store(create=False)
     version = store.delete(
-        namespace, key, valid_from=valid_from, actor=actor, run_id=run_id, metadata=dict(metadata) or None
+        namespace, key_argument(store, namespace, key), valid_from=valid_from, actor=actor, run_id=run_id, metadata=dict(metadata) or None
     )
     _print_version(namespace, key, version)
 
@@ -163,19 +163,38 @@ def delete(
 @click.argument("key")
 @click.option("--at", type=TIME, help="Valid time to read at (ISO 8601 with a zone). Default: now.")
 @click.option("--version", type=click.IntRange(min=1), help="Commit number bounding system time.")
-def get(namespace: str, key: str, at: datetime | None, version: int | None) -> None:
-    """Print the value of KEY in NAMESPACE, as of --at and --version."""
-    value = open_store(create=False).get(namespace, key, at=at, version=version)
+@click.option(
+    "--show-version", is_flag=True,
+    help="Also show the version that holds there: valid from/to, commit, write id, actor, run id.",
+)
+def get(namespace: str, key: str, at: datetime | None, version: int | None, show_version: bool) -> None:
+    """Print the value of KEY in NAMESPACE, as of --at and --version.
+
+    KEY is the key as written: the _key string, or for a namespace with key
+    columns COL=VALUE pairs joined by commas ('loc=4,sex=F,age=0-4').
+    """
+    store = open_store(create=False)
+    found = store.version_at(namespace, key_argument(store, namespace, key), at=at, version=version)
+    value = found.value
+    about = {
+        "write_id": found.write_id, "commit": found.commit, "valid_from": found.valid_from,
+        "valid_to": found.valid_to, "system_from": found.system_from, "actor": found.actor, "run_id": found.run_id,
+    }
     if settings().as_json:
-        _emit_json(value)
-    elif isinstance(value, dict):
+        _emit_json({"value": value, "version": about} if show_version else value)
+        return
+    if isinstance(value, dict):
         _print_table(
             [{"field": k, "value": v} for k, v in value.items()],
             ["field", "value"],
-            title=f"{namespace}/{key}",
+            title=f"{namespace}/{found.key}",
         )
     else:
         click.echo(_show(value))
+    if show_version:
+        until = _show(found.valid_to) if found.valid_to is not None else "now"
+        who = "".join(f" · {name} {v}" for name, v in (("actor", found.actor), ("run", found.run_id)) if v)
+        click.echo(f"version {found.write_id} · commit {found.commit} · valid {_show(found.valid_from)} → {until}{who}")
 
 
 def _ref(text: str | None, option: str) -> int | datetime | str | None:
@@ -205,7 +224,8 @@ def _ref(text: str | None, option: str) -> int | datetime | str | None:
 @click.option("--to", metavar="REF", help="Newer version (same forms). Default: the latest.")
 def diff(namespace: str, key: str, from_: str | None, to: str | None) -> None:
     """Print the fields that differ between two versions of KEY in NAMESPACE."""
-    changes = open_store(create=False).diff(namespace, key, _ref(from_, "--from"), _ref(to, "--to"))
+    store = open_store(create=False)
+    changes = store.diff(namespace, key_argument(store, namespace, key), _ref(from_, "--from"), _ref(to, "--to"))
     if settings().as_json:
         _emit_json([asdict(c) for c in changes])
     elif not changes:

@@ -166,17 +166,14 @@ def _has_future(ctx: StoreContext, namespace: str, p: ReadPlan) -> bool:
 
 
 def version_at(ctx: StoreContext, namespace: str, key: Any, *, at: datetime | None, version: int | None) -> Version:
-    """See :meth:`koru_core.Store.version_at`."""
-    key_text = key_of(ctx, namespace, key)
-    hist = history(ctx, namespace, key_text, version=version)
-    t = (p := plan_as_of(ctx, namespace, at=at, version=version, key=key_text)).valid_at
-    rows = [r for r in hist.to_pylist() if to_ns(r["_valid_from"], what="_valid_from") <= (t or 0)
-            and r["_commit"] <= p.commit and not r.get("_pruned")]
-    if not rows:
-        raise KeyNotFoundError(f"namespace {namespace!r}: no version of key {key_text!r}" + _point(at, version))
-    row = max(rows, key=lambda r: (r["_valid_from"], r["_commit"]))
-    if row["_deleted"]:
-        raise KeyNotFoundError(f"namespace {namespace!r}: no live key {key_text!r}" + _point(at, version))
+    """See :meth:`koru_core.Store.version_at`: the planner's as-of answer for one key, then
+    that version's row of the key's history (bounded by the same commit) for the rest."""
+    p, state = _one(ctx, namespace, key, at, version)
+    if state.num_rows == 0:
+        raise KeyNotFoundError(f"namespace {namespace!r}: no live key {p.key!r}" + _point(at, version))
+    write_id = execute.to_api(state.select(["_write_id"]))["_write_id"][0].as_py()
+    hist = history(ctx, namespace, p.key, version=p.commit)
+    row = next(r for r in hist.to_pylist() if r["_write_id"] == write_id)
     names = list(p.columns)
     return version_from_row(namespace, row, rules.row_value({n: row[n] for n in names}, names), is_unchanged=False)
 

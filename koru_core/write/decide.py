@@ -56,7 +56,7 @@ def late_keys_mask(keys: pa.Array, valid: np.ndarray, last_valid: pa.Array) -> n
 
 def decide_in_order(
     keys: pa.Array, valid: np.ndarray, explicit: np.ndarray, cids: pa.Array, heads: pa.Table,
-) -> np.ndarray:
+) -> tuple[np.ndarray, np.ndarray]:
     """Apply the unchanged rule to rows none of which is late.
 
     Args:
@@ -67,7 +67,8 @@ def decide_in_order(
         heads: :data:`~koru_core.hot.index.HEAD_SCHEMA` rows aligned with ``keys``.
 
     Returns:
-        int8 action per row: :data:`NOOP`, :data:`WRITE` or :data:`SKIP`.
+        int8 action per row: :data:`NOOP`, :data:`WRITE` or :data:`SKIP`; and whether each
+        row's before is a live version (a ``Store.delete`` needs one).
     """
     n = len(keys)
     first = first_of_key(keys)
@@ -75,6 +76,9 @@ def decide_in_order(
     has_head = head_valid.is_valid().to_numpy(zero_copy_only=False)
     head_valid_np = pc.fill_null(head_valid, 0).to_numpy(zero_copy_only=False)
     head_cid = heads["content_id"].combine_chunks()
+    # a skip record at exactly a row's valid time is the version there (same content as the head)
+    last_np = pc.fill_null(heads["last_valid"].combine_chunks(), 0).to_numpy(zero_copy_only=False)
+    head_valid_np = np.where(has_head & (last_np > head_valid_np), last_np, head_valid_np)
     # content of each row's before: its head for a key's first row, the previous row otherwise
     prev = pa.concat_arrays([pa.nulls(1, cids.type), cids.slice(0, n - 1)]) if n else cids
     before = pc.if_else(pa.array(first), head_cid, prev)
@@ -90,4 +94,4 @@ def decide_in_order(
     action[skip] = SKIP
     # a tombstone with nothing before it at all (never written) and an explicit time is
     # written as a version: a skip record needs a version before it
-    return action
+    return action, before_exists & ~before_tomb

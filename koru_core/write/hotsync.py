@@ -125,16 +125,17 @@ def _build(ctx: StoreContext, files: Sequence[FileEntry]) -> HeadIndex:
 def late_history(ctx: StoreContext, namespace: str, keys: pa.Array, head: int, values: Sequence[str]) -> pa.Table:
     """Every stored version of ``keys`` up to ``head``: ``_key``, ``_valid_from`` (int64 ns),
     ``_commit``, ``_content_id`` (null for tombstones), ``_write_id``, ``_actor``, ``_run_id``,
-    then the value columns."""
+    then the value columns that ``head``'s schema has."""
     from koru_core.read import execute
     from koru_core.read.plan import plan_versions
 
     plan = plan_versions(ctx, namespace, version=head)
+    stored = [v for v in values if v in plan.schema.names]  # a field new in this commit has no history
     wanted = pa.array(sorted(set(keys.to_pylist())), pa.string())
     parts = []
     for src in plan.candidates:
         t = execute.read_source(ctx, plan, src, ["_key", "_valid_from", "_commit", "_content_id", "_deleted",
-                                                 "_write_id", "_actor", "_run_id", *values])
+                                                 "_write_id", "_actor", "_run_id", *stored])
         parts.append(t.filter(pc.is_in(t["_key"], value_set=wanted)))
     table = pa.concat_tables(parts) if parts else None
     if table is None:

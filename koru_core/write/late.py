@@ -56,9 +56,11 @@ class Materialised:
 
 @dataclass(frozen=True, slots=True)
 class LateDecision:
-    """Actions for the late rows (aligned with the input) and the skip records to materialise."""
+    """Actions for the late rows (aligned with the input), whether each row's before was a
+    live version, and the skip records to materialise."""
 
     actions: np.ndarray
+    live_before: np.ndarray
     materialised: list[Materialised]
 
 
@@ -109,6 +111,7 @@ def decide_late(
         skipped.setdefault(k, []).append((v, c, p))
     keys, valid, explicit, cids = (rows[n].to_pylist() for n in ("key", "valid", "explicit", "cid"))
     actions = np.full(len(keys), NOOP, dtype=np.int8)
+    live = np.zeros(len(keys), dtype=bool)
     materialised: list[Materialised] = []
     start = 0
     while start < len(keys):
@@ -116,21 +119,29 @@ def decide_late(
         while end < len(keys) and keys[end] == keys[start]:
             end += 1
         _decide_key(keys[start], list(range(start, end)), valid, explicit, cids,
-                    history.get(keys[start], []), sorted(skipped.get(keys[start], [])), actions, materialised)
+                    history.get(keys[start], []), sorted(skipped.get(keys[start], [])), actions, live, materialised)
         start = end
-    return LateDecision(actions, materialised)
+    return LateDecision(actions, live, materialised)
 
 
 def _decide_key(
     key: str, positions: Sequence[int], valid: list[int], explicit: list[bool], cids: list[bytes | None],
     stored: list[_Version], skips: list[tuple[int, int, list[str] | None]], actions: np.ndarray,
-    materialised: list[Materialised],
+    live: np.ndarray, materialised: list[Materialised],
 ) -> None:
     order = [(v.valid, v.commit) for v in stored]
+    # a skip record is a row of the rule too: its content is the stored as-of content at its
+    # own (valid time, commit), as it was when it was written (skipping was invisible so far)
+    virtual = []
+    for v, c, _ in skips:
+        then = _as_of(stored, order, v, c)
+        virtual.append(_Version(v, c, None if then is None else then.content, None))
+    rows = sorted([*stored, *virtual], key=lambda x: (x.valid, x.commit))
+    rows_order = [(x.valid, x.commit) for x in rows]
     accepted: list[_Version] = []  # this commit's versions of the key, in valid-time order
 
-    def current(t: int) -> _Version | None:
-        s = _as_of(stored, order, t)
+    def latest(t: int, among: list[_Version], keys_: list[tuple[int, int]]) -> _Version | None:
+        s = _as_of(among, keys_, t)
         a = accepted[-1] if accepted and accepted[-1].valid <= t else None
         if a is None:
             return s
@@ -140,29 +151,29 @@ def _decide_key(
     for t, kind, ref in sorted(events):
         if kind == 0:
             p = ref
-            before = current(t)
+            before = latest(t, rows, rows_order)  # over every row: versions, skips and this commit's
+            live[p] = before is not None and before.content is not None
             same = cids[p] == (None if before is None else before.content)
             if not same:
                 actions[p] = WRITE
+                accepted.append(_Version(t, _INF, cids[p], None))
             elif before is None:  # a tombstone for a key with nothing before it
                 actions[p] = WRITE if explicit[p] else NOOP
+                if explicit[p]:
+                    accepted.append(_Version(t, _INF, None, None))
             elif before.valid == t or not explicit[p]:
                 actions[p] = NOOP
             else:
                 actions[p] = SKIP
-                continue
-            if actions[p] == WRITE:
-                accepted.append(_Version(t, _INF, cids[p], None))
             continue
         v, c, parents = skips[ref]
         shadowed = any(x.valid == v and x.commit > c for x in stored) or any(a.valid == v for a in accepted)
         if shadowed:
             continue
-        then = _as_of(stored, order, v, c)
-        now = current(v)
-        then_content = None if then is None else then.content
-        now_content = None if now is None else now.content
-        if then_content != now_content:
-            accepted.append(_Version(v, _INF, then_content, None))
-            source = None if then is None or then.content is None else then.write_id
-            materialised.append(Materialised(key, v, source, parents, c))
+        then = virtual[ref]
+        now = latest(v, stored, order)  # over stored versions and this commit's: what answers without it
+        if then.content != (None if now is None else now.content):
+            accepted.append(_Version(v, _INF, then.content, None))
+            source = _as_of(stored, order, v, c)
+            materialised.append(Materialised(key, v, None if source is None or source.content is None
+                                             else source.write_id, parents, c))

@@ -94,17 +94,18 @@ def prepare(
     heads = index.lookup(sorted_keys)
     late = late_keys_mask(sorted_keys, valid, heads["last_valid"].combine_chunks())
     actions = np.full(rows.num_rows, NOOP, dtype=np.int8)
+    live = np.zeros(rows.num_rows, dtype=bool)
     on_time = ~late
     if on_time.all():
-        actions = decide_in_order(sorted_keys, valid, explicit, cids, heads)
+        actions, live = decide_in_order(sorted_keys, valid, explicit, cids, heads)
     elif on_time.any():
         idx = pa.array(np.flatnonzero(on_time))
-        actions[on_time] = decide_in_order(sorted_keys.take(idx), valid[on_time], explicit[on_time], cids.take(idx),
-                                           heads.take(idx))
+        actions[on_time], live[on_time] = decide_in_order(sorted_keys.take(idx), valid[on_time], explicit[on_time],
+                                                          cids.take(idx), heads.take(idx))
     extra = None
     if late.any():
-        actions, extra = _decide_late_rows(ctx, namespace, rows, late, actions, cids, head, values, actor, run_id)
-    _check_live(namespace, ops, rows, actions)
+        actions, extra = _decide_late_rows(ctx, namespace, rows, late, actions, live, cids, head, values)
+    _check_live(namespace, ops, rows, live)
     versions, skips = build(
         rows, actions=actions, cids=cids, head_write_ids=heads["last_write_id"].combine_chunks(), extra=extra,
         first_write_id=first_write_id, actor=actor, run_id=run_id, values=values,
@@ -116,8 +117,8 @@ def prepare(
 
 
 def _decide_late_rows(
-    ctx: StoreContext, namespace: str, rows: pa.Table, late: np.ndarray, actions: np.ndarray, cids: pa.Array,
-    head: int, values: list[str], actor: str | None, run_id: str | None,
+    ctx: StoreContext, namespace: str, rows: pa.Table, late: np.ndarray, actions: np.ndarray, live: np.ndarray,
+    cids: pa.Array, head: int, values: list[str],
 ) -> tuple[np.ndarray, pa.Table | None]:
     idx = pa.array(np.flatnonzero(late))
     late_rows = pa.table({
@@ -129,6 +130,7 @@ def _decide_late_rows(
     skips = hotsync.late_skips(ctx, namespace, keys, head)
     decision = decide_late(late_rows, history, skips)
     actions[late] = decision.actions
+    live[late] = decision.live_before
     if not decision.materialised:
         return actions, None
     return actions, _materialised_rows(ctx, decision.materialised, history, rows.schema, values)
@@ -157,10 +159,11 @@ def _materialised_rows(ctx: StoreContext, items: list, history: pa.Table, schema
     })
 
 
-def _check_live(namespace: str, ops: Sequence[Operation], rows: pa.Table, actions: np.ndarray) -> None:
+def _check_live(namespace: str, ops: Sequence[Operation], rows: pa.Table, live: np.ndarray) -> None:
+    """Raise for a ``Store.delete`` whose key has no live version before it (one row per such op)."""
     if not any(op.require_live for op in ops):
         return
-    for i in np.flatnonzero(actions != WRITE):
+    for i in np.flatnonzero(~live):
         if rows["__deleted"][int(i)].as_py():
             key = rows["__key"][int(i)].as_py()
             msg = f"namespace {namespace!r}: no live key {key!r} to delete"
@@ -218,11 +221,11 @@ def prepare_single(
     if cid == before:
         if head is None:  # a tombstone for a key never written
             action = WRITE if explicit else NOOP
-        elif head.valid_from == valid or not explicit:
+        elif valid in (head.valid_from, head.last_valid) or not explicit:  # last_valid: a skip record there
             action = NOOP
         else:
             action = SKIP
-    if op.require_live and action != WRITE:
+    if op.require_live and (head is None or head.content_id is None):
         msg = f"namespace {namespace!r}: no live key {key!r} to delete"
         raise KeyNotFoundError(msg)
     empty_skips = SKIP_SCHEMA.empty_table()

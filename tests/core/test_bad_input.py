@@ -40,10 +40,15 @@ Case = tuple[Callable[[koru.Store], Any], type[koru.KoruError], str]
 CASES: dict[str, Case] = {
     # keys
     "empty key": (lambda s: s.put("users", "", {"age": 1}), koru.InvalidInputError, r"'users'.*key.*''"),
-    "int key": (lambda s: s.put("users", 5, {"age": 1}), koru.InvalidInputError, r"'users'.*key.*5"),
+    "float key": (lambda s: s.put("users", 5.0, {"age": 1}), koru.InvalidInputError, r"'users'.*key.*5\.0"),
+    "bool key": (lambda s: s.put("users", True, {"age": 1}), koru.InvalidInputError, r"'users'.*key.*True"),
+    "tuple key without key columns": (
+        lambda s: s.put("users", ("a", "b"), {"age": 1}), koru.InvalidInputError, r"'users'.*no key columns"),
+    "mapping key without key columns": (
+        lambda s: s.get("users", {"id": "alice"}), koru.InvalidInputError, r"'users'.*no key columns"),
     "None key": (lambda s: s.put("users", None, {"age": 1}), koru.InvalidInputError, r"'users'.*key.*None"),
     "empty key in delete": (lambda s: s.delete("users", ""), koru.InvalidInputError, r"'users'.*key"),
-    "int key in get": (lambda s: s.get("users", 3), koru.InvalidInputError, r"'users'.*key.*3"),
+    "float key in get": (lambda s: s.get("users", 3.5), koru.InvalidInputError, r"'users'.*key.*3\.5"),
     "empty key in upsert": (
         lambda s: s.upsert("users", [{"id": "ok"}, {"id": ""}], key="id"), koru.InvalidInputError, r"'users'.*empty key"),
     "null key in upsert": (

@@ -26,6 +26,6 @@ def test_missing_engine_names_the_extra(missing: str) -> None:
 
 
 def test_public_api() -> None:
-    assert koru_duckdb.__all__ == sorted(koru_duckdb.__all__) == ["KoruConnection", "connect", "export"]
+    assert koru_duckdb.__all__ == sorted(koru_duckdb.__all__) == ["KoruConnection", "KoruInstall", "connect", "export", "install"]
     for name in koru_duckdb.__all__:
         assert "Example" in (getattr(koru_duckdb, name).__doc__ or ""), name
