@@ -85,6 +85,13 @@ class KoruInstall:
 
     Made by :func:`install`; :meth:`refresh_views` adds views for new namespaces and
     :meth:`close` removes the views and releases the leases.
+
+    Example:
+        >>> con = duckdb.connect()
+        >>> installed = install(con, store)
+        >>> con.sql("SELECT count(*) FROM koru_commits()").fetchall()[0][0] >= 1
+        True
+        >>> installed.close()
     """
 
     def __init__(self, con: duckdb.DuckDBPyConnection, store: koru_core.Store, *, views: bool) -> None:
