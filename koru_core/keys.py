@@ -22,7 +22,7 @@ from typing import Any
 
 from koru_core.errors import InvalidInputError
 
-__all__ = ["KeyLike", "encode_key"]
+__all__ = ["KeyLike", "encode_key", "key_fields", "value_with_key_fields"]
 
 KeyLike = str | int | Sequence[Any] | Mapping[str, Any]
 """What a key-taking method accepts (see the module docstring)."""
@@ -89,6 +89,51 @@ def encode_key(namespace: str, key: object, key_columns: Sequence[str] = ()) -> 
         f"{list(cols)}, got {key!r}"
     )
     raise InvalidInputError(msg)
+
+
+def key_fields(key: object, key_columns: Sequence[str], string_columns: Sequence[str] = ()) -> dict[str, Any]:
+    """The key columns' values a key as written gives, to store beside a put's value.
+
+    A namespace with key columns holds them as fields (an upsert's rows carry them), so
+    a ``put`` by key keeps its record alike: ``put("people", (4, "F"), {"n": 1})`` in
+    a namespace keyed by ``loc, sex`` stores ``{"loc": 4, "sex": "F", "n": 1}``.
+
+    Args:
+        key: The key as written (already checked by :func:`encode_key`).
+        key_columns: The namespace's key columns.
+        string_columns: Those of them whose stored type is a string: a str key of a
+            one-column key is then that column's value (a str key of a composite key is
+            the encoded ``_key``, whose parts have lost their types, so it gives nothing).
+
+    Returns:
+        Column → value; empty when the key gives none.
+    """
+    cols = tuple(key_columns)
+    if not cols:
+        return {}
+    if isinstance(key, Mapping):
+        return {c: key[c] for c in cols}
+    if isinstance(key, (tuple, list)):
+        return dict(zip(cols, key, strict=True))
+    if len(cols) == 1 and (isinstance(key, int) or cols[0] in string_columns):
+        return {cols[0]: key}
+    return {}
+
+
+def value_with_key_fields(namespace: str, value: Any, fields: dict[str, Any]) -> Any:
+    """``value`` (a dict) with the key columns it lacks added from ``fields``.
+
+    Raises:
+        InvalidInputError: the value holds a key column with another value than the key's.
+    """
+    if not fields or not isinstance(value, dict):
+        return value
+    for column, part in fields.items():
+        if column in value and value[column] is not None and value[column] != part:
+            msg = (f"namespace {namespace!r}: the value's key column {column!r} is {value[column]!r}, "
+                   f"but the key gives {part!r}")
+            raise InvalidInputError(msg)
+    return {**fields, **{k: v for k, v in value.items() if k not in fields or v is not None}}
 
 
 def _join(namespace: str, parts: list[Any], cols: tuple[str, ...]) -> str:

@@ -14,7 +14,7 @@ from koru_core import diff as _diff
 from koru_core import lineage as _lineage
 from koru_core.errors import InvalidInputError
 from koru_core.input import batch_from_table, batch_from_value, check_metadata
-from koru_core.keys import KeyLike
+from koru_core.keys import KeyLike, value_with_key_fields
 from koru_core import watch as _watch
 from koru_core.lifecycle.methods import LifecycleMethods
 from koru_core.model import Commit, CommitResult, FieldChange, Lineage, Version
@@ -138,7 +138,9 @@ class Store(LifecycleMethods, VectorMethods):
             namespace: Namespace name, ``[A-Za-z_][A-Za-z0-9_]*``.
             key: As written: a non-empty str (the ``_key``), an int, or for a
                 namespace with composite key columns a tuple of the parts in
-                key-column order or a mapping of key column to value.
+                key-column order or a mapping of key column to value. In a
+                namespace with key columns, a dict value gets the key columns it
+                lacks from the key (as an upsert's rows hold them).
             value: A dict (its items become fields; nested dicts and lists become
                 Arrow structs and lists) or any other value Arrow can hold
                 (stored in a field named ``value``).
@@ -153,7 +155,9 @@ class Store(LifecycleMethods, VectorMethods):
             as-of version at ``valid_from``, that version with ``is_unchanged=True``.
 
         Raises:
-            InvalidInputError: bad namespace, key, value, NaN/inf or naive time.
+            InvalidInputError: bad namespace, key, value, NaN/inf or naive time; a
+                key of the wrong shape (names the key columns); a value whose key
+                column differs from the key.
             SchemaError: a field's type cannot widen the stored type.
             StoreLockedError: another process holds the write lock.
 
@@ -161,7 +165,8 @@ class Store(LifecycleMethods, VectorMethods):
             >>> store.put("users", "bob", {"name": "Bob"}).key
             'bob'
         """
-        key_text = reads.key_of(self._ctx, namespace, key)
+        key_text, fields = reads.key_and_fields(self._ctx, namespace, key)
+        value = value_with_key_fields(namespace, value, fields)
         batch = batch_from_value(namespace, key_text, value, valid_from=valid_from, parents=parents)
         return self._write_one(Operation(batch), namespace, key_text, valid_from, value, actor, run_id, metadata)
 
@@ -255,7 +260,7 @@ class Store(LifecycleMethods, VectorMethods):
         """
         actor, run_id = reads.provenance(actor, run_id)
         return Transaction(self._writer, actor=actor, run_id=run_id, metadata=check_metadata(metadata),
-                           key_of=lambda ns, k: reads.key_of(self._ctx, ns, k))
+                           key_of=lambda ns, k: reads.key_and_fields(self._ctx, ns, k))
 
     # -- reads -------------------------------------------------------------------
 

@@ -260,24 +260,34 @@ def _print_table(
     print_rows(rows, columns, title=title)
 
 
-KEY_HELP = (
-    "KEY is the key as written: the _key string, or for a namespace with key columns "
-    "COL=VALUE pairs joined by commas ('loc=4,sex=F,age=0-4')."
-)
-
-
 def key_argument(store: Store, namespace: str, text: str) -> Any:
     """The key a command's KEY argument names (DESIGN.md, "Keys").
 
     ``COL=VALUE,COL=VALUE`` in a namespace with key columns, every COL one of them,
-    is the mapping of those columns (each value a str; ``4`` and ``"4"`` encode alike,
-    and :func:`koru_core.keys.encode_key` checks the columns); anything else is the
-    ``_key`` string itself.
+    is the mapping of those columns, each VALUE read as its column's stored type (an
+    integer column takes an int; :func:`koru_core.keys.encode_key` checks the columns);
+    anything else is the ``_key`` string itself.
+
+    Raises:
+        click.BadParameter: a VALUE that is not an int for an integer key column.
     """
+    import pyarrow as pa
+
     if "=" not in text or namespace not in store.namespaces():
         return text
     columns = store.key_columns(namespace)
     pairs = [part.partition("=") for part in text.split(",")]
     if not columns or not all(sep and name in columns for name, sep, _ in pairs):
         return text
-    return {name: value for name, _, value in pairs}
+    schema = store.schema(namespace)
+    key: dict[str, Any] = {}
+    for name, _, value in pairs:
+        if name in schema.names and pa.types.is_integer(schema.field(name).type):
+            try:
+                key[name] = int(value)
+            except ValueError:
+                msg = f"key column {name!r} of namespace {namespace!r} holds integers, got {value!r}"
+                raise click.BadParameter(msg, param_hint="KEY") from None
+        else:
+            key[name] = value
+    return key

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from koru_core.cli._common import KEY_HELP, TIME, _emit_json, _print_table, _show, key_argument, open_store, settings
+from koru_core.cli._common import TIME, _emit_json, _print_table, _show, key_argument, open_store, settings
 from koru_core.errors import InvalidInputError
 
 if TYPE_CHECKING:

@@ -19,7 +19,7 @@ from koru_core.catalog.entries import CommitRecord, NamespaceInfo
 from koru_core.errors import InvalidInputError, KeyNotFoundError, NamespaceNotFoundError
 from koru_core.hot.tier import TOMBSTONE
 from koru_core.input import check_namespace
-from koru_core.keys import encode_key
+from koru_core.keys import encode_key, key_fields
 from koru_core.model import Commit, CommitResult, Version, version_from_row
 from koru_core.read import execute, rules
 from koru_core.read.plan import ReadPlan, plan_as_of, plan_history, plan_versions, plan_window
@@ -64,6 +64,20 @@ def key_of(ctx: StoreContext, namespace: str, key: object) -> str:
         return encode_key(namespace, key)
     info = ctx.catalog.namespace(namespace)
     return encode_key(namespace, key, info.key_columns if info is not None else ())
+
+
+def key_and_fields(ctx: StoreContext, namespace: str, key: object) -> tuple[str, dict[str, Any]]:
+    """The ``_key`` of a key as written and the key columns' values it gives
+    (:func:`koru_core.keys.key_fields`): what ``put`` stores beside the value."""
+    check_namespace(namespace)
+    info = ctx.catalog.namespace(namespace)
+    if info is None or not info.key_columns:
+        return encode_key(namespace, key), {}
+    types = {f.name: f.type for f in info.schema}
+    strings = [c for c in info.key_columns
+               if c in types and (pa.types.is_string(types[c]) or pa.types.is_large_string(types[c]))]
+    text = encode_key(namespace, key) if isinstance(key, str) else encode_key(namespace, key, info.key_columns)
+    return text, key_fields(key, info.key_columns, strings)
 
 
 def provenance(actor: object, run_id: object) -> tuple[str | None, str | None]:
@@ -146,7 +160,8 @@ def get(ctx: StoreContext, namespace: str, key: Any, *, at: datetime | None, ver
             return dict(hit) if isinstance(hit, dict) else hit
     p, state = _one(ctx, namespace, key, at, version)
     if state.num_rows == 0:
-        raise KeyNotFoundError(f"namespace {namespace!r}: no live key {p.key!r}" + _point(at, version))
+        msg = f"namespace {namespace!r}: no live key {p.key!r}" + _point(at, version)
+        raise KeyNotFoundError(msg)
     names = list(p.columns)
     value = rules.row_value(state.select(names).to_pylist()[0], names)
     if at is None and version is None and p.commit == p.head:
@@ -170,7 +185,8 @@ def version_at(ctx: StoreContext, namespace: str, key: Any, *, at: datetime | No
     that version's row of the key's history (bounded by the same commit) for the rest."""
     p, state = _one(ctx, namespace, key, at, version)
     if state.num_rows == 0:
-        raise KeyNotFoundError(f"namespace {namespace!r}: no live key {p.key!r}" + _point(at, version))
+        msg = f"namespace {namespace!r}: no live key {p.key!r}" + _point(at, version)
+        raise KeyNotFoundError(msg)
     write_id = execute.to_api(state.select(["_write_id"]))["_write_id"][0].as_py()
     hist = history(ctx, namespace, p.key, version=p.commit)
     row = next(r for r in hist.to_pylist() if r["_write_id"] == write_id)

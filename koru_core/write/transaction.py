@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from koru_core.errors import InvalidInputError
 from koru_core.input import batch_from_table, batch_from_value
+from koru_core.keys import encode_key, key_fields, value_with_key_fields
 from koru_core.model import CommitResult
 from koru_core.write.batches import Operation
 
@@ -49,6 +50,7 @@ class Transaction:
         self._metadata = metadata
         self._key_of = key_of
         self._ops: list[Operation] = []
+        self._key_columns: dict[str, tuple[str, ...]] = {}  # of namespaces upserted in this transaction
         self._open = False
         self._outer: Transaction | None = None
         self._joined: list[Transaction] = []
@@ -95,15 +97,24 @@ class Transaction:
             raise InvalidInputError(msg)
         self._ops.append(op)
 
-    def _key(self, namespace: str, key: Any) -> str:
-        return key if self._key_of is None else self._key_of(namespace, key)
+    def _key(self, namespace: str, key: Any) -> tuple[str, dict[str, Any]]:
+        """The ``_key`` and the key columns' values of a key as written."""
+        outer = self._outer or self
+        columns = outer._key_columns.get(namespace)
+        if columns is not None and not isinstance(key, str):  # key columns this transaction declared
+            return encode_key(namespace, key, columns), key_fields(key, columns)
+        if self._key_of is None:
+            return encode_key(namespace, key), {}
+        return self._key_of(namespace, key)  # type: ignore[no-any-return]
 
     def put(
         self, namespace: str, key: str | int | Sequence[Any] | Mapping[str, Any], value: Any, *,
         valid_from: datetime | None = None, parents: Iterable[str] = (),
     ) -> None:
         """Buffer a put (see :meth:`Store.put`)."""
-        batch = batch_from_value(namespace, self._key(namespace, key), value, valid_from=valid_from, parents=parents)
+        text, fields = self._key(namespace, key)
+        batch = batch_from_value(namespace, text, value_with_key_fields(namespace, value, fields),
+                                 valid_from=valid_from, parents=parents)
         self._add(Operation(batch))
 
     def delete(
@@ -111,8 +122,8 @@ class Transaction:
         valid_from: datetime | None = None, parents: Iterable[str] = (),
     ) -> None:
         """Buffer a tombstone (see :meth:`Store.delete`)."""
-        batch = batch_from_value(namespace, self._key(namespace, key), None, valid_from=valid_from, parents=parents,
-                                 is_deleted=True)
+        batch = batch_from_value(namespace, self._key(namespace, key)[0], None, valid_from=valid_from,
+                                 parents=parents, is_deleted=True)
         self._add(Operation(batch))
 
     def upsert(
@@ -122,3 +133,4 @@ class Transaction:
         """Buffer an upsert (see :meth:`Store.upsert`)."""
         batch = batch_from_table(namespace, data, key=key, valid_from=valid_from, parents=parents)
         self._add(Operation(batch, delete_missing=delete_missing))
+        (self._outer or self)._key_columns.setdefault(namespace, tuple(batch.key_columns))
