@@ -1,42 +1,54 @@
-"""Content-id format 2: blake3 over a binary canonical form (fixed-width little-endian numbers).
+"""Content-id format 2: blake3 over a binary canonical form (fixed-width little-endian words).
 
 Format 2 is the content id of every store created with on-disk format 2. It has the
 same equalities as format 1 (:mod:`koru_core.hashing.format1`): equal values have equal
 ids whatever the Arrow widths, column order or null columns, and ``31 == 31.0``. It
-differs in the bytes: numbers are fixed-width little-endian words instead of decimal
-text, and lengths are ``u32`` words instead of ASCII, so a whole column is encoded with
-NumPy and ``pyarrow.compute`` and no float is ever formatted. This docstring is the
-specification; ``tests/core/test_hashing.py`` pins it with hand-written byte vectors.
-``u32``, ``i32``, ``i64``, ``u64`` and ``f64`` are little-endian::
+differs in the bytes, which are laid out so that a whole column is encoded with NumPy
+and ``pyarrow.compute`` as a matrix of 64-bit words, with no per-row Python and no
+number ever formatted as text: every field has one 8-byte word; the field names, the
+same on every row of a table, enter as one digest; tags follow the words, and the
+variable-length payloads come last. This docstring is the specification;
+``tests/core/test_hashing.py`` pins it with hand-written byte vectors. Words are
+little-endian (``i64``, ``u64``, ``f64``)::
 
-    record := field*               the non-null fields, sorted by UTF-8 name bytes;
-                                   null fields are omitted (all null -> b"")
-    field  := u32(len(name)) name value
-    value  := tag payload          one ASCII tag byte
+    record := b""                        when no field is non-null, else
+              blake3(names) word* tag* pad payload*
+                                         over the non-null fields, in order of their
+                                         UTF-8 name bytes (null fields are omitted):
+    names  := (u32(len(name)) name)*     of those fields, in that order (u32 little-endian)
+    word   := 8 bytes per field
+    tag    := 1 ASCII byte per field
+    pad    := zero bytes up to a multiple of 8 bytes of tags
+    payload:= the bytes of the fields that have one (the word holds their length)
 
-    tag  Arrow type(s) -> payload
-    i    int8..int64, uint8..uint64 below 2**63; a float with an integral value and
-         |x| < 2**53 (-0.0 -> 0); a decimal with no fraction that fits -> i64
-    u    uint64 of 2**63 or more -> u64
-    f    other floats (float16/32 widened to float64) -> f64 (NaN as 0x7ff8000000000000)
-    N    other decimals -> u32(n) and n bytes of positional text without exponent or
-         trailing zeros ("-0.001")
-    b    bool -> one byte, 0x01 or 0x00
-    s    string, large_string, string_view -> u32(n) and the n UTF-8 bytes
-    y    binary, large_binary, binary_view, fixed_size_binary -> u32(n) and the n bytes
-    t    timestamp with a time zone -> i64 UTC nanoseconds since the epoch
-    T    timestamp without a zone -> i64 nanoseconds since the epoch (no zone is guessed)
-    d    date32, date64 -> i32 days since 1970-01-01
-    h    time32, time64 -> i64 nanoseconds since midnight
-    D    duration -> i64 nanoseconds
-    S    struct (a nested dict) -> u32(n) and its fields encoded as a ``record`` of n bytes
-    L    list, large_list, list_view, fixed_size_list -> u32(count) and value*
-    M    map -> u32(count) and (key value)*, entries sorted by their bytes
-    n    a null element of a list, or a null map value -> no payload
+    tag  Arrow type(s)                                         word            payload
+    i    int8..int64, uint8..uint64 below 2**63; a float with  i64             -
+         an integral value and |x| < 2**53 (-0.0 -> 0); a
+         decimal with no fraction that fits
+    u    uint64 of 2**63 or more                               u64             -
+    f    other floats (float16/32 widened; NaN as              f64             -
+         0x7ff8000000000000)
+    b    bool                                                  u64 0 or 1      -
+    t    timestamp with a time zone: UTC ns since the epoch    i64             -
+    T    timestamp without a zone: ns since the epoch          i64             -
+    d    date32, date64: days since 1970-01-01                 i64             -
+    h    time32, time64: ns since midnight                     i64             -
+    D    duration: ns                                          i64             -
+    s    string, large_string, string_view                     u64 n           the n UTF-8 bytes
+    y    binary, large_binary, binary_view, fixed_size_binary  u64 n           the n bytes
+    N    other decimals                                        u64 n           n bytes of positional
+                                                                               text, no exponent or
+                                                                               trailing zeros ("-0.001")
+    S    struct (a nested dict)                                u64 n           its ``record``, n bytes
+    L    list, large_list, list_view, fixed_size_list          u64 count       item* of the elements
+    M    map                                                   u64 count       (item(key) item(value))*,
+                                                                               entries sorted by their bytes
+    item := tag word payload             a list element or map entry part;
+            "n"                          a null element, or a null map value
 
 Dictionary arrays encode their decoded values, extension arrays their storage.
-Example: ``{"age": 31, "name": "Al"}`` ->
-``03000000 "age" "i" 1f00000000000000  04000000 "name" "s" 02000000 "Al"``.
+Example: ``{"age": 31, "name": "Al"}`` -> ``blake3(03000000 "age" 04000000 "name")``
+``1f00000000000000 0200000000000000 "i" "s" 000000000000 "Al"``.
 
 The content id is ``blake3(record)``, 32 bytes (64 hex characters at the API edge).
 """
@@ -44,8 +56,12 @@ The content id is ``blake3(record)``, 32 bytes (64 hex characters at the API edg
 from __future__ import annotations
 
 import datetime as dt
+import os
 import struct
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
@@ -54,7 +70,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from koru_core.errors import InvalidInputError
-from koru_core.hashing._blake3 import hash_rows, hash_one
+from koru_core.hashing._blake3 import hash_one, hash_rows
 
 __all__ = ["content_id", "content_ids", "encode_record", "encode_rows"]
 
@@ -91,12 +107,45 @@ def content_ids(table: pa.Table) -> pa.Array:
     Example:
         >>> import struct
         >>> from blake3 import blake3
-        >>> canonical = b"".join([struct.pack("<I", 3), b"agei", struct.pack("<q", 31),
-        ...                       struct.pack("<I", 4), b"names", struct.pack("<I", 2), b"Al"])
+        >>> names = struct.pack("<I", 3) + b"age" + struct.pack("<I", 4) + b"name"
+        >>> words = struct.pack("<qq", 31, 2)
+        >>> canonical = blake3(names).digest() + words + b"is" + bytes(6) + b"Al"
         >>> content_ids(pa.table({"age": [31], "name": ["Al"]}))[0].as_py() == blake3(canonical).digest()
         True
     """
-    return hash_rows(encode_rows(table))
+    parts = _parts(table)
+    if len(parts) == 1:
+        return hash_rows(encode_rows(table))
+    ids = list(_pool().map(lambda part: hash_rows(encode_rows(part)), parts))
+    return pa.concat_arrays(ids)
+
+
+_PARALLEL_ROWS = 2 * _BATCH_ROWS
+"""Tables of at least this many rows are encoded and hashed in parallel slices (NumPy,
+pyarrow and polars-hash release the GIL)."""
+
+_POOL: list[ThreadPoolExecutor] = []
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    with _POOL_LOCK:
+        if not _POOL:
+            _POOL.append(ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="koru-hash"))
+        return _POOL[0]
+
+
+def _workers() -> int:
+    return max(1, min(4, os.cpu_count() or 1))
+
+
+def _parts(table: pa.Table) -> list[pa.Table]:
+    n = table.num_rows
+    k = min(_workers(), n // _PARALLEL_ROWS) if n >= _PARALLEL_ROWS else 1
+    if k <= 1:
+        return [table]
+    size = -(-n // k)
+    return [table.slice(i, size) for i in range(0, n, size)]
 
 
 def encode_rows(table: pa.Table) -> pa.ChunkedArray:
@@ -110,7 +159,7 @@ def encode_rows(table: pa.Table) -> pa.ChunkedArray:
         msg = f"cannot compute content ids: duplicate column names in {names!r}"
         raise InvalidInputError(msg)
     chunks = [
-        _join_fields(names, batch.columns, batch.num_rows)
+        _records(names, batch.columns, batch.num_rows)
         for batch in table.to_batches(max_chunksize=_BATCH_ROWS)
         if batch.num_rows
     ]
@@ -154,41 +203,38 @@ def content_id(value: Mapping[str, Any]) -> bytes:
     return hash_one(data)
 
 
-# --- vectorised encoding: Arrow array -> large_binary array of value bytes ---------
+# --- vectorised encoding: Arrow columns -> one record per row -------------------------
 
 
-def _fixed(prefix: bytes, tags: np.ndarray | bytes, payload: np.ndarray, valid: pa.Array | None) -> pa.Array:
-    """``prefix + tag + payload`` per row as large_binary (null where ``valid`` is false).
+@dataclass(slots=True)
+class _Part:
+    """One field's encoding over ``n`` rows: its tag (one for all rows, or a uint8 vector),
+    its words (``uint64`` vector of the 8 bytes), the rows where it is non-null (None: all)
+    and the payloads of fields that have them (``large_binary``, no nulls)."""
 
-    ``payload`` is an (n, w) uint8 matrix; ``tags`` one byte for all rows or a uint8 vector.
-    """
-    n, width = payload.shape
-    head = len(prefix) + 1
-    out = np.empty((n, head + width), dtype=np.uint8)
-    out[:, : len(prefix)] = np.frombuffer(prefix, dtype=np.uint8)
-    out[:, len(prefix)] = np.frombuffer(tags, dtype=np.uint8)[0] if isinstance(tags, bytes) else tags
-    out[:, head:] = payload
-    arr = pa.FixedSizeBinaryArray.from_buffers(pa.binary(head + width), n, [None, pa.py_buffer(out)])
-    arr = arr.cast(_B)
-    return arr if valid is None else pc.if_else(valid, arr, pa.scalar(None, _B))
+    names: bytes  # u32(len(name)) name
+    valid: np.ndarray | None
+    tag: bytes | np.ndarray
+    word: np.ndarray
+    payload: pa.Array | None = None
 
 
-def _words(values: np.ndarray, dtype: str) -> np.ndarray:
-    """The (n, w) little-endian byte matrix of a numeric vector."""
-    v = np.ascontiguousarray(values, dtype=dtype)
-    return v.view(np.uint8).reshape(len(v), v.dtype.itemsize)
+def _u64(values: np.ndarray, dtype: str) -> np.ndarray:
+    """The 8 bytes of each value (``<i8``, ``<u8``, ``<f8``) as a uint64 vector."""
+    return np.ascontiguousarray(values, dtype=dtype).view(np.uint64)
 
 
-def _valid(arr: pa.Array) -> pa.Array | None:
-    return arr.is_valid() if arr.null_count else None
+def _valid(arr: pa.Array) -> np.ndarray | None:
+    if not arr.null_count:
+        return None
+    return arr.is_valid().to_numpy(zero_copy_only=False)
 
 
-def _sized(prefix: bytes, tag: bytes, payload: pa.Array) -> pa.Array:
-    """``prefix + tag + u32(len(payload)) + payload`` per row; null where payload is null."""
-    payload = payload.cast(_B)
-    lengths = pc.fill_null(pc.binary_length(payload), 0).to_numpy(zero_copy_only=False)
-    head = _fixed(prefix, tag, _words(lengths, "<u4"), None)
-    return pc.binary_join_element_wise(head, payload, _EMPTY)
+def _binary(matrix: np.ndarray) -> pa.Array:
+    """Each row of a uint8 matrix as one large_binary value."""
+    n, width = matrix.shape
+    data = pa.py_buffer(np.ascontiguousarray(matrix))
+    return pa.FixedSizeBinaryArray.from_buffers(pa.binary(width), n, [None, data]).cast(_B)
 
 
 def _name_prefix(name: str) -> bytes:
@@ -196,109 +242,169 @@ def _name_prefix(name: str) -> bytes:
     return struct.pack("<I", len(b)) + b
 
 
-def _join_fields(names: list[str], arrays: list[pa.Array], n: int) -> pa.Array:
-    """Record bytes of each row: its non-null fields, sorted by name."""
-    pairs = sorted(zip(names, arrays), key=lambda p: p[0].encode())
-    fields = [_encode_array(arr, _name_prefix(name)) for name, arr in pairs]
-    if not fields:
-        return pa.nulls(n, _B).fill_null(b"")
-    if len(fields) == 1:
-        return pc.fill_null(fields[0], b"")
-    return pc.binary_join_element_wise(*fields, _EMPTY, null_handling="replace", null_replacement=b"")
+def _records(names: list[str], arrays: list[pa.Array], n: int) -> pa.Array:
+    """The ``record`` of each row of these columns (large_binary, no nulls)."""
+    order = sorted(range(len(names)), key=lambda i: names[i].encode())
+    parts = [_part(arrays[i], _name_prefix(names[i])) for i in order]
+    payloads = [p.payload for p in parts if p.payload is not None]  # b"" where null
+    tail = (None if not payloads else payloads[0] if len(payloads) == 1
+            else pc.binary_join_element_wise(*payloads, _EMPTY))
+    nullable = [p for p in parts if p.valid is not None]
+    if not nullable:
+        return _group(parts, None, n, tail)
+    # rows with the same fields present share a layout: group them by their pattern of nulls
+    absent = np.zeros((n, len(nullable)), dtype=bool)
+    for c, p in enumerate(nullable):
+        absent[:, c] = ~p.valid  # type: ignore[operator]
+    if len(nullable) <= 62:
+        codes = (absent.astype(np.int64) << np.arange(len(nullable), dtype=np.int64)).sum(axis=1)
+        _, inverse, counts = np.unique(codes, return_inverse=True, return_counts=True)
+    else:
+        _, inverse, counts = np.unique(np.packbits(absent, axis=1), axis=0, return_inverse=True, return_counts=True)
+    inverse = inverse.reshape(-1)
+    if len(counts) == 1:
+        return _group([p for p in parts if p.valid is None or p.valid[0]], None, n, tail)
+    by_group = np.argsort(inverse, kind="stable")
+    bounds = np.concatenate([[0], np.cumsum(counts)])
+    pieces = []
+    for g in range(len(counts)):
+        rows = by_group[bounds[g] : bounds[g + 1]]
+        first = rows[0]
+        pieces.append(_group([p for p in parts if p.valid is None or p.valid[first]], rows, len(rows), tail))
+    where = np.empty(n, dtype=np.int64)
+    where[by_group] = np.arange(n, dtype=np.int64)
+    return pa.concat_arrays(pieces).take(pa.array(where))
 
 
-def _encode_int(arr: pa.Array, prefix: bytes) -> pa.Array:
-    t = arr.type
-    valid = _valid(arr)
-    if t == pa.uint64():
-        raw = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.uint64)
-        tags = np.where(raw >= np.uint64(2**63), ord("u"), ord("i")).astype(np.uint8)
-        return _fixed(prefix, tags, _words(raw, "<u8"), valid)
-    raw = pc.fill_null(arr.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
-    return _fixed(prefix, b"i", _words(raw, "<i8"), valid)
+def _group(present: list[_Part], rows: np.ndarray | None, n: int, tail: pa.Array | None) -> pa.Array:
+    """The records of ``rows`` (None: all), in which exactly the ``present`` fields are non-null;
+    ``tail`` is every row's payloads joined (a null field's payload is empty)."""
+    if not present:
+        return pa.repeat(_EMPTY, n)
+    k = len(present)
+    tag_words = (k + 7) // 8
+    out = np.zeros((n, 4 + k + tag_words), dtype=np.uint64)
+    out[:, :4] = np.frombuffer(hash_one(b"".join(p.names for p in present)), dtype=np.uint64)
+    for j, p in enumerate(present):
+        out[:, 4 + j] = p.word if rows is None else p.word[rows]
+    raw = out.view(np.uint8)
+    at = 8 * (4 + k)
+    for j, p in enumerate(present):
+        raw[:, at + j] = p.tag[0] if isinstance(p.tag, bytes) else (p.tag if rows is None else p.tag[rows])
+    head = _binary(raw)
+    if tail is None or not any(p.payload is not None for p in present):
+        return head
+    return pc.binary_join_element_wise(head, tail if rows is None else tail.take(pa.array(rows)), _EMPTY)
 
 
-def _encode_float(arr: pa.Array, prefix: bytes) -> pa.Array:
+def _sized(tag: bytes, payload: pa.Array, names: bytes, valid: np.ndarray | None = None) -> _Part:
+    """A field of tag ``tag`` whose word is the byte length of its payload."""
+    payload = payload.cast(_B)
+    lengths = pc.fill_null(pc.binary_length(payload), 0).to_numpy(zero_copy_only=False)
+    return _Part(names, _valid(payload) if valid is None else valid, tag, _u64(lengths, "<i8"),
+                 payload=pc.fill_null(payload, b"") if payload.null_count else payload)
+
+
+def _part(arr: pa.Array, names: bytes = b"") -> _Part:
+    """One field (or list element column): tag, word and payload of every row."""
+    t, is_ = arr.type, pa.types
+    if isinstance(t, pa.ExtensionType):
+        return _part(arr.storage, names)
+    if is_.is_dictionary(t):
+        return _part(arr.dictionary_decode(), names)
+    if is_.is_null(t):
+        return _Part(names, np.zeros(len(arr), dtype=bool), b"n", np.zeros(len(arr), dtype=np.uint64))
+    if is_.is_boolean(t):
+        raw = pc.fill_null(arr, False).to_numpy(zero_copy_only=False).astype(np.int64)
+        return _Part(names, _valid(arr), b"b", _u64(raw, "<i8"))
+    if is_.is_integer(t):
+        if t == pa.uint64():
+            raw = pc.fill_null(arr, 0).to_numpy(zero_copy_only=False).astype(np.uint64)
+            tags = np.where(raw >= np.uint64(2**63), ord("u"), ord("i")).astype(np.uint8)
+            return _Part(names, _valid(arr), tags, raw)
+        raw = pc.fill_null(arr.cast(pa.int64()), 0).to_numpy(zero_copy_only=False)
+        return _Part(names, _valid(arr), b"i", _u64(raw, "<i8"))
+    if is_.is_floating(t):
+        return _float(arr, names)
+    if t in _BYTES_TAGS or is_.is_fixed_size_binary(t):
+        return _sized(_BYTES_TAGS.get(t, b"y"), arr, names)
+    if is_.is_timestamp(t) or is_.is_time(t) or is_.is_duration(t):
+        tag = (b"t" if t.tz else b"T") if is_.is_timestamp(t) else (b"h" if is_.is_time(t) else b"D")
+        ints = pc.fill_null(arr.cast(pa.int64() if t.bit_width == 64 else pa.int32()), 0)
+        raw = ints.to_numpy(zero_copy_only=False).astype(np.int64) * _ZEROS[t.unit]
+        return _Part(names, _valid(arr), tag, _u64(raw, "<i8"))
+    if is_.is_date(t):
+        days = pc.fill_null(arr.cast(pa.date32(), safe=False).cast(pa.int32()), 0).to_numpy(zero_copy_only=False)
+        return _Part(names, _valid(arr), b"d", _u64(days.astype(np.int64), "<i8"))
+    if is_.is_decimal(t):
+        return _decimal(arr, names)
+    if is_.is_struct(t):
+        children = [t.field(i).name for i in range(t.num_fields)]
+        return _sized(b"S", _records(children, arr.flatten(), len(arr)), names, valid=_valid(arr))
+    if isinstance(t, _LIST_TYPES):
+        return _list(arr, names)
+    msg = f"cannot compute a content id for Arrow type {t}"
+    raise InvalidInputError(msg)
+
+
+def _float(arr: pa.Array, names: bytes) -> _Part:
     x = pc.fill_null(arr.cast(pa.float64()), 0.0).to_numpy(zero_copy_only=False)
     with np.errstate(invalid="ignore"):
         is_int = np.isfinite(x) & (np.floor(x) == x) & (np.abs(x) < _MAX_EXACT)
-    words = np.empty((len(x), 8), dtype=np.uint8)
-    words[:] = _words(np.where(is_int, x, 0).astype(np.int64), "<i8")
-    floats = _words(np.where(np.isnan(x), np.nan, x), "<f8")
+    word = _u64(x, "<f8").copy()
+    if is_int.any():
+        word[is_int] = _u64(x[is_int].astype(np.int64), "<i8")
     nan = np.isnan(x)
-    words[~is_int] = floats[~is_int]
     if nan.any():
-        words[nan] = np.frombuffer(_NAN, dtype=np.uint8)
+        word[nan] = np.uint64(0x7FF8000000000000)
     tags = np.where(is_int, ord("i"), ord("f")).astype(np.uint8)
-    return _fixed(prefix, tags, words, _valid(arr))
+    return _Part(names, _valid(arr), tags, word)
 
 
-def _encode_decimal(arr: pa.Array, prefix: bytes) -> pa.Array:
-    values = arr.to_pylist()
-    return pa.array([None if v is None else prefix + _enc_decimal(v) for v in values], _B)
+def _decimal(arr: pa.Array, names: bytes) -> _Part:
+    """Decimals (rare): tag, word and payload per value from the Python encoder."""
+    tags, words, payloads = [], [], []
+    for v in arr.to_pylist():
+        tag, word, payload = (b"i", 0, b"") if v is None else _enc_decimal(v)
+        tags.append(tag[0])
+        words.append(word)
+        payloads.append(payload)
+    word_arr = np.array([w if w < 2**63 else w - 2**64 for w in words], dtype=np.int64)
+    return _Part(names, _valid(arr), np.array(tags, dtype=np.uint8), _u64(word_arr, "<i8"),
+                 payload=pa.array(payloads, _B))
 
 
-def _encode_time_like(arr: pa.Array, prefix: bytes, tag: bytes) -> pa.Array:
-    unit = arr.type.unit
-    ints = pc.fill_null(arr.cast(pa.int64() if arr.type.bit_width == 64 else pa.int32()), 0)
-    raw = ints.to_numpy(zero_copy_only=False).astype(np.int64) * _ZEROS[unit]
-    return _fixed(prefix, tag, _words(raw, "<i8"), _valid(arr))
+def _items(arr: pa.Array) -> pa.Array:
+    """``item`` bytes of each element of an array (``"n"`` for a null element), large_binary."""
+    part = _part(arr)
+    n = len(arr)
+    head = np.empty((n, 9), dtype=np.uint8)
+    head[:, 0] = part.tag[0] if isinstance(part.tag, bytes) else part.tag
+    head[:, 1:] = part.word.view(np.uint8).reshape(n, 8)
+    out = _binary(head)
+    if part.payload is not None:
+        out = pc.binary_join_element_wise(out, part.payload, _EMPTY)
+    if part.valid is None:
+        return out
+    return pc.if_else(pa.array(part.valid), out, pa.scalar(b"n", _B))
 
 
-def _encode_list(arr: pa.Array, prefix: bytes) -> pa.Array:
+def _list(arr: pa.Array, names: bytes) -> _Part:
     is_map = pa.types.is_map(arr.type)
     if is_map:
         arr = arr.cast(pa.list_(pa.struct([arr.type.key_field, arr.type.item_field])))
-    lengths = pc.list_value_length(arr).fill_null(0).cast(pa.int64())
+    counts = pc.list_value_length(arr).fill_null(0).cast(pa.int64())
     if is_map:
-        keys, items = arr.flatten().flatten()
-        elems = pc.binary_join_element_wise(_encode_array(keys), _encode_array(items).fill_null(b"n"), _EMPTY)
+        keys, values = arr.flatten().flatten()
+        elems = pc.binary_join_element_wise(_items(keys), _items(values), _EMPTY)
         by_row = pa.table({"row": pc.list_parent_indices(arr), "entry": elems})
         elems = elems.take(pc.sort_indices(by_row, [("row", "ascending"), ("entry", "ascending")]))
     else:
-        elems = _encode_array(arr.flatten()).fill_null(b"n")
-    offsets = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(lengths)])
+        elems = _items(arr.flatten())
+    offsets = pa.concat_arrays([pa.array([0], pa.int64()), pc.cumulative_sum(counts)])
     body = pc.binary_join(pa.LargeListArray.from_arrays(offsets, elems), _EMPTY)
-    head = _fixed(prefix, b"M" if is_map else b"L", _words(lengths.to_numpy(), "<u4"), None)
-    framed = pc.binary_join_element_wise(head, body, _EMPTY)
-    return pc.if_else(arr.is_valid(), framed, pa.scalar(None, _B))
-
-
-def _encode_array(arr: pa.Array, prefix: bytes = b"") -> pa.Array:
-    """prefix + value bytes (tag, payload) per element; null where ``arr`` is null."""
-    t, is_ = arr.type, pa.types
-    if isinstance(t, pa.ExtensionType):
-        return _encode_array(arr.storage, prefix)
-    if is_.is_dictionary(t):
-        return _encode_array(arr.dictionary_decode(), prefix)
-    if is_.is_null(t):
-        return pa.nulls(len(arr), _B)
-    if is_.is_boolean(t):
-        raw = pc.fill_null(arr, False).to_numpy(zero_copy_only=False).astype(np.uint8).reshape(-1, 1)
-        return _fixed(prefix, b"b", raw, _valid(arr))
-    if is_.is_integer(t):
-        return _encode_int(arr, prefix)
-    if is_.is_floating(t):
-        return _encode_float(arr, prefix)
-    if t in _BYTES_TAGS or is_.is_fixed_size_binary(t):
-        return _sized(prefix, _BYTES_TAGS.get(t, b"y"), arr)
-    if is_.is_timestamp(t):
-        return _encode_time_like(arr, prefix, b"t" if t.tz else b"T")
-    if is_.is_date(t):
-        days = pc.fill_null(arr.cast(pa.date32(), safe=False).cast(pa.int32()), 0).to_numpy(zero_copy_only=False)
-        return _fixed(prefix, b"d", _words(days, "<i4"), _valid(arr))
-    if is_.is_time(t) or is_.is_duration(t):
-        return _encode_time_like(arr, prefix, b"h" if is_.is_time(t) else b"D")
-    if is_.is_decimal(t):
-        return _encode_decimal(arr, prefix)
-    if is_.is_struct(t):
-        names = [t.field(i).name for i in range(t.num_fields)]
-        record = _join_fields(names, arr.flatten(), len(arr))
-        return pc.if_else(arr.is_valid(), _sized(prefix, b"S", record), pa.scalar(None, _B))
-    if isinstance(t, _LIST_TYPES):
-        return _encode_list(arr, prefix)
-    msg = f"cannot compute a content id for Arrow type {t}"
-    raise InvalidInputError(msg)
+    return _Part(names, _valid(arr), b"M" if is_map else b"L", _u64(counts.to_numpy(), "<i8"),
+                 payload=pc.fill_null(body, b""))
 
 
 # --- pure-Python encoding of one record --------------------------------------------
@@ -314,89 +420,108 @@ def encode_record(record: Mapping[str, Any]) -> bytes:
     Raises:
         _UnsupportedError: a value of a type left to Arrow (callers fall back).
     """
-    parts = []
+    names, words, tags, tail = [], [], [], []
     for name in sorted(record, key=lambda k: k.encode() if type(k) is str else b""):
         v = record[name]
-        if v is not None:
-            if type(name) is not str:
-                raise _UnsupportedError
-            parts.append(_name_prefix(name))
-            parts.append(_BY_TYPE.get(type(v), _unsupported)(v))
-    return b"".join(parts)
+        if v is None:
+            continue
+        if type(name) is not str:
+            raise _UnsupportedError
+        tag, word, payload = _BY_TYPE.get(type(v), _unsupported)(v)
+        names.append(_name_prefix(name))
+        words.append(struct.pack("<Q", word))
+        tags.append(tag)
+        tail.append(payload)
+    if not names:
+        return b""
+    pad = b"\0" * (-len(tags) % 8)
+    return hash_one(b"".join(names)) + b"".join(words) + b"".join(tags) + pad + b"".join(tail)
 
 
-def _unsupported(v: Any) -> bytes:
+def _unsupported(v: Any) -> tuple[bytes, int, bytes]:
     raise _UnsupportedError
 
 
-def _enc_int(v: int) -> bytes:
+def _i64(v: int) -> int:
+    """An i64's word as an unsigned 64-bit int."""
+    return v & 0xFFFFFFFFFFFFFFFF
+
+
+def _enc_int(v: int) -> tuple[bytes, int, bytes]:
     if -(2**63) <= v < 2**63:
-        return b"i" + struct.pack("<q", v)
+        return b"i", _i64(v), b""
     if 2**63 <= v < 2**64:
-        return b"u" + struct.pack("<Q", v)
+        return b"u", v, b""
     raise _UnsupportedError
 
 
-def _enc_float(v: float) -> bytes:
+def _enc_float(v: float) -> tuple[bytes, int, bytes]:
     if v != v:
-        return b"f" + _NAN
+        return b"f", 0x7FF8000000000000, b""
     if v.is_integer() and -_MAX_EXACT < v < _MAX_EXACT:
-        return b"i" + struct.pack("<q", int(v))
-    return b"f" + struct.pack("<d", v)
+        return b"i", _i64(int(v)), b""
+    return b"f", struct.unpack("<Q", struct.pack("<d", v))[0], b""
 
 
-def _enc_decimal(v: Decimal) -> bytes:
+def _enc_decimal(v: Decimal) -> tuple[bytes, int, bytes]:
     if not v.is_finite():
         raise _UnsupportedError
     if v == v.to_integral_value() and -(2**63) <= int(v) < 2**63:
-        return b"i" + struct.pack("<q", int(v))
+        return b"i", _i64(int(v)), b""
     text = format(v.normalize(), "f").encode()
-    return b"N" + struct.pack("<I", len(text)) + text
+    return b"N", len(text), text
 
 
 def _ns(delta: dt.timedelta) -> int:
     return (delta.days * 86400 + delta.seconds) * 10**9 + delta.microseconds * 1000
 
 
-def _enc_datetime(v: dt.datetime) -> bytes:
+def _enc_datetime(v: dt.datetime) -> tuple[bytes, int, bytes]:
     if v.utcoffset() is not None:
-        return b"t" + struct.pack("<q", _ns(v - _EPOCH_UTC))
+        return b"t", _i64(_ns(v - _EPOCH_UTC)), b""
     if v.tzinfo is not None:
         raise _UnsupportedError
-    return b"T" + struct.pack("<q", _ns(v - _EPOCH))
+    return b"T", _i64(_ns(v - _EPOCH)), b""
 
 
-def _enc_time(v: dt.time) -> bytes:
+def _enc_time(v: dt.time) -> tuple[bytes, int, bytes]:
     if v.tzinfo is not None:
         raise _UnsupportedError
     nanos = ((v.hour * 60 + v.minute) * 60 + v.second) * 10**9 + v.microsecond * 1000
-    return b"h" + struct.pack("<q", nanos)
+    return b"h", nanos, b""
 
 
-def _enc_sized(tag: bytes, payload: bytes) -> bytes:
-    return tag + struct.pack("<I", len(payload)) + payload
-
-
-def _enc_list(v: list[Any] | tuple[Any, ...]) -> bytes:
+def _enc_list(v: list[Any] | tuple[Any, ...]) -> tuple[bytes, int, bytes]:
     kinds = {type(e) for e in v}
     if float in kinds and int in kinds:  # Arrow infers a float list: 2**53 -> 2.0**53
         v = [float(e) if type(e) is int else e for e in v]
-    body = [b"n" if e is None else _BY_TYPE.get(type(e), _unsupported)(e) for e in v]
-    return b"L" + struct.pack("<I", len(v)) + b"".join(body)
+    items = []
+    for e in v:
+        if e is None:
+            items.append(b"n")
+        else:
+            tag, word, payload = _BY_TYPE.get(type(e), _unsupported)(e)
+            items.append(tag + struct.pack("<Q", word) + payload)
+    return b"L", len(v), b"".join(items)
+
+
+def _enc_record(v: dict[str, Any]) -> tuple[bytes, int, bytes]:
+    data = encode_record(v)
+    return b"S", len(data), data
 
 
 _BY_TYPE: dict[type, Any] = {
-    str: lambda v: _enc_sized(b"s", v.encode()),
+    str: lambda v: (b"s", len(b := v.encode()), b),
     int: _enc_int,
     float: _enc_float,
-    bool: lambda v: b"b\x01" if v else b"b\x00",
-    bytes: lambda v: _enc_sized(b"y", v),
+    bool: lambda v: (b"b", 1 if v else 0, b""),
+    bytes: lambda v: (b"y", len(v), v),
     Decimal: _enc_decimal,
     dt.datetime: _enc_datetime,
-    dt.date: lambda v: b"d" + struct.pack("<i", v.toordinal() - _EPOCH_ORDINAL),
+    dt.date: lambda v: (b"d", _i64(v.toordinal() - _EPOCH_ORDINAL), b""),
     dt.time: _enc_time,
-    dt.timedelta: lambda v: b"D" + struct.pack("<q", _ns(v)),
-    dict: lambda v: _enc_sized(b"S", encode_record(v)),
+    dt.timedelta: lambda v: (b"D", _i64(_ns(v)), b""),
+    dict: _enc_record,
     list: _enc_list,
     tuple: _enc_list,
 }

@@ -10,8 +10,9 @@ into the hex strings every read returns.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import TYPE_CHECKING
+import functools
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -61,21 +62,21 @@ def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequenc
     if src.table is not None:
         table = src.table
         present = set(table.column_names)
-        table = table.select([c for c in columns if c in present])
+        table = table.select([c for c in dict.fromkeys(["_key", *columns]) if c in present])
     else:
         assert src.entry is not None
         physical = [c for c in dict.fromkeys(["_key", *columns]) if not (src.commit is not None and c in _VIRTUAL)]
         table = ctx.files.read(src.entry, physical, row_groups=_row_groups(ctx, src, plan.key))
-    if plan.key is not None:
-        keys = table["_key"] if "_key" in table.column_names else None
-        if keys is not None:
-            table = table.filter(pc.equal(keys, plan.key))
+    if plan.key is not None and "_key" in table.column_names:
+        table = _rows_of_key(table, plan.key, is_sorted=src.table is None)
     n = table.num_rows
+    present = dict(zip(table.column_names, table.columns, strict=True))
+    types = _value_types(plan.schema)
     out = []
     for c in columns:
-        if c in table.column_names:
-            col = table[c]
-            want = _SYSTEM_TYPES.get(c) if c.startswith("_") else plan.schema.field(c).type
+        col = present.get(c)
+        if col is not None:
+            want = _SYSTEM_TYPES.get(c) if c.startswith("_") else types[c]
             if want is not None and col.type != want:
                 col = col.cast(want)
             out.append(col)
@@ -86,8 +87,43 @@ def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequenc
         elif c.startswith("_"):
             out.append(pa.nulls(n, _SYSTEM_TYPES[c]))
         else:
-            out.append(pa.nulls(n, plan.schema.field(c).type))
+            out.append(pa.nulls(n, types[c]))
     return pa.table(out, names=list(columns))
+
+
+@functools.lru_cache(maxsize=256)
+def _value_types(schema: pa.Schema) -> dict[str, pa.DataType]:
+    return {f.name: f.type for f in schema}
+
+
+def _rows_of_key(table: pa.Table, key: str, *, is_sorted: bool) -> pa.Table:
+    """The rows of one key. Data files are sorted by ``_key`` (the layout's invariant), so
+    two binary searches over the key column give the slice; a pending table is masked."""
+    keys = table["_key"]
+    if not is_sorted:
+        return table.filter(pc.equal(keys, key))
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks() if keys.num_chunks != 1 else keys.chunk(0)
+    lo = _bisect(keys, key, right=False)
+    hi = _bisect(keys, key, right=True)
+    return table.slice(lo, hi - lo)
+
+
+def _bisect(keys: pa.Array, key: str, *, right: bool) -> int:
+    """The first position whose key is > ``key`` (``right``) or >= ``key``, in a sorted array.
+
+    Strings compare as their UTF-8 bytes, as Parquet and :func:`pyarrow.compute.sort_indices` order them.
+    """
+    target = key.encode()
+    lo, hi = 0, len(keys)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        here = keys[mid].as_py().encode()
+        if here < target or (right and here == target):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 class _Arrow:
@@ -124,19 +160,76 @@ class _Arrow:
 ARROW = _Arrow()
 
 
+class _Eager:
+    """The plan's predicates evaluated at once over a table's columns (boolean arrays, SQL
+    three-valued logic: a null compares as unknown, and ``unknown OR true`` is true)."""
+
+    def __init__(self, table: pa.Table) -> None:
+        self.table = table
+
+    def col(self, name: str) -> pa.ChunkedArray:
+        return self.table[name]
+
+    def timestamp(self, ns: int) -> pa.Scalar:
+        return pa.scalar(ns, TIMESTAMP)
+
+    def integer(self, value: int) -> pa.Scalar:
+        return pa.scalar(value, pa.int64())
+
+    def le(self, a: Any, b: Any) -> Any:
+        return pc.less_equal(a, b)
+
+    def gt(self, a: Any, b: Any) -> Any:
+        return pc.greater(a, b)
+
+    def is_null(self, a: Any) -> Any:
+        return pc.is_null(a)
+
+    def and_(self, a: Any, b: Any) -> Any:
+        return pc.and_kleene(a, b)
+
+    def or_(self, a: Any, b: Any) -> Any:
+        return pc.or_kleene(a, b)
+
+    def not_(self, a: Any) -> Any:
+        return pc.invert(a)
+
+
+_TAKE_BELOW = 0.1
+"""Selectivity under which matching rows are gathered by index (``take``) rather than by mask."""
+
+
+def _where(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str], tested: list[str],
+           predicate: Callable[[_Eager], Any]) -> pa.Table:
+    """``columns`` of the rows of ``src`` for which ``predicate`` holds: the predicate is
+    evaluated over the ``tested`` columns alone, then only the matching rows of the other
+    columns are gathered (no expression engine over every column)."""
+    mask = predicate(_Eager(read_source(ctx, plan, src, tested)))
+    if isinstance(mask, pa.ChunkedArray):
+        mask = mask.combine_chunks() if mask.num_chunks else pa.array([], pa.bool_())
+    mask = pc.fill_null(mask, False)
+    hits = pc.sum(mask).as_py() or 0
+    table = read_source(ctx, plan, src, columns)
+    if hits == len(mask):
+        return table
+    if hits < _TAKE_BELOW * len(mask):
+        return table.take(pc.indices_nonzero(mask))
+    return table.filter(mask)
+
+
 def _exact_rows(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str]) -> pa.Table:
     t = plan.valid_at
     assert t is not None
-    table = read_source(ctx, plan, src, [*columns, "_valid_to"])
     e = src.entry
     if e is not None and e.max_valid <= t and src.kind == "state":
-        return table  # every row starts by t and none ends: the filter keeps all
-    return table.filter(exact_filter(ARROW, t))
+        return read_source(ctx, plan, src, columns)  # every row starts by t and none ends: the filter keeps all
+    return _where(ctx, plan, src, columns, ["_valid_from", "_valid_to"], lambda p: exact_filter(p, t))
 
 
 def _candidate_rows(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str]) -> pa.Table:
-    table = read_source(ctx, plan, src, [*columns, *_COLD_ONLY] if src.is_cold else columns)
-    return table.filter(candidate_filter(ARROW, plan.valid_at, plan.commit, is_cold=src.is_cold)).select(columns)
+    tested = ["_commit"] if plan.valid_at is None else ["_commit", "_valid_from", *(_COLD_ONLY if src.is_cold else ())]
+    return _where(ctx, plan, src, columns, tested,
+                  lambda p: candidate_filter(p, plan.valid_at, plan.commit, is_cold=src.is_cold))
 
 
 def as_of(ctx: StoreContext, plan: ReadPlan) -> pa.Table:

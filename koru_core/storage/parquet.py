@@ -78,6 +78,7 @@ class FileCache:
         self._lock = threading.RLock()
         self._verified: dict[str, tuple[bytes, FileStat]] = {}
         self._meta: dict[str, pq.FileMetaData] = {}
+        self._columns: dict[str, frozenset[str]] = {}
         self._groups: OrderedDict[tuple[str, int], dict[str, pa.Array]] = OrderedDict()
         self._bytes = 0
         self.hits = 0
@@ -121,6 +122,7 @@ class FileCache:
         with self._lock:
             self._verified[e.path] = (e.checksum, st)
             self._meta.pop(e.path, None)
+            self._columns.pop(e.path, None)
             for k in [k for k in self._groups if k[0] == e.path]:
                 self._drop(k)
 
@@ -137,6 +139,14 @@ class FileCache:
                 self._meta[e.path] = md
         return md
 
+    def _names(self, e: FileEntry, md: pq.FileMetaData) -> frozenset[str]:
+        names = self._columns.get(e.path)
+        if names is None:
+            names = frozenset(md.schema.to_arrow_schema().names)
+            with self._lock:
+                self._columns[e.path] = names
+        return names
+
     def column_index(self, e: FileEntry, name: str) -> int | None:
         """The leaf index of a top-level primitive column (for row-group statistics), or None."""
         md = self.metadata(e)
@@ -151,15 +161,21 @@ class FileCache:
     def read(self, e: FileEntry, columns: Sequence[str], *, row_groups: Sequence[int] | None = None) -> pa.Table:
         """Read ``columns`` of a verified file (all row groups, or the given ones), in file order.
 
-        Columns the file lacks come back absent (the caller conforms schemas).
+        Columns the file lacks come back absent (the caller conforms schemas). A whole-file
+        read returns one chunk per column (kept combined, so a later ``take`` over it does
+        not concatenate row groups again); a read of some row groups slices it.
 
         Raises:
             CorruptionError: a page fails its checksum or the file cannot be decoded.
         """
         md = self.metadata(e)
-        names = set(md.schema.to_arrow_schema().names)
+        names = self._names(e, md)
         wanted = [c for c in columns if c in names]
         groups = list(range(md.num_row_groups)) if row_groups is None else list(row_groups)
+        whole = self._whole(e, md, wanted, groups)
+        if whole is not None:
+            self.hits += 1
+            return whole
         missing: dict[int, list[str]] = {}
         with self._lock:
             for g in groups:
@@ -185,7 +201,54 @@ class FileCache:
                     parts.append(pa.table({"__n": pa.nulls(md.row_group(g).num_rows)}).drop_columns(["__n"]))
         if not parts:
             return pa.table({c: pa.array([], md.schema.to_arrow_schema().field(c).type) for c in wanted})
-        return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
+        if len(parts) == 1:
+            return parts[0]
+        table = pa.concat_tables(parts)
+        if row_groups is None and wanted:
+            return self._keep_whole(e, md, table)
+        return table
+
+    def _whole(self, e: FileEntry, md: pq.FileMetaData, wanted: list[str], groups: list[int]) -> pa.Table | None:
+        """The read from the file's combined columns, when they hold every wanted column."""
+        if not wanted or md.num_row_groups < 2:
+            return None
+        with self._lock:
+            slot = self._groups.get((e.path, -1))
+            if slot is None or any(c not in slot for c in wanted):
+                return None
+            self._groups.move_to_end((e.path, -1))
+            table = pa.table({c: slot[c] for c in wanted})
+        if groups == list(range(md.num_row_groups)):
+            return table
+        starts = [0]
+        for g in range(md.num_row_groups):
+            starts.append(starts[-1] + md.row_group(g).num_rows)
+        return pa.concat_tables([table.slice(starts[g], starts[g + 1] - starts[g]) for g in groups])
+
+    def _keep_whole(self, e: FileEntry, md: pq.FileMetaData, table: pa.Table) -> pa.Table:
+        """Combine a whole-file read into one chunk per column and keep that instead of its row groups."""
+        combined = {c: table[c].combine_chunks() for c in table.column_names}
+        if self.limit <= 0:
+            return pa.table(combined)
+        with self._lock:
+            slot = self._groups.setdefault((e.path, -1), {})
+            self._groups.move_to_end((e.path, -1))
+            for c, arr in combined.items():
+                if c not in slot:
+                    slot[c] = arr
+                    self._bytes += arr.nbytes
+            for g in range(md.num_row_groups):
+                part = self._groups.get((e.path, g))
+                if part is None:
+                    continue
+                for c in combined:
+                    dropped = part.pop(c, None)
+                    if dropped is not None:
+                        self._bytes -= dropped.nbytes
+                if not part:
+                    del self._groups[(e.path, g)]
+            self._evict()
+        return pa.table(combined)
 
     def _load(self, e: FileEntry, md: pq.FileMetaData, missing: dict[int, list[str]]) -> dict[int, dict[str, pa.Array]]:
         columns = sorted({c for cs in missing.values() for c in cs})
@@ -230,5 +293,6 @@ class FileCache:
             for p in paths:
                 self._verified.pop(p, None)
                 self._meta.pop(p, None)
+                self._columns.pop(p, None)
                 for k in [k for k in self._groups if k[0] == p]:
                     self._drop(k)

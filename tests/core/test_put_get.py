@@ -223,8 +223,8 @@ def test_reopen_and_flush_keep_every_version(tmp_path) -> None:
     path = tmp_path / "s"
     with koru.open(path) as s:
         for i in range(5):
-            s.put("n", f"k{i}", {"i": i})
-        s.put("n", "k0", {"i": 100}, valid_from=hours(0))
+            s.put("n", f"k{i}", {"id": f"k{i}", "i": i})
+        s.put("n", "k0", {"id": "k0", "i": 100}, valid_from=hours(0))
         s.upsert("n", [{"id": f"bulk{i}", "i": i} for i in range(1500)], key="id")  # a warm file
         before = s.as_of("n", sort=True)
         history = s.history("n", "k0")
@@ -235,7 +235,7 @@ def test_reopen_and_flush_keep_every_version(tmp_path) -> None:
         assert s.history("n", "k0").equals(history)
         stats = {r["tier"]: r for r in s.stats().to_pylist()}
         assert stats["cold"]["versions"] == 1506 and "warm" not in stats and not stats.get("hot", {}).get("versions")
-        v = s.put("n", "k1", {"i": 1})
+        v = s.put("n", "k1", {"i": 1})  # the key column 'id' comes from the key (issue 11)
         assert v.is_unchanged, "the index rebuilt from files knows k1's content"
         late = s.put("n", "k0", {"i": 100}, valid_from=hours(0) + timedelta(seconds=1))
         assert late.is_unchanged, "a late row equal to the as-of version at its valid time"
