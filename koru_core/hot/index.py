@@ -200,11 +200,18 @@ class HeadIndex:
                     "last_valid": valid,
                 }
             ).cast(HEAD_SCHEMA)
-            keys = new["key"].combine_chunks()
-            unique = pc.unique(keys)
+            new = new.combine_chunks()
+            keys = new["key"].chunk(0) if new.num_rows else pa.array([], pa.string())
+            last = _last_of_sorted_runs(new)
+            if last is not None and len(last) < len(keys):
+                # several versions of a key, in (key, valid time) order: the last of each run is the
+                # key's latest by valid time and by write id; the run's valid times are all below it
+                new = new.take(pa.array(last))
+                keys = new["key"].chunk(0)
+            unique = pc.unique(keys) if last is None else keys
             positions, which = self._find(unique)
             if len(unique) == len(keys):
-                heads = self._heads_of_single_versions(new.combine_chunks(), positions, which)
+                heads = self._heads_of_single_versions(new, positions, which)
             else:
                 heads = self._heads_of_many_versions(new, positions).combine_chunks()
             self._replace(positions, heads)
@@ -358,3 +365,23 @@ class HeadIndex:
             self.overlay.clear()
             positions, _ = self._find(rows["key"].combine_chunks())
             self._replace(positions, rows.combine_chunks())
+
+
+def _last_of_sorted_runs(new: pa.Table) -> np.ndarray | None:
+    """Row numbers of the last row of each key when ``new`` is sorted by (key, valid time)
+    with write ids rising (as a commit's versions are written); None when it is not."""
+    n = new.num_rows
+    if n < 2:
+        return np.arange(n, dtype=np.int64) if n else None
+    keys = new["key"].chunk(0)
+    a, b = keys.slice(0, n - 1), keys.slice(1)
+    if not pc.all(pc.less_equal(a, b)).as_py():
+        return None
+    same = pc.equal(a, b)
+    valid = new["valid_from"].chunk(0)
+    ordered = pc.or_(pc.invert(same), pc.less_equal(valid.slice(0, n - 1), valid.slice(1)))
+    if not pc.all(ordered).as_py():
+        return None
+    is_last = np.ones(n, dtype=bool)
+    is_last[:-1] = ~same.to_numpy(zero_copy_only=False)
+    return np.flatnonzero(is_last)

@@ -59,7 +59,10 @@ HISTORY_MERGE_ROWS = 4 * 1024 * 1024
 then prunes as-of reads)."""
 
 HISTORY_MAX_FILES = 16
-"""A run merges the smallest history files while a namespace would keep more than this many."""
+"""A run folds its newest history files into the new one while a namespace would keep more than this many."""
+
+HISTORY_TIER_RATIO = 4
+"""A run folds in a newest history file whose rows are at most 1/4 of the rows gathered so far."""
 
 STATE_EXTRA = pa.schema([pa.field("_last_write_id", WRITE_ID), pa.field("_last_valid", TIMESTAMP)])
 """Columns state files keep beyond :data:`~koru_core.layout.COLD_SCHEMA` (for the write path's index)."""
@@ -124,10 +127,12 @@ def consolidate_namespace(ctx: StoreContext, namespace: str) -> bool:
                                         absorb_pending_upto=inputs.head, cold_commit=inputs.head,
                                         retired_at=now_ns())
     except BaseException:
+        ctx.files.forget([e.path for e in added])
         for e in added:
             ctx.storage.delete(e.path)
         raise
     if not ok:
+        ctx.files.forget([e.path for e in added])
         for e in added:
             ctx.storage.delete(e.path)
         return False
@@ -177,16 +182,22 @@ def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEn
 
 
 def _history_to_merge(history: list[FileEntry], new_rows: int) -> list[FileEntry]:
-    """The history files to fold into a new one of ``new_rows`` rows: smallest first, each
-    no larger than the rows gathered so far (size-tiered, as in LSM stores: a row is
-    rewritten O(log n) times), plus the smallest ones while more than
-    :data:`HISTORY_MAX_FILES` would be left."""
-    chosen, acc = [], new_rows
-    candidates = sorted(history, key=lambda e: (e.rows, e.path))
-    for e in candidates:
-        if e.rows > acc and len(candidates) - len(chosen) < HISTORY_MAX_FILES:
-            break
-        if e.rows >= HISTORY_MERGE_ROWS and e.rows > acc:
+    """The history files to fold into a new one of ``new_rows`` rows.
+
+    Files stay in the order of the runs that wrote them, so each covers a span of
+    ``_valid_to`` next to its neighbours' and an as-of read skips most of them. The
+    newest files are folded in while they are small next to what is gathered
+    (:data:`HISTORY_TIER_RATIO`: a row is rewritten O(log n) times, as in LSM stores),
+    and while the namespace would keep more than :data:`HISTORY_MAX_FILES`; files of
+    :data:`HISTORY_MERGE_ROWS` rows or more are folded only for the count.
+    """
+    newest_first = sorted(history, key=lambda e: (e.max_commit, e.path), reverse=True)
+    chosen: list[FileEntry] = []
+    acc = new_rows
+    for e in newest_first:
+        too_many = len(history) - len(chosen) + 1 > HISTORY_MAX_FILES
+        small = e.rows * HISTORY_TIER_RATIO <= acc and e.rows < HISTORY_MERGE_ROWS
+        if not (too_many or small):
             break
         chosen.append(e)
         acc += e.rows
@@ -286,7 +297,9 @@ def _with_tips(state: pa.Table, tips: pa.Table) -> pa.Table:
 def _write(ctx: StoreContext, namespace: str, kind: str, head: int, table: pa.Table) -> FileEntry:
     rel = cold_name(namespace, kind, head)
     size, checksum = write_parquet(ctx.storage, rel, table, row_group_size=COLD_ROW_GROUP_ROWS, compression="zstd")
-    return _entry(namespace, kind, rel, table, size, checksum)
+    entry = _entry(namespace, kind, rel, table, size, checksum)
+    ctx.files.prime(entry, table)  # the next read of the namespace finds it decoded
+    return entry
 
 
 def _entry(namespace: str, kind: str, rel: str, table: pa.Table, size: int, checksum: bytes) -> FileEntry:

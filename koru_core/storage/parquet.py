@@ -40,6 +40,9 @@ __all__ = ["FileCache", "write_parquet"]
 
 Compression = Literal["zstd", "lz4", "none"]
 
+_RANDOM_IDS = frozenset({"_write_id", "_prev_write_id", "_content_id", "_last_write_id"})
+"""Columns of unique ids: a dictionary would only be built to be dropped."""
+
 
 def write_parquet(
     storage: LocalStorage, rel: str, table: pa.Table, *, row_group_size: int, compression: Compression = "zstd",
@@ -56,6 +59,7 @@ def write_parquet(
     pq.write_table(
         table, sink, compression=compression, row_group_size=max(1, row_group_size),
         write_page_checksum=True, write_statistics=True,
+        use_dictionary=[c for c in table.column_names if c not in _RANDOM_IDS],
     )
     data = sink.getvalue()
     storage.write(rel, memoryview(data))
@@ -138,6 +142,26 @@ class FileCache:
             with self._lock:
                 self._meta[e.path] = md
         return md
+
+    def prime(self, e: FileEntry, table: pa.Table) -> None:
+        """Remember a file this store just wrote: verified (its checksum is the one computed
+        while writing it) and, within the byte limit, decoded (``table`` is what it holds),
+        so that the next read of it, by a reader or by consolidation, decodes nothing."""
+        st = self.storage.stat(e.path)
+        if st is None:
+            return
+        md = self.metadata(e)
+        with self._lock:
+            self._verified[e.path] = (e.checksum, st)
+            if self.limit <= 0 or table.nbytes > self.limit // 4 or not md.num_row_groups:
+                return
+            slot = self._groups.setdefault((e.path, -1 if md.num_row_groups > 1 else 0), {})
+            for c in table.column_names:
+                if c not in slot:
+                    arr = table[c].combine_chunks()
+                    slot[c] = arr
+                    self._bytes += arr.nbytes
+            self._evict()
 
     def _names(self, e: FileEntry, md: pq.FileMetaData) -> frozenset[str]:
         names = self._columns.get(e.path)

@@ -41,12 +41,14 @@ def _warm(ctx: StoreContext, namespace: str, kind: str, table: pa.Table) -> File
     size, checksum = write_parquet(ctx.storage, rel, table, row_group_size=WARM_ROW_GROUP_ROWS, compression="lz4")
     valid = table["_valid_from"].cast(pa.int64())
     keys = table["_key"]
-    return FileEntry(
+    entry = FileEntry(
         namespace=namespace, tier="warm", kind=kind, path=rel, rows=table.num_rows, bytes=size,
         checksum=checksum, min_commit=0, max_commit=0,
         min_valid=pc.min(valid).as_py(), max_valid=pc.max(valid).as_py(),
         min_key=pc.min(keys).as_py(), max_key=pc.max(keys).as_py(),
     )
+    ctx.files.prime(entry, table)  # consolidation reads it next: from memory
+    return entry
 
 
 def _blob(namespace: str, kind: str, table: pa.Table) -> PendingBlob:
@@ -91,6 +93,7 @@ def persist(
         )
         return ctx.catalog.record_commit(draft)
     except BaseException:
+        ctx.files.forget([e.path for e in files])
         for e in files:  # never recorded: remove now rather than leave an orphan for vacuum
             try:
                 ctx.storage.delete(e.path)
