@@ -223,15 +223,19 @@ def _with_state_extra(t: pa.Table) -> pa.Table:
 
 
 def _late_keys(changed_state: pa.Table, overlay: pa.Table) -> pa.Array:
-    """Keys with an overlay version valid before their state row (their history must be recomputed)."""
+    """Keys with an overlay version valid before their state row (their history must be recomputed).
+
+    Both are sorted by key; every key of ``changed_state`` is in ``overlay``.
+    """
     if not changed_state.num_rows or not overlay.num_rows:
         return pa.array([], pa.string())
-    first = overlay.filter(pa.array(first_of_key(overlay["_key"].combine_chunks())))
-    joined = first.select(["_key", "_valid_from"]).join(
-        changed_state.select(["_key", "_valid_from"]).rename_columns(["_key", "_state_from"]), "_key"
-    )
-    late = joined.filter(pc.less(joined["_valid_from"], joined["_state_from"]))
-    return late["_key"].combine_chunks()
+    okeys = overlay["_key"].combine_chunks()
+    first = pa.array(first_of_key(okeys))
+    first_keys = okeys.filter(first)
+    first_valid = overlay["_valid_from"].combine_chunks().filter(first)
+    at = pc.index_in(changed_state["_key"].combine_chunks(), value_set=first_keys)
+    earlier = pc.less(first_valid.take(at), changed_state["_valid_from"].combine_chunks())
+    return changed_state["_key"].combine_chunks().filter(pc.fill_null(earlier, False))
 
 
 def _pull_history(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.Schema,
@@ -272,18 +276,47 @@ def _intervals(t: pa.Table) -> pa.Table:
 
 
 def _tips(changed_state: pa.Table, overlay: pa.Table, skips: pa.Table) -> pa.Table:
-    """Per key: the latest write id and the last valid time (skip records included)."""
+    """Per key: the latest write id (``w``) and the last valid time (``v_max``, skip records included).
+
+    Write ids rise with every write (the big-endian bytes of the store's sequence), so the
+    latest is the largest; computed over runs of key-sorted rows, with no group-by.
+    """
     parts = [
-        pa.table({"k": changed_state["_key"], "w": changed_state["_last_write_id"], "v": changed_state["_last_valid"]}),
-        pa.table({"k": overlay["_key"], "w": overlay["_write_id"], "v": overlay["_valid_from"]}),
-        pa.table({"k": skips["_key"], "w": pa.nulls(skips.num_rows, WRITE_ID), "v": skips["_valid_from"].cast(TIMESTAMP)}),
+        (changed_state["_key"], changed_state["_last_write_id"], changed_state["_last_valid"]),
+        (overlay["_key"], overlay["_write_id"], overlay["_valid_from"]),
+        (skips["_key"], pa.nulls(skips.num_rows, WRITE_ID), skips["_valid_from"].cast(TIMESTAMP)),
     ]
-    both = pa.concat_tables([p.cast(parts[1].schema) for p in parts])
-    agg = both.group_by("k").aggregate([("v", "max")])
-    by_write = both.filter(pc.is_valid(both["w"])).sort_by([("k", "ascending"), ("w", "descending")])
-    first = by_write.filter(pa.array(first_of_key(by_write["k"].combine_chunks()))) if by_write.num_rows else by_write
-    at = pc.index_in(agg["k"], value_set=first["k"].combine_chunks())
-    return agg.append_column("w", first["w"].take(at))
+    keys = pa.concat_arrays([_array(p[0]).cast(pa.string()) for p in parts])
+    wids = pa.concat_arrays([_array(p[1]).cast(WRITE_ID) for p in parts])
+    valid = pa.concat_arrays([_array(p[2]).cast(TIMESTAMP) for p in parts])
+    order = pc.sort_indices(keys)
+    keys = keys.take(order)
+    n = len(keys)
+    if not n:
+        return pa.table({"k": keys, "v_max": valid, "w": wids})
+    starts = np.flatnonzero(first_of_key(keys))
+    w = _u64(wids.take(order))
+    v = pc.fill_null(valid.take(order).cast(pa.int64()), np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
+    w_max = np.maximum.reduceat(w, starts)
+    v_max = np.maximum.reduceat(v, starts)
+    w_bytes = w_max.astype(">u8").view(np.uint8).reshape(-1, 8)
+    w_arr = pa.FixedSizeBinaryArray.from_buffers(WRITE_ID, len(starts), [None, pa.py_buffer(w_bytes.tobytes())])
+    w_arr = pc.if_else(pa.array(w_max == 0), pa.scalar(None, WRITE_ID), w_arr)  # keys with skip records only
+    return pa.table({"k": keys.take(pa.array(starts)), "v_max": pa.array(v_max).cast(TIMESTAMP), "w": w_arr})
+
+
+def _array(x: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x
+
+
+def _u64(ids: pa.Array) -> np.ndarray:
+    """Write ids (fixed_size_binary(8), big-endian) as uint64; 0 for null."""
+    n = len(ids)
+    if not n:
+        return np.zeros(0, dtype=np.uint64)
+    filled = pc.fill_null(ids, pa.scalar(bytes(8), WRITE_ID))
+    raw = np.frombuffer(filled.buffers()[1], dtype=np.uint8, count=(filled.offset + n) * 8)[filled.offset * 8:]
+    return raw.view(">u8").astype(np.uint64)
 
 
 def _with_tips(state: pa.Table, tips: pa.Table) -> pa.Table:
