@@ -43,7 +43,7 @@ from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, Name
 from koru_core.catalog.leases import ReaderLease, ttl_ns
 from koru_core._time import now_ns
 from koru_core.chain import chain_hash
-from koru_core.errors import ConflictError, CorruptionError, StoreLockedError
+from koru_core.errors import ConflictError, CorruptionError, HeadMovedError, StoreLockedError
 
 __all__ = ["SQLiteCatalog"]
 
@@ -323,7 +323,7 @@ class SQLiteCatalog(Catalog):
             head, head_time, prev = (0, 0, None) if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
             if head != draft.base:
                 msg = f"{self.path}: commit {draft.base + 1} was taken by another writer (the last is {head})"
-                raise ConflictError(msg)
+                raise HeadMovedError(msg, base=draft.base, head=head)
             commit = head + 1
             system_time = max(draft.system_time, head_time + 1000)
             digest = chain_hash(prev, commit=commit, system_time=system_time, body=draft.body, actor=draft.actor,
