@@ -135,7 +135,11 @@ class PostgresCatalog(Catalog):
         self._connections: list[psycopg.Connection] = []
         self._guard = threading.Lock()
         self._pid = os.getpid()
-        self._open(create=create and not read_only, content_format=content_format)
+        try:
+            self._open(create=create and not read_only, content_format=content_format)
+        except BaseException:
+            self.close()
+            raise
 
     # -- connections -----------------------------------------------------------
 
