@@ -165,8 +165,11 @@ def lock_key(schema: str) -> int:
 
 def table_version(con: psycopg.Connection, schema: str) -> int | None:
     """Return ``meta.catalog_schema`` of ``schema`` (0 if meta has none), or None if there is no meta table."""
-    row = con.execute("SELECT to_regclass(%s)", [f"{schema}.meta"]).fetchone()
-    if row is None or row[0] is None:
+    # pg_tables through the statement's snapshot, not to_regclass(): that reads the catalog cache,
+    # which does not yet see a table another session committed while we waited for the lock
+    row = con.execute("SELECT 1 FROM pg_catalog.pg_tables WHERE schemaname = %s AND tablename = 'meta'",
+                      [schema]).fetchone()
+    if row is None:
         return None
     found = con.execute("SELECT value FROM meta WHERE name = 'catalog_schema'").fetchone()
     return 0 if found is None else int(found[0])
