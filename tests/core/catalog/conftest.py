@@ -1,10 +1,12 @@
 """One set of catalog tests, two backends: every test taking ``backend`` or ``catalog`` runs
-against SQLite (a file in ``tmp_path``) and PostgreSQL (a fresh database on the session's
-server, ``tests/servers.py``; a server that cannot start fails the test, never skips it)."""
+against SQLite (a file in ``tmp_path``) and PostgreSQL (a fresh schema ``t_<hex>`` in the
+session server's ``koru_test`` database, ``tests/servers.py``, dropped afterwards; a server
+that cannot start fails the test, never skips it)."""
 
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +24,7 @@ class Backend:
 
     name: str
     target: str
+    schema: str = ""
     created: bool = False
     handles: list[Catalog] = field(default_factory=list)
 
@@ -42,14 +45,17 @@ class Backend:
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     """The catalog's place for this test, on each backend."""
     if request.param == "sqlite":
-        target = str(tmp_path / "catalog.sqlite")
+        b = Backend("sqlite", str(tmp_path / "catalog.sqlite"))
     else:
-        target = request.getfixturevalue("pg_url") + "?koru_schema=store_a"
-    b = Backend(request.param, target)
+        server = request.getfixturevalue("pg_server")
+        schema = f"t_{uuid.uuid4().hex[:12]}"
+        b = Backend("postgres", f"{server.url}?koru_schema={schema}", schema=schema)
     try:
         yield b
     finally:
         b.close()
+        if b.schema:
+            server.execute(f"DROP SCHEMA IF EXISTS {b.schema} CASCADE", database="koru_test")
 
 
 @pytest.fixture

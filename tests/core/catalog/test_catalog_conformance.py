@@ -145,8 +145,9 @@ def test_swap_files_refuses_a_removed_file_and_changes_nothing(catalog: Catalog)
 def test_bootstrap_fills_an_empty_catalog(backend: Backend) -> None:
     source = backend.open()
     records = commit_n(source, 3)
-    target_backend = Backend(backend.name, backend.target.replace("store_a", "store_b") if backend.name == "postgres"
-                             else backend.target.replace("catalog.sqlite", "copy.sqlite"))
+    target_backend = Backend(backend.name, backend.target.replace(backend.schema, backend.schema + "_copy")
+                             if backend.name == "postgres" else backend.target.replace("catalog.sqlite", "copy.sqlite"),
+                             schema=backend.schema + "_copy" if backend.schema else "")
     try:
         target = target_backend.open()
         info = NamespaceInfo(name="users", schema=SCHEMA, key_columns=("id",), created_commit=1, schema_commit=2,
@@ -163,6 +164,9 @@ def test_bootstrap_fills_an_empty_catalog(backend: Backend) -> None:
         assert source.namespaces() == [] and source.tags() == {}
     finally:
         target_backend.close()
+        if target_backend.schema:
+            with psycopg.connect(backend.target.split("?")[0], autocommit=True) as con:
+                con.execute(f"DROP SCHEMA {target_backend.schema} CASCADE")  # type: ignore[arg-type]
 
 
 def test_tags_cursors_and_retired_entries(catalog: Catalog) -> None:
@@ -226,10 +230,11 @@ def _set_meta(backend: Backend, name: str, value: str | None) -> None:
         con.close()
     else:
         with psycopg.connect(backend.target.split("?")[0], autocommit=True) as con:
+            table = f"{backend.schema}.meta"
             if value is None:
-                con.execute("DELETE FROM store_a.meta WHERE name = %s", (name,))
+                con.execute(f"DELETE FROM {table} WHERE name = %s", (name,))  # type: ignore[arg-type]
             else:
-                con.execute("UPDATE store_a.meta SET value = %s WHERE name = %s", (value, name))
+                con.execute(f"UPDATE {table} SET value = %s WHERE name = %s", (value, name))  # type: ignore[arg-type]
 
 
 def test_a_catalog_of_another_format_is_refused_naming_the_upgrade(backend: Backend) -> None:
