@@ -9,14 +9,15 @@ Concurrency, learnt from DuckLake's open bugs (``docs/research/optimistic-commit
 - **Every write runs at READ COMMITTED** with explicit checks, so a check made after a
   lock wait sees what the winner committed; nothing relies on a REPEATABLE READ
   snapshot that would hide concurrent commits.
-- **Commit numbers come from the one ``head`` row**, locked ``FOR UPDATE`` by
-  :meth:`PostgresCatalog.record_commit`: under that lock the head is compared with the
-  draft's base (:class:`~koru_core.errors.HeadMovedError` if it moved), the number
-  ``head + 1``, the system time and the chain hash are fixed, and the commit row, its
+- **Commit numbers come from the one ``head`` row**, locked ``FOR UPDATE`` by the
+  statement that publishes the commit (:mod:`koru_core.catalog.postgres_commit`): under
+  that lock the head is compared with the draft's base
+  (:class:`~koru_core.errors.HeadMovedError` if it moved), and the commit row (number
+  ``head + 1``, system time and chain hash fixed by the client from the head it read), its
   files, blobs and schemas and the new head are written in the same transaction. The
   numbers and the chain are gap-free and linear; no ``max()+1``, no sequence (a
-  rolled-back ``nextval`` leaves a gap). The transaction is sent in pipeline mode:
-  two round trips, the lock held for one.
+  rolled-back ``nextval`` leaves a gap). Two round trips; the lock is held only while the
+  server runs that one statement, never across a client round trip.
 - **Write ids come from a counter row** bumped by one autocommit ``UPDATE … RETURNING``
   (:meth:`PostgresCatalog.allocate_write_ids`): ranges never overlap across processes or
   hosts, gaps are harmless, and a commit's write ids need not grow with its number.
@@ -90,10 +91,6 @@ _COMMIT_COLUMNS = (
 )
 _INSERT_FILE = f"INSERT INTO files ({', '.join(_FILE_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_FILE_COLUMNS))})"
 _INSERT_COMMIT = f"INSERT INTO commits VALUES ({', '.join(['%s'] * len(_COMMIT_COLUMNS))})"
-_UPSERT_SCHEMA = (
-    "INSERT INTO namespaces VALUES (%s, %s, %s, %s, %s, 0) ON CONFLICT (name) DO UPDATE SET "
-    "schema = excluded.schema, key_columns = excluded.key_columns, schema_commit = excluded.schema_commit"
-)
 _NS = "(extract(epoch FROM {}) * 1000000000)::bigint"  # timestamptz -> int64 ns
 _LEASE_COLUMNS = f"lease_id, holder, commit_number, mark, {_NS.format('expires_at')}"
 _MAX = 2**62
