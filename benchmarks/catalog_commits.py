@@ -164,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
         if server is not None:
             server.stop()
     pg_mode = "existing server" if args.pg else ("fsync off" if args.pg_fast else "fsync on, synchronous_commit on")
-    print(f"\nrecord_commit, {args.commits} commits per case (SQLite WAL synchronous=FULL; PostgreSQL 127.0.0.1, {pg_mode})\n")
-    head = f"{'backend':9} {'writers':>7} {'commits/s':>10} {'call p50':>9} {'call p99':>9} {'commit p50':>11} {'commit p99':>11} {'calls/commit':>13}"
+    print(f"\nrecord_commit, {args.commits} commits per case "
+          f"(SQLite WAL synchronous=FULL; PostgreSQL 127.0.0.1, {pg_mode})\n")
+    head = (f"{'backend':9} {'writers':>7} {'commits/s':>10} {'call p50':>9} {'call p99':>9} {'commit p50':>11} "
+            f"{'commit p99':>11} {'calls/commit':>13}")
     print(head)
     print("-" * len(head))
     for r in rows:

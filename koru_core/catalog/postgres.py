@@ -67,11 +67,9 @@ from koru_core.catalog.base import FORMAT_VERSION, Catalog
 from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, NamespaceInfo, PendingBlob
 from koru_core.catalog.leases import ReaderLease, ttl_ns
 from koru_core.catalog.postgres_schema import SCHEMA_VERSION, migrate, newer_tables, parse_url, table_version
-from koru_core.chain import chain_hash
 from koru_core.errors import (
     ConflictError,
     CorruptionError,
-    HeadMovedError,
     InvalidInputError,
     StoreFullError,
     StoreLockedError,
@@ -181,7 +179,8 @@ class PostgresCatalog(Catalog):
         if isinstance(e, (pgerrors.LockNotAvailable, pgerrors.QueryCanceled)):
             return StoreLockedError(f"{self.url}: waited {self._timeout:g} s for a catalog lock ({text})")
         if isinstance(e, pgerrors.DiskFull):
-            return StoreFullError(errno.ENOSPC, f"{self.url}: the catalog server has no space left ({text}); nothing was written")
+            msg = f"{self.url}: the catalog server has no space left ({text}); nothing was written"
+            return StoreFullError(errno.ENOSPC, msg)
         if isinstance(e, (pgerrors.ReadOnlySqlTransaction, pgerrors.InsufficientPrivilege)):
             return PermissionError(f"{self.url}: the catalog cannot be written here ({text})")
         if isinstance(e, psycopg.OperationalError):
@@ -242,7 +241,7 @@ class PostgresCatalog(Catalog):
             con = self._con
             idle = self._idle(con)
             try:
-                return con.execute(sql, params).fetchall()  # type: ignore[arg-type]  # constant SQL of this module
+                return con.execute(sql, params).fetchall()
             except psycopg.OperationalError as e:
                 if attempt == 2 or not idle or not con.broken:
                     raise self._wrap(e) from e
@@ -315,7 +314,9 @@ class PostgresCatalog(Catalog):
         return [PendingBlob(namespace=namespace, commit=int(c), system_time=int(t), kind=kind, rows=int(n),
                             data=bytes(d), checksum=bytes(h)) for c, t, n, d, h in rows]
 
-    def pending_commits(self, namespace: str, *, kind: Literal["versions", "skips"] = "versions") -> list[tuple[int, int]]:
+    def pending_commits(
+        self, namespace: str, *, kind: Literal["versions", "skips"] = "versions",
+    ) -> list[tuple[int, int]]:
         return [(int(c), int(n)) for c, n in self._query(
             "SELECT commit_number, rows FROM pending WHERE namespace = %s AND kind = %s ORDER BY commit_number",
             (namespace, kind),
@@ -394,7 +395,8 @@ class PostgresCatalog(Catalog):
             if absorb_pending_upto is not None:
                 con.execute("DELETE FROM pending WHERE namespace = %s AND commit_number <= %s",
                             (namespace, absorb_pending_upto))
-            con.cursor().executemany(_INSERT_FILE, [_file_row(e, commit=e.commit, system_time=e.system_time) for e in add])
+            con.cursor().executemany(_INSERT_FILE, [_file_row(e, commit=e.commit, system_time=e.system_time)
+                                                    for e in add])
             if cold_commit is not None:
                 con.execute("UPDATE namespaces SET cold_commit = greatest(cold_commit, %s) WHERE name = %s",
                             (cold_commit, namespace))
@@ -422,7 +424,8 @@ class PostgresCatalog(Catalog):
                 [(n.name, n.schema.serialize().to_pybytes(), list(n.key_columns), n.created_commit,
                   n.schema_commit, n.cold_commit) for n in namespaces],
             )
-            con.cursor().executemany(_INSERT_FILE, [_file_row(e, commit=e.commit, system_time=e.system_time) for e in files])
+            con.cursor().executemany(_INSERT_FILE, [_file_row(e, commit=e.commit, system_time=e.system_time)
+                                                    for e in files])
             con.cursor().executemany("INSERT INTO tags VALUES (%s, %s)", list(tags.items()))
             if commits:
                 last = max(commits, key=lambda c: c.commit)
@@ -478,7 +481,7 @@ class PostgresCatalog(Catalog):
 
     def live_leases(self) -> list[ReaderLease]:
         rows = self._query(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE expires_at > now() ORDER BY mark, lease_id")
-        return [ReaderLease(lease_id=i, holder=h, commit=int(c), mark=int(m), expires_at=int(e)) for i, h, c, m, e in rows]
+        return [_lease(row) for row in rows]
 
     def vacuumable(self, *, retired_before: int) -> list[str]:
         rows = self._query(
@@ -492,6 +495,11 @@ class PostgresCatalog(Catalog):
 
 class _Refused(Exception):  # noqa: N818 - internal signal, never escapes swap_files
     """A swap's input file is gone: roll the transaction back, and ``swap_files`` returns False."""
+
+
+def _lease(row: tuple[Any, ...]) -> ReaderLease:
+    lease_id, holder, commit, mark, expires_at = row
+    return ReaderLease(lease_id=lease_id, holder=holder, commit=int(commit), mark=int(mark), expires_at=int(expires_at))
 
 
 def _file_row(entry: FileEntry, *, commit: int | None, system_time: int | None) -> tuple[Any, ...]:

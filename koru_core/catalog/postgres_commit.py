@@ -111,7 +111,7 @@ def record(cat: PostgresCatalog, draft: CommitDraft) -> CommitRecord:
     params = _params(draft, rec)
     con = cat._con
     try:
-        row = con.execute(_PUBLISH, params).fetchone()  # type: ignore[arg-type]  # constant SQL of this module
+        row = con.execute(_PUBLISH, params).fetchone()
     except psycopg.OperationalError as e:
         if con.broken:
             return recover(cat, rec, cause=e)
@@ -169,7 +169,7 @@ def recover(cat: PostgresCatalog, rec: CommitRecord, *, cause: BaseException | N
     try:
         con = cat._con
         with con.transaction():
-            con.execute(f"SET LOCAL lock_timeout = {int(cat._timeout * 2000)}")  # type: ignore[arg-type]  # an int
+            con.execute(f"SET LOCAL lock_timeout = {int(cat._timeout * 2000)}")
             con.execute(_HEAD + " FOR UPDATE").fetchone()  # waits for the old transaction to end
             row = con.execute("SELECT hash FROM commits WHERE commit_number = %s", (rec.commit,)).fetchone()
     except (psycopg.Error, ConnectionError) as e:

@@ -139,7 +139,8 @@ def parse_url(url: str) -> Target:
     names = [v for k, v in query if k == "koru_schema"]
     schema = names[-1] if names else DEFAULT_SCHEMA
     if not _NAME.fullmatch(schema):
-        msg = f"koru_schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters), got {schema!r}"
+        msg = (f"koru_schema must be a lower-case SQL identifier ([a-z_][a-z0-9_]*, at most 63 characters), "
+               f"got {schema!r}")
         raise InvalidInputError(msg)
     rest = urlencode([(k, v) for k, v in query if k != "koru_schema"])
     conninfo = urlunsplit((parts.scheme, parts.netloc, parts.path, rest, parts.fragment))
@@ -198,7 +199,7 @@ def migrate(con: psycopg.Connection, schema: str, *, meta: dict[str, str]) -> No
             con.execute(sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema)))
         for statements in MIGRATIONS[version or 0:]:
             for statement in statements:
-                con.execute(statement)  # type: ignore[arg-type]  # constant SQL of this module
+                con.execute(statement)
         if version is None:
             con.cursor().executemany("INSERT INTO meta VALUES (%s, %s)", list(meta.items()))
         con.execute("INSERT INTO meta VALUES ('catalog_schema', %s) ON CONFLICT (name) DO UPDATE "

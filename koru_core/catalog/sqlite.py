@@ -38,10 +38,10 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from koru_core._time import now_ns
 from koru_core.catalog.base import FORMAT_VERSION, Catalog
 from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, NamespaceInfo, PendingBlob
 from koru_core.catalog.leases import ReaderLease, ttl_ns
-from koru_core._time import now_ns
 from koru_core.chain import chain_hash
 from koru_core.errors import ConflictError, CorruptionError, HeadMovedError, StoreLockedError
 
@@ -458,7 +458,8 @@ class SQLiteCatalog(Catalog):
             return []
         rows = self._query("SELECT lease_id, holder, commit_number, mark, expires_at FROM leases WHERE expires_at > ? "
                            "ORDER BY mark, lease_id", (now_ns(),))
-        return [ReaderLease(lease_id=i, holder=h, commit=int(c), mark=int(m), expires_at=int(e)) for i, h, c, m, e in rows]
+        return [ReaderLease(lease_id=i, holder=h, commit=int(c), mark=int(m), expires_at=int(e))
+                for i, h, c, m, e in rows]
 
     def vacuumable(self, *, retired_before: int) -> list[str]:
         with self.snapshot():

@@ -122,7 +122,7 @@ def test_swap_files_replaces_absorbs_and_retires_in_one_step(catalog: Catalog) -
                               retired_at=123)
     assert [f.path for f in catalog.files("users")] == ["cold/state-1.parquet", "warm/3.parquet"]
     assert [b.commit for b in catalog.pending("users")] == [3]
-    assert catalog.retired() == {"warm/1.parquet": ("users", "warm", 103, 123), "warm/2.parquet": ("users", "warm", 103, 123)}
+    assert catalog.retired() == {path: ("users", "warm", 103, 123) for path in ("warm/1.parquet", "warm/2.parquet")}
     # cold_commit only rises
     catalog.record_commit(draft(3, tag="schema", schemas={"users": (SCHEMA, ())}))
     assert catalog.swap_files("users", remove=[], add=[], cold_commit=3, retired_at=1)

@@ -14,7 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 from _drafts import draft
-from servers import Postgres, free_port
+from servers import free_port
 from test_catalog_concurrency import run_threads
 
 from koru_core.catalog import PostgresCatalog, SQLiteCatalog, open_catalog
@@ -64,7 +64,8 @@ def test_schemas_of_one_database_are_separate_stores(opened, pg_url: str) -> Non
     assert (a.head()[0], b.head()[0]) == (2, 0)
     assert b.record_commit(draft(0)).commit == 1
     with psycopg.connect(pg_url) as con:
-        found = con.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'commits' AND schemaname IN ('sales', 'ops')")
+        found = con.execute("SELECT count(*) FROM pg_tables WHERE tablename = 'commits' "
+                            "AND schemaname IN ('sales', 'ops')")
         assert found.fetchone()[0] == 2  # type: ignore[index]
 
 
