@@ -19,7 +19,7 @@ a commit) on the local disk; PostgreSQL started here with ``fsync=on``,
 ``synchronous_commit=on`` (one WAL flush a commit), on 127.0.0.1. ``--pg URL`` uses an
 existing server instead, ``--pg-fast`` starts one with the tests' settings (no fsync).
 
-    python benchmarks/catalog_commits.py                    # 30-60 s: 200 commits per case
+    python benchmarks/catalog_commits.py                    # 30-60 s: 150 commits per case
     python benchmarks/catalog_commits.py --commits 1000 --writers 1,2,4,8
 """
 
@@ -131,7 +131,7 @@ def run_case(target: str, *, writers: int, commits: int) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> int:
     """Run every case and print the table; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--commits", type=int, default=200, help="acknowledged commits per case (default 200)")
+    parser.add_argument("--commits", type=int, default=150, help="acknowledged commits per case (default 150)")
     parser.add_argument("--writers", default="1,2,4", help="committer counts (default 1,2,4)")
     parser.add_argument("--pg", help="libpq URL of an existing PostgreSQL database (default: start one here)")
     parser.add_argument("--pg-fast", action="store_true", help="start PostgreSQL with fsync off (the tests' settings)")
