@@ -46,7 +46,6 @@ from __future__ import annotations
 
 import contextlib
 import errno
-import json
 import os
 import threading
 import uuid
@@ -66,6 +65,17 @@ except ImportError as e:  # pragma: no cover - the extra is installed in CI
 from koru_core.catalog.base import FORMAT_VERSION, Catalog
 from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, NamespaceInfo, PendingBlob
 from koru_core.catalog.leases import ReaderLease, ttl_ns
+from koru_core.catalog.postgres_rows import (
+    COMMIT_COLUMNS,
+    FILE_COLUMNS,
+    INSERT_COMMIT,
+    INSERT_FILE,
+    commit_record,
+    commit_row,
+    file_entry,
+    file_row,
+    lease_entry,
+)
 from koru_core.catalog.postgres_schema import SCHEMA_VERSION, migrate, newer_tables, parse_url, table_version
 from koru_core.errors import (
     ConflictError,
@@ -77,18 +87,6 @@ from koru_core.errors import (
 
 __all__ = ["PostgresCatalog"]
 
-_FILE_COLUMNS = (
-    "path", "namespace", "tier", "kind", "rows", "bytes", "checksum", "commit_number", "system_time",
-    "min_commit", "max_commit", "min_valid", "max_valid", "max_valid_to", "max_valid_to_commit",
-    "min_key", "max_key",
-)
-_FILE_FIELDS = tuple("commit" if c == "commit_number" else c for c in _FILE_COLUMNS)
-_COMMIT_COLUMNS = (
-    "commit_number", "system_time", "actor", "run_id", "namespaces", "written", "unchanged", "deleted",
-    "first_write_id", "last_write_id", "hash", "prev_hash", "metadata",
-)
-_INSERT_FILE = f"INSERT INTO files ({', '.join(_FILE_COLUMNS)}) VALUES ({', '.join(['%s'] * len(_FILE_COLUMNS))})"
-_INSERT_COMMIT = f"INSERT INTO commits VALUES ({', '.join(['%s'] * len(_COMMIT_COLUMNS))})"
 _NS = "(extract(epoch FROM {}) * 1000000000)::bigint"  # timestamptz -> int64 ns
 _LEASE_COLUMNS = f"lease_id, holder, commit_number, mark, {_NS.format('expires_at')}"
 _MAX = 2**62
@@ -222,8 +220,8 @@ class PostgresCatalog(Catalog):
                 raise self._wrap(e) from e
 
     @contextlib.contextmanager
-    def _write(self, *, lease: bool = False) -> Iterator[psycopg.Connection]:
-        if self.read_only and not lease:
+    def _write(self) -> Iterator[psycopg.Connection]:
+        if self.read_only:
             msg = f"{self.url}: the store was opened read-only"
             raise PermissionError(msg)
         con = self._con
@@ -300,9 +298,9 @@ class PostgresCatalog(Catalog):
 
     def files(self, namespace: str | None = None) -> list[FileEntry]:
         where, params = ("WHERE namespace = %s", (namespace,)) if namespace is not None else ("", ())
-        rows = self._query(f"SELECT {', '.join(_FILE_COLUMNS)} FROM files {where} "
+        rows = self._query(f"SELECT {', '.join(FILE_COLUMNS)} FROM files {where} "
                            'ORDER BY namespace COLLATE "C", min_commit, path COLLATE "C"', params)
-        return [_file_entry(r) for r in rows]
+        return [file_entry(r) for r in rows]
 
     def pending(self, namespace: str, *, after: int = 0, upto: int | None = None,
                 kind: Literal["versions", "skips"] = "versions") -> list[PendingBlob]:
@@ -324,10 +322,10 @@ class PostgresCatalog(Catalog):
 
     def commits(self, *, since: int = 0, until: int | None = None) -> list[CommitRecord]:
         rows = self._query(
-            f"SELECT {', '.join(_COMMIT_COLUMNS)} FROM commits WHERE commit_number > %s AND commit_number <= %s "
+            f"SELECT {', '.join(COMMIT_COLUMNS)} FROM commits WHERE commit_number > %s AND commit_number <= %s "
             "ORDER BY commit_number", (since, until if until is not None else _MAX),
         )
-        return [_commit_record(r) for r in rows]
+        return [commit_record(r) for r in rows]
 
     def commit_at(self, system_time: int) -> int:
         rows = self._query("SELECT max(commit_number) FROM commits WHERE system_time <= %s", (system_time,))
@@ -395,7 +393,7 @@ class PostgresCatalog(Catalog):
             if absorb_pending_upto is not None:
                 con.execute("DELETE FROM pending WHERE namespace = %s AND commit_number <= %s",
                             (namespace, absorb_pending_upto))
-            con.cursor().executemany(_INSERT_FILE, [_file_row(e, commit=e.commit, system_time=e.system_time)
+            con.cursor().executemany(INSERT_FILE, [file_row(e, commit=e.commit, system_time=e.system_time)
                                                     for e in add])
             if cold_commit is not None:
                 con.execute("UPDATE namespaces SET cold_commit = greatest(cold_commit, %s) WHERE name = %s",
@@ -418,13 +416,13 @@ class PostgresCatalog(Catalog):
             if (row and row[0]) or (taken and taken[0]):
                 msg = f"{self.url}: bootstrap needs an empty catalog"
                 raise ConflictError(msg)
-            con.cursor().executemany(_INSERT_COMMIT, [_commit_row(c) for c in commits])
+            con.cursor().executemany(INSERT_COMMIT, [commit_row(c) for c in commits])
             con.cursor().executemany(
                 "INSERT INTO namespaces VALUES (%s, %s, %s, %s, %s, %s)",
                 [(n.name, n.schema.serialize().to_pybytes(), list(n.key_columns), n.created_commit,
                   n.schema_commit, n.cold_commit) for n in namespaces],
             )
-            con.cursor().executemany(_INSERT_FILE, [_file_row(e, commit=e.commit, system_time=e.system_time)
+            con.cursor().executemany(INSERT_FILE, [file_row(e, commit=e.commit, system_time=e.system_time)
                                                     for e in files])
             con.cursor().executemany("INSERT INTO tags VALUES (%s, %s)", list(tags.items()))
             if commits:
@@ -453,35 +451,35 @@ class PostgresCatalog(Catalog):
 
     # -- reader leases (koru_core.catalog.leases: server clock, retire-epoch marks) --
 
+    # Each lease verb is one autocommit statement (one round trip, retried once on a dropped
+    # connection: the statements are idempotent), allowed on a read-only handle.
+
     def add_lease(self, holder: str, *, commit: int, ttl: float) -> ReaderLease:
         span = ttl_ns(ttl)
         lease_id = uuid.uuid4().hex
-        with self._write(lease=True) as con:
-            con.execute("DELETE FROM leases WHERE expires_at <= now()")
-            row = con.execute(
-                "INSERT INTO leases SELECT %s, %s, %s, value, now() + make_interval(secs => %s) FROM counters "
-                f"WHERE name = 'retire_epoch' RETURNING mark, {_NS.format('expires_at')}",
-                (lease_id, holder, commit, span / 1e9),
-            ).fetchone()
-        assert row is not None
+        row = self._query(
+            "WITH gone AS (DELETE FROM leases WHERE expires_at <= now()) "
+            "INSERT INTO leases SELECT %s, %s, %s, value, now() + make_interval(secs => %s) FROM counters "
+            "WHERE name = 'retire_epoch' ON CONFLICT (lease_id) DO UPDATE SET holder = excluded.holder "
+            f"RETURNING mark, {_NS.format('expires_at')}",
+            (lease_id, holder, commit, span / 1e9),
+        )[0]
         return ReaderLease(lease_id=lease_id, holder=holder, commit=commit, mark=int(row[0]), expires_at=int(row[1]))
 
     def renew_lease(self, lease_id: str, *, ttl: float) -> int | None:
         span = ttl_ns(ttl)
-        with self._write(lease=True) as con:
-            row = con.execute(
-                "UPDATE leases SET expires_at = now() + make_interval(secs => %s) WHERE lease_id = %s "
-                f"AND expires_at > now() RETURNING {_NS.format('expires_at')}", (span / 1e9, lease_id),
-            ).fetchone()
-        return None if row is None else int(row[0])
+        rows = self._query(
+            "UPDATE leases SET expires_at = now() + make_interval(secs => %s) WHERE lease_id = %s "
+            f"AND expires_at > now() RETURNING {_NS.format('expires_at')}", (span / 1e9, lease_id),
+        )
+        return None if not rows else int(rows[0][0])
 
     def release_lease(self, lease_id: str) -> None:
-        with self._write(lease=True) as con:
-            con.execute("DELETE FROM leases WHERE lease_id = %s", (lease_id,))
+        self._query("DELETE FROM leases WHERE lease_id = %s RETURNING 1", (lease_id,))
 
     def live_leases(self) -> list[ReaderLease]:
         rows = self._query(f"SELECT {_LEASE_COLUMNS} FROM leases WHERE expires_at > now() ORDER BY mark, lease_id")
-        return [_lease(row) for row in rows]
+        return [lease_entry(row) for row in rows]
 
     def vacuumable(self, *, retired_before: int) -> list[str]:
         rows = self._query(
@@ -495,43 +493,3 @@ class PostgresCatalog(Catalog):
 
 class _Refused(Exception):  # noqa: N818 - internal signal, never escapes swap_files
     """A swap's input file is gone: roll the transaction back, and ``swap_files`` returns False."""
-
-
-def _lease(row: tuple[Any, ...]) -> ReaderLease:
-    lease_id, holder, commit, mark, expires_at = row
-    return ReaderLease(lease_id=lease_id, holder=holder, commit=int(commit), mark=int(mark), expires_at=int(expires_at))
-
-
-def _file_row(entry: FileEntry, *, commit: int | None, system_time: int | None) -> tuple[Any, ...]:
-    values = {f: getattr(entry, f) for f in _FILE_FIELDS}
-    values["commit"], values["system_time"] = commit, system_time
-    if commit is not None:  # a warm file: its rows all belong to that commit
-        values["min_commit"] = values["max_commit"] = commit
-    for k in ("min_key", "max_key"):
-        if values[k] is not None:
-            values[k] = values[k].encode()
-    return tuple(values[f] for f in _FILE_FIELDS)
-
-
-def _file_entry(row: tuple[Any, ...]) -> FileEntry:
-    values = dict(zip(_FILE_FIELDS, row))
-    values["checksum"] = bytes(values["checksum"])
-    for k in ("min_key", "max_key"):
-        if values[k] is not None:
-            values[k] = bytes(values[k]).decode()
-    return FileEntry(**values)
-
-
-def _commit_row(c: CommitRecord) -> tuple[Any, ...]:
-    return (c.commit, c.system_time, c.actor, c.run_id, list(c.namespaces), c.written, c.unchanged, c.deleted,
-            c.first_write_id, c.last_write_id, c.hash, c.prev_hash,
-            json.dumps(c.metadata, sort_keys=True) if c.metadata else None)
-
-
-def _commit_record(row: tuple[Any, ...]) -> CommitRecord:
-    c, t, a, r, ns, w, u, d, first, last, h, prev, meta = row
-    return CommitRecord(
-        commit=int(c), system_time=int(t), actor=a, run_id=r, namespaces=tuple(ns),
-        written=int(w), unchanged=int(u), deleted=int(d), first_write_id=first, last_write_id=last,
-        hash=bytes(h), prev_hash=None if prev is None else bytes(prev), metadata=json.loads(meta) if meta else {},
-    )

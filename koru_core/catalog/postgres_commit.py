@@ -36,7 +36,7 @@ import psycopg
 from psycopg.pq import TransactionStatus
 
 from koru_core.catalog.entries import CommitDraft, CommitRecord
-from koru_core.catalog.postgres import _FILE_COLUMNS, _file_row
+from koru_core.catalog.postgres_rows import FILE_COLUMNS, file_row
 from koru_core.chain import chain_hash
 from koru_core.errors import HeadMovedError, InvalidInputError
 
@@ -50,7 +50,7 @@ _FILE_TYPES = (
     "text", "text", "text", "text", "bigint", "bigint", "bytea", "bigint", "bigint", "bigint", "bigint", "bigint",
     "bigint", "bigint", "bigint", "bytea", "bytea",
 )
-_FILES = ", ".join(f"%(f_{c})s::{t}[]" for c, t in zip(_FILE_COLUMNS, _FILE_TYPES))
+_FILES = ", ".join(f"%(f_{c})s::{t}[]" for c, t in zip(FILE_COLUMNS, _FILE_TYPES))
 _PUBLISH = f"""
 WITH h AS (
     SELECT id FROM head WHERE id = 1 AND last_commit = %(base)s AND last_hash IS NOT DISTINCT FROM %(prev)s::bytea
@@ -66,7 +66,7 @@ WITH h AS (
     ON CONFLICT (name) DO UPDATE SET schema = excluded.schema, key_columns = excluded.key_columns,
         schema_commit = excluded.schema_commit
 ), f AS (
-    INSERT INTO files ({", ".join(_FILE_COLUMNS)})
+    INSERT INTO files ({", ".join(FILE_COLUMNS)})
     SELECT x.* FROM h, unnest({_FILES}) AS x
 ), p AS (
     INSERT INTO pending SELECT b.namespace, b.kind, %(commit)s, %(system_time)s, b.rows, b.data, b.checksum
@@ -134,7 +134,7 @@ def _moved(cat: PostgresCatalog, base: int, head: int) -> HeadMovedError:
 
 
 def _params(draft: CommitDraft, rec: CommitRecord) -> dict[str, Any]:
-    files = [_file_row(e, commit=rec.commit, system_time=rec.system_time) for e in draft.files]
+    files = [file_row(e, commit=rec.commit, system_time=rec.system_time) for e in draft.files]
     params: dict[str, Any] = {
         "base": draft.base, "prev": rec.prev_hash, "commit": rec.commit, "system_time": rec.system_time,
         "actor": rec.actor, "run_id": rec.run_id, "namespaces": list(rec.namespaces), "written": rec.written,
@@ -148,7 +148,7 @@ def _params(draft: CommitDraft, rec: CommitRecord) -> dict[str, Any]:
         "b_rows": [b.rows for b in draft.blobs], "b_data": [b.data for b in draft.blobs],
         "b_checksum": [b.checksum for b in draft.blobs],
     }
-    for i, column in enumerate(_FILE_COLUMNS):
+    for i, column in enumerate(FILE_COLUMNS):
         params[f"f_{column}"] = [row[i] for row in files]
     return params
 
