@@ -8,37 +8,15 @@ from __future__ import annotations
 import sys
 import uuid
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # `import _drafts`
+sys.path.insert(0, str(Path(__file__).parent))  # `import _drafts, _backends`
 
-from koru_core.catalog import Catalog, open_catalog  # noqa: E402
+from _backends import Backend  # noqa: E402
 
-
-@dataclass
-class Backend:
-    """Where one test's catalog lives, and every handle the test opened on it (closed afterwards)."""
-
-    name: str
-    target: str
-    schema: str = ""
-    created: bool = False
-    handles: list[Catalog] = field(default_factory=list)
-
-    def open(self, *, read_only: bool = False, timeout: float = 10.0) -> Catalog:
-        """Open a new handle (the first one creates the catalog)."""
-        catalog = open_catalog(self.target, create=not self.created and not read_only, read_only=read_only,
-                               timeout=timeout)
-        self.created = True
-        self.handles.append(catalog)
-        return catalog
-
-    def close(self) -> None:
-        for catalog in self.handles:
-            catalog.close()
+from koru_core.catalog import Catalog  # noqa: E402
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

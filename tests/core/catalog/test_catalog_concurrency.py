@@ -10,13 +10,11 @@ import os
 import subprocess
 import sys
 import threading
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
+from _backends import Backend, run_threads
 from _drafts import cold, draft, warm
-from conftest import Backend
 
 from koru_core.catalog import Catalog
 from koru_core.chain import chain_hash
@@ -24,28 +22,6 @@ from koru_core.errors import HeadMovedError
 
 ROOT = Path(__file__).parents[3]
 HERE = Path(__file__).parent
-
-
-def run_threads(n: int, work: Callable[[int], Any]) -> list[Any]:
-    """Run ``work(i)`` in ``n`` threads; return the results, re-raising the first error."""
-    results: list[Any] = [None] * n
-    errors: list[BaseException] = []
-
-    def run(i: int) -> None:
-        try:
-            results[i] = work(i)
-        except BaseException as e:  # noqa: BLE001 - re-raised below
-            errors.append(e)
-
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=120)
-    if errors:
-        raise errors[0]
-    assert not any(t.is_alive() for t in threads), "a thread hung"
-    return results
 
 
 def assert_linear_chain(catalog: Catalog, count: int) -> None:

@@ -12,8 +12,8 @@ import time
 import psycopg
 import pyarrow as pa
 import pytest
+from _backends import Backend
 from _drafts import SCHEMA, blob, cold, draft, warm
-from conftest import Backend
 
 from koru_core.catalog import Catalog, CommitRecord, NamespaceInfo, open_catalog
 from koru_core.chain import chain_hash

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
+from _backends import Backend
 from _drafts import cold, draft, warm
-from conftest import Backend
 
 from koru_core.catalog import Catalog
 from koru_core.errors import InvalidInputError

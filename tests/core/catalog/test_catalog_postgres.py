@@ -13,9 +13,9 @@ from pathlib import Path
 
 import psycopg
 import pytest
+from _backends import run_threads
 from _drafts import draft
 from servers import free_port
-from test_catalog_concurrency import run_threads
 
 from koru_core.catalog import PostgresCatalog, SQLiteCatalog, open_catalog
 from koru_core.catalog.postgres_commit import recover
