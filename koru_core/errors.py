@@ -10,6 +10,7 @@ catches ``ValueError``, ``TypeError`` or ``LookupError`` keeps working::
     ├── KeyNotFoundError(LookupError)         names the namespace and key
     ├── NamespaceNotFoundError(LookupError)   names the namespace
     ├── ConflictError                         a concurrent commit won; nothing was written
+    │   └── HeadMovedError                    the head moved past the writer's base; rebase and retry
     ├── StoreLockedError                      another process holds the write lock
     ├── StoreFullError(OSError)               no space left (errno ENOSPC); nothing was written
     ├── FormatError                           the store has another on-disk format; names the upgrade
@@ -26,6 +27,7 @@ __all__ = [
     "ConflictError",
     "CorruptionError",
     "FormatError",
+    "HeadMovedError",
     "InvalidInputError",
     "KeyNotFoundError",
     "KoruError",
@@ -65,6 +67,37 @@ class NamespaceNotFoundError(KoruError, LookupError):
 
 class ConflictError(KoruError):
     """Raised when a concurrent commit changed what this commit depended on."""
+
+
+class HeadMovedError(ConflictError):
+    """Raised by ``Catalog.record_commit`` when another writer committed after the draft's base.
+
+    Nothing was written. The writer rebases its draft on ``head`` (recomputing what
+    depends on the head: ``_prev_write_id``, the unchanged rule, the chain body) and
+    records it again; only a rebase that finds a real conflict becomes a plain
+    :class:`ConflictError`.
+
+    Attributes:
+        base: The commit the draft was prepared against.
+        head: The last commit when the draft was refused (``head > base``).
+
+    Example:
+        >>> e = HeadMovedError("catalog 'x': commit 4 was taken (the last is 5)", base=3, head=5)
+        >>> (e.base, e.head, isinstance(e, ConflictError))
+        (3, 5, True)
+    """
+
+    def __init__(self, message: str, *, base: int, head: int) -> None:
+        super().__init__(message)
+        self.base = base
+        self.head = head
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable across processes, keyword arguments kept
+        return (_head_moved, (str(self), self.base, self.head))
+
+
+def _head_moved(message: str, base: int, head: int) -> HeadMovedError:
+    return HeadMovedError(message, base=base, head=head)
 
 
 class StoreLockedError(KoruError):

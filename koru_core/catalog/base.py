@@ -22,6 +22,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
 from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, NamespaceInfo, PendingBlob
+from koru_core.catalog.leases import ReaderLease
 from koru_core.errors import CorruptionError, FormatError
 
 __all__ = ["FORMAT_VERSION", "Catalog"]
@@ -159,6 +160,45 @@ class Catalog(abc.ABC):
     @abc.abstractmethod
     def close(self) -> None:
         """Release connections."""
+
+    # -- reader leases (koru_core.catalog.leases) ----------------------------------
+
+    @abc.abstractmethod
+    def add_lease(self, holder: str, *, commit: int, ttl: float) -> ReaderLease:
+        """Start a reader lease expiring ``ttl`` seconds from now on the catalog's clock.
+
+        Take it *before* the catalog snapshot the plan reads. Expired leases are
+        dropped on the way.
+
+        Raises:
+            InvalidInputError: ``ttl`` is not a positive number of seconds.
+        """
+
+    @abc.abstractmethod
+    def renew_lease(self, lease_id: str, *, ttl: float) -> int | None:
+        """Push a live lease's expiry to ``ttl`` seconds from now; return it (ns).
+
+        Returns:
+            None, changing nothing, if the lease expired or is unknown: vacuum may
+            have deleted what it protected, so the reader must plan again.
+        """
+
+    @abc.abstractmethod
+    def release_lease(self, lease_id: str) -> None:
+        """End a lease (unknown ids are ignored)."""
+
+    @abc.abstractmethod
+    def live_leases(self) -> list[ReaderLease]:
+        """Return the leases not expired, oldest mark first."""
+
+    @abc.abstractmethod
+    def vacuumable(self, *, retired_before: int) -> list[str]:
+        """Return the retired paths vacuum may delete now, sorted.
+
+        A path qualifies if it was retired at or before ``retired_before`` (ns), no live
+        lease may still list it (see :mod:`koru_core.catalog.leases`) and no file entry
+        lists it again.
+        """
 
     # -- shared ------------------------------------------------------------------
 

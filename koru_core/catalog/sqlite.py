@@ -38,10 +38,12 @@ from typing import Any, Literal
 
 import pyarrow as pa
 
+from koru_core._time import now_ns
 from koru_core.catalog.base import FORMAT_VERSION, Catalog
 from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, NamespaceInfo, PendingBlob
+from koru_core.catalog.leases import ReaderLease, ttl_ns
 from koru_core.chain import chain_hash
-from koru_core.errors import ConflictError, CorruptionError, StoreLockedError
+from koru_core.errors import ConflictError, CorruptionError, HeadMovedError, StoreLockedError
 
 __all__ = ["SQLiteCatalog"]
 
@@ -321,7 +323,7 @@ class SQLiteCatalog(Catalog):
             head, head_time, prev = (0, 0, None) if row is None else (int(row[0]), int(row[1]), bytes(row[2]))
             if head != draft.base:
                 msg = f"{self.path}: commit {draft.base + 1} was taken by another writer (the last is {head})"
-                raise ConflictError(msg)
+                raise HeadMovedError(msg, base=draft.base, head=head)
             commit = head + 1
             system_time = max(draft.system_time, head_time + 1000)
             digest = chain_hash(prev, commit=commit, system_time=system_time, body=draft.body, actor=draft.actor,
@@ -421,6 +423,55 @@ class SQLiteCatalog(Catalog):
         with self._write() as con:
             con.execute("UPDATE namespaces SET key_columns = ? WHERE name = ?", (json.dumps(list(key_columns)), namespace))
 
+    # -- reader leases (koru_core.catalog.leases; one machine: marks are start times in ns) --
+
+    def _has_leases(self) -> bool:
+        return bool(self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'leases'"))
+
+    def add_lease(self, holder: str, *, commit: int, ttl: float) -> ReaderLease:
+        span = ttl_ns(ttl)
+        lease_id = uuid.uuid4().hex
+        with self._write() as con:
+            con.execute(_LEASES_DDL)  # made by the first lease: older catalogs have no such table
+            now = now_ns()
+            con.execute("DELETE FROM leases WHERE expires_at <= ?", (now,))
+            con.execute("INSERT INTO leases VALUES (?, ?, ?, ?, ?)", (lease_id, holder, commit, now, now + span))
+        return ReaderLease(lease_id=lease_id, holder=holder, commit=commit, mark=now, expires_at=now + span)
+
+    def renew_lease(self, lease_id: str, *, ttl: float) -> int | None:
+        span = ttl_ns(ttl)
+        if not self._has_leases():
+            return None
+        with self._write() as con:
+            now = now_ns()
+            done = con.execute("UPDATE leases SET expires_at = ? WHERE lease_id = ? AND expires_at > ?",
+                               (now + span, lease_id, now)).rowcount
+        return now + span if done else None
+
+    def release_lease(self, lease_id: str) -> None:
+        if self._has_leases():
+            with self._write() as con:
+                con.execute("DELETE FROM leases WHERE lease_id = ?", (lease_id,))
+
+    def live_leases(self) -> list[ReaderLease]:
+        if not self._has_leases():
+            return []
+        rows = self._query("SELECT lease_id, holder, commit_number, mark, expires_at FROM leases WHERE expires_at > ? "
+                           "ORDER BY mark, lease_id", (now_ns(),))
+        return [ReaderLease(lease_id=i, holder=h, commit=int(c), mark=int(m), expires_at=int(e))
+                for i, h, c, m, e in rows]
+
+    def vacuumable(self, *, retired_before: int) -> list[str]:
+        with self.snapshot():
+            bound = retired_before
+            if self._has_leases():
+                oldest = self._query("SELECT min(mark) FROM leases WHERE expires_at > ?", (now_ns(),))[0][0]
+                if oldest is not None:
+                    bound = min(bound, int(oldest) - 1)
+            rows = self._query("SELECT path FROM retired WHERE coalesce(retired_at, 0) <= ? AND path NOT IN "
+                               "(SELECT path FROM files) ORDER BY path", (bound,))
+        return [r[0] for r in rows]
+
 
 def _insert_file(con: sqlite3.Connection, entry: FileEntry, *, commit: int | None, system_time: int | None) -> None:
     values = {f: getattr(entry, f) for f in _FILE_FIELDS}
@@ -440,3 +491,10 @@ def _commit_record(row: tuple[Any, ...]) -> CommitRecord:
         written=int(w), unchanged=int(u), deleted=int(d), first_write_id=first, last_write_id=last,
         hash=bytes(h), prev_hash=None if prev is None else bytes(prev), metadata=json.loads(meta) if meta else {},
     )
+
+
+_LEASES_DDL = (
+    "CREATE TABLE IF NOT EXISTS leases(lease_id TEXT PRIMARY KEY, holder TEXT NOT NULL, "
+    "commit_number INTEGER NOT NULL, mark INTEGER NOT NULL, expires_at INTEGER NOT NULL)"
+)
+"""Reader leases (see :mod:`koru_core.catalog.leases`): made by the first lease, not by ``_create``."""
