@@ -12,6 +12,7 @@ for a commit that never got recorded is an orphan that vacuum removes.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import pyarrow as pa
@@ -27,7 +28,7 @@ from koru_core.write.versions import Prepared
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
-__all__ = ["PENDING_MAX_ROWS", "WARM_ROW_GROUP_ROWS", "persist"]
+__all__ = ["PENDING_MAX_ROWS", "WARM_ROW_GROUP_ROWS", "Staged", "discard", "persist", "publish", "stage"]
 
 PENDING_MAX_ROWS = 1024
 """A commit's versions (or skip records) of one namespace up to this many stay in the catalog."""
@@ -57,6 +58,78 @@ def _blob(namespace: str, kind: str, table: pa.Table) -> PendingBlob:
                        data=data, checksum=checksum)
 
 
+@dataclass(frozen=True, slots=True)
+class Staged:
+    """A commit's data, written but not yet visible: its warm files and pending blobs."""
+
+    prepared: tuple[Prepared, ...]
+    files: tuple[FileEntry, ...]
+    blobs: tuple[PendingBlob, ...]
+
+
+def stage(ctx: StoreContext, prepared: Sequence[Prepared]) -> Staged:
+    """Write the commit's data: warm files (written and fsynced) for large parts, blobs for small ones.
+
+    Raises:
+        StoreFullError: no space for a warm file (nothing is left behind).
+    """
+    files: list[FileEntry] = []
+    blobs: list[PendingBlob] = []
+    try:
+        for p in prepared:
+            for kind, table in (("versions", p.versions), ("skips", p.skips)):
+                if not table.num_rows:
+                    continue
+                if table.num_rows > PENDING_MAX_ROWS:
+                    files.append(_warm(ctx, p.namespace, kind, table))
+                else:
+                    blobs.append(_blob(p.namespace, kind, table))
+    except BaseException:
+        discard(ctx, Staged(tuple(prepared), tuple(files), ()))
+        raise
+    return Staged(tuple(prepared), tuple(files), tuple(blobs))
+
+
+def publish(
+    ctx: StoreContext, staged: Staged, *, base: int, system_time: int, actor: str | None, run_id: str | None,
+    metadata: dict[str, str] | None, first_write_id: int,
+) -> CommitRecord:
+    """Record the staged commit in one catalog transaction: the commit point.
+
+    The staged data stays in place when this raises (the caller retries with a new base
+    or calls :func:`discard`).
+
+    Raises:
+        StoreFullError: no space for the catalog (nothing is visible).
+        HeadMovedError: the head moved past ``base`` (nothing is visible).
+    """
+    prepared = staged.prepared
+    written = [p for p in prepared if p.versions.num_rows or p.skips.num_rows]
+    total = sum(p.versions.num_rows for p in prepared)
+    draft = CommitDraft(
+        base=base, system_time=system_time, actor=actor, run_id=run_id, metadata=metadata,
+        namespaces=tuple(sorted(p.namespace for p in written)),
+        written=sum(p.written for p in prepared), unchanged=sum(p.unchanged for p in prepared),
+        deleted=sum(p.deleted for p in prepared),
+        first_write_id=first_write_id if total else None,
+        last_write_id=first_write_id + total - 1 if total else None,
+        body=body_digest([(p.namespace, p.versions) for p in prepared]),
+        schemas={p.namespace: (p.schema, p.key_columns) for p in written if p.is_reshaped},
+        files=staged.files, blobs=staged.blobs,
+    )
+    return ctx.catalog.record_commit(draft)
+
+
+def discard(ctx: StoreContext, staged: Staged) -> None:
+    """Remove staged warm files that were never recorded (rather than leave orphans for vacuum)."""
+    ctx.files.forget([e.path for e in staged.files])
+    for e in staged.files:
+        try:
+            ctx.storage.delete(e.path)
+        except OSError:
+            pass
+
+
 def persist(
     ctx: StoreContext, prepared: Sequence[Prepared], *, base: int, system_time: int, actor: str | None,
     run_id: str | None, metadata: dict[str, str] | None, first_write_id: int,
@@ -65,38 +138,12 @@ def persist(
 
     Raises:
         StoreFullError: no space for a warm file or for the catalog (nothing is visible).
-        ConflictError: the head moved past ``base`` (see ``Catalog.record_commit``).
+        HeadMovedError: the head moved past ``base`` (nothing is visible, nothing left behind).
     """
-    files: list[FileEntry] = []
-    blobs: list[PendingBlob] = []
-    written = [p for p in prepared if p.versions.num_rows or p.skips.num_rows]
+    staged = stage(ctx, prepared)
     try:
-        for p in written:
-            for kind, table in (("versions", p.versions), ("skips", p.skips)):
-                if not table.num_rows:
-                    continue
-                if table.num_rows > PENDING_MAX_ROWS:
-                    files.append(_warm(ctx, p.namespace, kind, table))
-                else:
-                    blobs.append(_blob(p.namespace, kind, table))
-        total = sum(p.versions.num_rows for p in prepared)
-        draft = CommitDraft(
-            base=base, system_time=system_time, actor=actor, run_id=run_id, metadata=metadata,
-            namespaces=tuple(sorted(p.namespace for p in written)),
-            written=sum(p.written for p in prepared), unchanged=sum(p.unchanged for p in prepared),
-            deleted=sum(p.deleted for p in prepared),
-            first_write_id=first_write_id if total else None,
-            last_write_id=first_write_id + total - 1 if total else None,
-            body=body_digest([(p.namespace, p.versions) for p in prepared]),
-            schemas={p.namespace: (p.schema, p.key_columns) for p in written if p.is_reshaped},
-            files=tuple(files), blobs=tuple(blobs),
-        )
-        return ctx.catalog.record_commit(draft)
+        return publish(ctx, staged, base=base, system_time=system_time, actor=actor, run_id=run_id,
+                       metadata=metadata, first_write_id=first_write_id)
     except BaseException:
-        ctx.files.forget([e.path for e in files])
-        for e in files:  # never recorded: remove now rather than leave an orphan for vacuum
-            try:
-                ctx.storage.delete(e.path)
-            except OSError:
-                pass
+        discard(ctx, staged)
         raise

@@ -16,23 +16,28 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from koru_core._time import now_ns
 from koru_core.catalog.entries import CommitRecord
+from koru_core.errors import ConflictError, HeadMovedError
 from koru_core.hot.index import INDEX_COLUMNS
 from koru_core.hot.tier import TOMBSTONE
 from koru_core.model import CommitResult
 from koru_core.read.rules import row_value
 from koru_core.write import hotsync
 from koru_core.write.batches import Operation, group
-from koru_core.write.persist import persist
+from koru_core.write.persist import Staged, discard, publish, stage
 from koru_core.write.prepare import prepare
 from koru_core.write.versions import Prepared
 
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
-__all__ = ["CACHE_MAX_ROWS", "RELEASE_AFTER_ROWS", "Writer"]
+__all__ = ["CACHE_MAX_ROWS", "MAX_ATTEMPTS", "RELEASE_AFTER_ROWS", "Writer"]
+
+MAX_ATTEMPTS = 50
+"""Times a commit is prepared again because other writers changed its keys before it gives up."""
 
 log = logging.getLogger("koru")
 
@@ -74,31 +79,93 @@ class Writer:
         """
         ctx = self.ctx
         with ctx.lock:
-            head, head_time, _ = ctx.catalog.head()
-            system_time = max(now_ns() // 1000 * 1000, head_time + 1000)
-            rows = sum(op.batch.num_rows for op in operations)
-            first = ctx.catalog.allocate_write_ids(rows + 1024)
-            prepared: list[Prepared] = []
-            next_id = first
-            with ctx.catalog.snapshot():
-                infos = {ns: ctx.catalog.namespace(ns) for ns in group(operations)}
-            for namespace, ops in group(operations).items():
-                p = prepare(ctx, namespace, ops, info=infos[namespace], head=head, system_time=system_time,
-                            first_write_id=next_id, actor=actor, run_id=run_id)
-                next_id += p.versions.num_rows
-                prepared.append(p)
-            unchanged = sum(p.unchanged for p in prepared)
-            if not any(p.versions.num_rows or p.skips.num_rows for p in prepared):
-                return CommitResult(commit=None, unchanged=unchanged), prepared, None
-            record = persist(ctx, prepared, base=head, system_time=system_time, actor=actor, run_id=run_id,
-                             metadata=metadata, first_write_id=first)
-            self._after(record, prepared, head)
+            for _ in range(MAX_ATTEMPTS):
+                head, head_time, _ = ctx.catalog.head()
+                system_time = max(now_ns() // 1000 * 1000, head_time + 1000)
+                rows = sum(op.batch.num_rows for op in operations)
+                first = ctx.catalog.allocate_write_ids(rows + 1024)
+                prepared = self._prepare(operations, head=head, system_time=system_time, first=first,
+                                         actor=actor, run_id=run_id)
+                unchanged = sum(p.unchanged for p in prepared)
+                if not any(p.versions.num_rows or p.skips.num_rows for p in prepared):
+                    return CommitResult(commit=None, unchanged=unchanged), prepared, None
+                staged = stage(ctx, prepared)
+                try:
+                    record = self._publish(staged, operations, head=head, system_time=system_time, actor=actor,
+                                           run_id=run_id, metadata=metadata, first=first)
+                except BaseException:
+                    discard(ctx, staged)
+                    raise
+                if record is None:  # other writers touched these keys: prepare again on the new head
+                    discard(ctx, staged)
+                    continue
+                self._after(record, prepared, record.commit - 1)
+                break
+            else:
+                msg = f"koru: gave up after {MAX_ATTEMPTS} attempts: other writers kept changing the same keys"
+                raise ConflictError(msg)
         result = CommitResult(
             commit=record.commit,
             written=record.written, unchanged=record.unchanged, deleted=record.deleted,
             namespaces=tuple(p.namespace for p in prepared if p.versions.num_rows),
         )
         return result, prepared, record
+
+    def _prepare(self, operations: Sequence[Operation], *, head: int, system_time: int, first: int,
+                 actor: str | None, run_id: str | None) -> list[Prepared]:
+        ctx = self.ctx
+        prepared: list[Prepared] = []
+        next_id = first
+        with ctx.catalog.snapshot():
+            infos = {ns: ctx.catalog.namespace(ns) for ns in group(operations)}
+        for namespace, ops in group(operations).items():
+            p = prepare(ctx, namespace, ops, info=infos[namespace], head=head, system_time=system_time,
+                        first_write_id=next_id, actor=actor, run_id=run_id)
+            next_id += p.versions.num_rows
+            prepared.append(p)
+        return prepared
+
+    def _publish(self, staged: Staged, operations: Sequence[Operation], *, head: int, system_time: int,
+                 actor: str | None, run_id: str | None, metadata: dict[str, str] | None,
+                 first: int) -> CommitRecord | None:
+        """Record the staged commit, rebasing it past other writers' commits (optimistic
+        concurrency, as Delta Lake and DuckLake commit): when none of them touched this
+        commit's keys, the same data is recorded on the new head (nothing is rewritten).
+
+        Returns:
+            The record, or None when the commit must be prepared again (another writer
+            changed one of its keys, or its system time is no longer after the head's).
+        """
+        ctx = self.ctx
+        base = head
+        while True:
+            try:
+                return publish(ctx, staged, base=base, system_time=system_time, actor=actor, run_id=run_id,
+                               metadata=metadata, first_write_id=first)
+            except HeadMovedError:
+                new_head, new_time, _ = ctx.catalog.head()
+                if system_time <= new_time or not self._untouched(staged.prepared, operations, base, new_head):
+                    return None
+                base = new_head
+
+    def _untouched(self, prepared: Sequence[Prepared], operations: Sequence[Operation], base: int,
+                   head: int) -> bool:
+        """True when the commits in (``base``, ``head``] changed none of the keys prepared
+        (so the unchanged rule and the version chain come out the same on ``head``)."""
+        ctx = self.ctx
+        ours = {p.namespace for p in prepared}
+        theirs = {ns for c in ctx.catalog.commits(since=base, until=head) for ns in c.namespaces}
+        for namespace in ours & theirs:
+            if any(op.delete_missing for op in operations if op.batch.namespace == namespace):
+                return False  # the live keys it tombstones may have changed
+            p = next(p for p in prepared if p.namespace == namespace)
+            keys = pa.concat_arrays([p.versions["_key"].combine_chunks(), p.skips["_key"].combine_chunks()])
+            keys = pc.unique(keys)
+            before = hotsync.index_at(ctx, namespace, base).lookup(keys)
+            after = hotsync.index_at(ctx, namespace, head).lookup(keys)
+            if not before.equals(after):
+                return False
+        return True
 
     def _after(self, record: CommitRecord, prepared: list[Prepared], base: int) -> None:
         """Work after the commit point: it never fails the call."""
