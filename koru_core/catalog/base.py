@@ -118,11 +118,13 @@ class Catalog(abc.ABC):
     @abc.abstractmethod
     def swap_files(
         self, namespace: str, *, remove: Sequence[FileEntry], add: Sequence[FileEntry],
-        absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int,
+        absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int | None = None,
     ) -> bool:
         """Replace files (consolidation, distillation) in one transaction.
 
-        Removed files are recorded as retired at ``retired_at`` (ns); pending blobs of
+        Removed files are recorded as retired at ``retired_at`` (ns), or, when None, at a
+        time taken once the swap is visible to new readers (so a reader lease that starts
+        before the stamp may still list them, and vacuum keeps them); pending blobs of
         commits up to ``absorb_pending_upto`` are dropped (their versions are in
         ``add``); the namespace's ``cold_commit`` is raised to ``cold_commit``.
 

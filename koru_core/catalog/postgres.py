@@ -77,6 +77,7 @@ from koru_core.catalog.postgres_rows import (
     lease_entry,
 )
 from koru_core.catalog.postgres_schema import SCHEMA_VERSION, migrate, newer_tables, parse_url, table_version
+from koru_core._time import now_ns
 from koru_core.errors import (
     ConflictError,
     CorruptionError,
@@ -368,7 +369,7 @@ class PostgresCatalog(Catalog):
 
     def swap_files(
         self, namespace: str, *, remove: Sequence[FileEntry], add: Sequence[FileEntry],
-        absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int,
+        absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int | None = None,
     ) -> bool:
         paths = [e.path for e in remove]
         try:
@@ -379,7 +380,7 @@ class PostgresCatalog(Catalog):
 
     def _swap(
         self, namespace: str, *, paths: list[str], remove: Sequence[FileEntry], add: Sequence[FileEntry],
-        absorb_pending_upto: int | None, cold_commit: int | None, retired_at: int,
+        absorb_pending_upto: int | None, cold_commit: int | None, retired_at: int | None,
     ) -> bool:
         with self._write() as con:
             epoch = 0
@@ -402,7 +403,8 @@ class PostgresCatalog(Catalog):
                 "INSERT INTO retired VALUES (%s, %s, %s, %s, %s, %s) ON CONFLICT (path) DO UPDATE SET "
                 "namespace = excluded.namespace, tier = excluded.tier, bytes = excluded.bytes, "
                 "retired_at = excluded.retired_at, epoch = excluded.epoch",
-                [(e.path, e.namespace, e.tier, e.bytes, retired_at, epoch) for e in remove],
+                [(e.path, e.namespace, e.tier, e.bytes, now_ns() if retired_at is None else retired_at, epoch)
+                 for e in remove],
             )
         return True
 

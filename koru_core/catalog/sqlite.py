@@ -359,7 +359,7 @@ class SQLiteCatalog(Catalog):
 
     def swap_files(
         self, namespace: str, *, remove: Sequence[FileEntry], add: Sequence[FileEntry],
-        absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int,
+        absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int | None = None,
     ) -> bool:
         paths = [e.path for e in remove]
         marks = ", ".join("?" * len(paths))
@@ -379,8 +379,16 @@ class SQLiteCatalog(Catalog):
                             (cold_commit, namespace))
             con.executemany(
                 "INSERT OR REPLACE INTO retired VALUES (?, ?, ?, ?, ?)",
-                [(e.path, e.namespace, e.tier, e.bytes, retired_at) for e in remove],
+                [(e.path, e.namespace, e.tier, e.bytes, _NOT_YET if retired_at is None else retired_at)
+                 for e in remove],
             )
+        if paths and retired_at is None:
+            # Stamped only once the swap is visible: a reader whose lease starts before this
+            # time may hold a snapshot from before the swap (it still lists these files), and
+            # vacuum deletes a retired file only when every live lease started after its stamp.
+            with self._write() as con:
+                con.execute(f"UPDATE retired SET retired_at = ? WHERE retired_at = ? AND path IN ({marks})",
+                            [now_ns(), _NOT_YET, *paths])
         return True
 
     def bootstrap(
@@ -471,6 +479,11 @@ class SQLiteCatalog(Catalog):
             rows = self._query("SELECT path FROM retired WHERE coalesce(retired_at, 0) <= ? AND path NOT IN "
                                "(SELECT path FROM files) ORDER BY path", (bound,))
         return [r[0] for r in rows]
+
+
+_NOT_YET = 2**62
+"""``retired_at`` of files whose swap has not been stamped yet (never deleted; a crash between
+the swap and its stamp leaves them on disk, listed as retired)."""
 
 
 def _insert_file(con: sqlite3.Connection, entry: FileEntry, *, commit: int | None, system_time: int | None) -> None:

@@ -7,10 +7,11 @@ head ``cold_commit``:
   ranges (shards) of at most :data:`STATE_SHARD_ROWS` keys; each row also keeps the
   key's chain tip ``_last_write_id`` and its ``_last_valid`` (skip records included),
   from which the write path's index is rebuilt;
-- *history* files: every closed version (``_valid_to`` set), sorted by (key, valid
-  time). Each run writes the versions it closes into one new file; their intervals end
-  near the time of the run, so the file's ``max_valid_to`` lets an as-of read skip it.
-  Adjacent small history files are merged (:data:`HISTORY_MERGE_ROWS`);
+- *history* files: every closed version (``_valid_to`` set), sorted by (valid time,
+  key) (:data:`HISTORY_ORDER`). Each run writes the versions it closes into one new
+  file; their intervals end near the time of the run, so the file's ``max_valid_to``
+  lets an as-of read skip it, and within a file the versions that started by *t* are a
+  prefix. The newest small history files are folded together (:func:`_history_to_merge`);
 - *skips* files: skip records.
 
 A run reads the overlay (warm files and pending versions up to the head it sees),
@@ -34,7 +35,6 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from koru_core._time import now_ns
 from koru_core.catalog.entries import FileEntry
 from koru_core.layout import COLD_SCHEMA, SKIP_SCHEMA, cold_name
 from koru_core.model import TIMESTAMP, WRITE_ID
@@ -46,7 +46,7 @@ from koru_core.write.hotsync import commit_rows
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
-__all__ = ["COLD_ROW_GROUP_ROWS", "HISTORY_MERGE_ROWS", "STATE_SHARD_ROWS", "consolidate_namespace"]
+__all__ = ["COLD_ROW_GROUP_ROWS", "HISTORY_MERGE_ROWS", "HISTORY_ORDER", "STATE_SHARD_ROWS", "consolidate_namespace"]
 
 COLD_ROW_GROUP_ROWS = 16 * 1024
 """Rows per row group in cold files: a key's rows are one small group per file."""
@@ -63,6 +63,12 @@ HISTORY_MAX_FILES = 16
 
 HISTORY_TIER_RATIO = 4
 """A run folds in a newest history file whose rows are at most 1/4 of the rows gathered so far."""
+
+HISTORY_ORDER = [("_valid_from", "ascending"), ("_key", "ascending"), ("_commit", "ascending")]
+"""History files are sorted by valid time, then key: the versions that hold at a time *t*
+start at or before it, a prefix of each file that row-group statistics find (an as-of
+read decodes little more than the versions alive at *t*); a key's rows are found by its
+``_key`` statistics within runs of one valid time, or by a scan of the ``_key`` column."""
 
 STATE_EXTRA = pa.schema([pa.field("_last_write_id", WRITE_ID), pa.field("_last_valid", TIMESTAMP)])
 """Columns state files keep beyond :data:`~koru_core.layout.COLD_SCHEMA` (for the write path's index)."""
@@ -125,7 +131,7 @@ def consolidate_namespace(ctx: StoreContext, namespace: str) -> bool:
         with ctx.lock:
             ok = ctx.catalog.swap_files(namespace, remove=[*removed, *inputs.overlay_files], add=added,
                                         absorb_pending_upto=inputs.head, cold_commit=inputs.head,
-                                        retired_at=now_ns())
+                                        retired_at=None)
     except BaseException:
         ctx.files.forget([e.path for e in added])
         for e in added:
@@ -171,10 +177,9 @@ def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEn
                               closed.num_rows)
     if closed.num_rows and small:  # fold small history files into the new one (size-tiered)
         closed = pa.concat_tables([closed, *(conform(ctx.files.read(e, schema.names), schema) for e in small)])
-        closed = closed.sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
         rewritten = [*rewritten, *small]
     if closed.num_rows:
-        added.append(_write(ctx, namespace, "history", x.head, closed))
+        added.append(_write(ctx, namespace, "history", x.head, closed.sort_by(HISTORY_ORDER)))
     skips = _cold_skips(ctx, x)
     if skips is not None:
         added.append(_write(ctx, namespace, "skips", x.head, skips))
@@ -390,7 +395,7 @@ def write_layout(ctx: StoreContext, namespace: str, values: pa.Schema, versions:
     closed = table.filter(pc.invert(is_open))
     added = _write_state(ctx, namespace, head, state)
     if closed.num_rows:
-        added.append(_write(ctx, namespace, "history", head, closed))
+        added.append(_write(ctx, namespace, "history", head, closed.sort_by(HISTORY_ORDER)))
     if skips.num_rows:
         added.append(_write(ctx, namespace, "skips", head, skips.sort_by([("_key", "ascending"), ("_valid_from", "ascending")])))
     return added

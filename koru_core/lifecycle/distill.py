@@ -145,11 +145,11 @@ def _distill_namespace(ctx: StoreContext, namespace: str, policies: list[Policy]
             skeletons.append(full.filter(gone).select(COLD_SCHEMA.names))
             rest = full.filter(pc.invert(gone))
             removed.append(entry)
-            if rest.num_rows:
-                added.append(_write(ctx, namespace, "history", head, rest))
+            if rest.num_rows:  # the same kind, in the same order (a filter keeps it)
+                added.append(_write(ctx, namespace, entry.kind, head, rest))
         skeleton = pa.concat_tables(skeletons).sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
         added.append(_write_skeleton(ctx, namespace, head, skeleton, ", ".join(map(repr, policies))))
-        ok = ctx.catalog.swap_files(namespace, remove=removed, add=added, retired_at=now_ns())
+        ok = ctx.catalog.swap_files(namespace, remove=removed, add=added, retired_at=None)
     except BaseException:
         for e in added:
             ctx.storage.delete(e.path)

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from koru_core._hex import to_hex
+from koru_core._time import to_ns
 from koru_core.layout import COLD_SCHEMA
 from koru_core.model import TIMESTAMP
 from koru_core.read import rules
@@ -35,20 +36,56 @@ _VIRTUAL = ("_commit", "_system_from")
 _COLD_ONLY = ("_valid_to", "_valid_to_commit")
 
 
-def _row_groups(ctx: StoreContext, src: Source, key: str | None) -> list[int] | None:
-    """Row groups of a file that may hold ``key`` (by the ``_key`` statistics), or None for all."""
-    if key is None or src.entry is None:
+def _row_groups(ctx: StoreContext, src: Source, key: str | None, valid_at: int | None,
+                ended_by: bool) -> list[int] | None:
+    """Row groups of a file that may hold rows the read keeps, by their statistics: ``key``
+    within ``_key``'s range, ``_valid_from`` starting by ``valid_at``, and (``ended_by``:
+    an exact source) some ``_valid_to`` after it. None for all."""
+    if src.entry is None or (key is None and valid_at is None):
         return None
     md = ctx.files.metadata(src.entry)
-    index = ctx.files.column_index(src.entry, "_key")
-    if index is None:
-        return None
+    cols = {name: ctx.files.column_index(src.entry, name) for name in ("_key", "_valid_from", "_valid_to")}
     keep = []
     for g in range(md.num_row_groups):
-        stats = md.row_group(g).column(index).statistics
-        if stats is None or not stats.has_min_max or stats.min <= key <= stats.max:
-            keep.append(g)
+        rg = md.row_group(g)
+        if key is not None and not _may_hold(rg, cols["_key"], lambda lo, hi: lo <= key <= hi):
+            continue
+        if valid_at is not None:
+            if not _may_hold(rg, cols["_valid_from"], lambda lo, _hi: _ns(lo) <= valid_at):
+                continue
+            if ended_by and not _may_end_after(rg, cols["_valid_to"], valid_at):
+                continue
+        keep.append(g)
     return keep
+
+
+def _may_hold(rg: Any, index: int | None, test: Callable[[Any, Any], bool]) -> bool:
+    if index is None:
+        return True
+    stats = rg.column(index).statistics
+    if stats is None or not stats.has_min_max:
+        return True
+    return test(stats.min, stats.max)
+
+
+def _may_end_after(rg: Any, index: int | None, t: int) -> bool:
+    """Some row's ``_valid_to`` is null (open) or after ``t``."""
+    if index is None:
+        return True
+    stats = rg.column(index).statistics
+    if stats is None or not stats.has_min_max or stats.null_count is None or stats.null_count > 0:
+        return True
+    return _ns(stats.max) + 1000 > t  # a statistic read as a datetime may have lost its nanoseconds
+
+
+def _ns(value: Any) -> int:
+    """A timestamp statistic (pandas/py datetime or int) as int ns (a datetime rounds down to µs)."""
+    if isinstance(value, int):
+        return value
+    ts = getattr(value, "value", None)  # pandas.Timestamp
+    if isinstance(ts, int):
+        return ts
+    return to_ns(value, what="statistics")
 
 
 def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequence[str]) -> pa.Table:
@@ -66,9 +103,12 @@ def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequenc
     else:
         assert src.entry is not None
         physical = [c for c in dict.fromkeys(["_key", *columns]) if not (src.commit is not None and c in _VIRTUAL)]
-        table = ctx.files.read(src.entry, physical, row_groups=_row_groups(ctx, src, plan.key))
+        valid_at = plan.valid_at if plan.shape == "as_of" else None
+        groups = _row_groups(ctx, src, plan.key, valid_at, ended_by=valid_at is not None and src.is_cold
+                             and plan.commit >= plan.cold_commit)
+        table = ctx.files.read(src.entry, physical, row_groups=groups)
     if plan.key is not None and "_key" in table.column_names:
-        table = _rows_of_key(table, plan.key, is_sorted=src.table is None)
+        table = _rows_of_key(table, plan.key, is_sorted=src.table is None and src.is_key_sorted)
     n = table.num_rows
     present = dict(zip(table.column_names, table.columns, strict=True))
     types = _value_types(plan.schema)

@@ -165,6 +165,11 @@ class Source:
         """True for files that store ``_valid_to`` and every system column."""
         return self.kind in ("state", "history", "skeleton")
 
+    @property
+    def is_key_sorted(self) -> bool:
+        """True when rows are sorted by ``_key`` (history files are sorted by valid time, then key)."""
+        return self.kind != "history"
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ReadPlan:

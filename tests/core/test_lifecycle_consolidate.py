@@ -18,7 +18,7 @@ import pytest
 
 import koru_core as koru
 from koru_core.lifecycle.auto import AUTO_COMMITS
-from koru_core.lifecycle.consolidate import COLD_ROW_GROUP_ROWS
+from koru_core.lifecycle.consolidate import COLD_ROW_GROUP_ROWS, HISTORY_ORDER
 
 T0 = datetime(2026, 1, 15, tzinfo=timezone.utc)
 
@@ -77,7 +77,7 @@ def test_state_and_history_files_are_sorted_and_carry_exact_intervals(tmp_path: 
     assert state["_key"].to_pylist() == sorted(set(full["_key"].to_pylist()))
     history = pq.read_table(histories[0].uri)
     assert history["_valid_to"].null_count == 0
-    assert history.equals(history.sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")]))
+    assert history.equals(history.sort_by(HISTORY_ORDER)), "history files are sorted by valid time, then key"
     for path in (states[0].uri, histories[0].uri):
         meta = pq.ParquetFile(path).metadata
         assert meta.row_group(0).column(0).compression == "ZSTD"
