@@ -6,7 +6,8 @@ holds the old store.
 
 Example:
     $ koru upgrade old.koru new.koru
-    upgraded old.koru (on-disk format 1) into new.koru (format 2): 24 commits, 5 namespaces, 1,126 versions, 3 pruned; verified
+    upgraded old.koru (on-disk format 1) into new.koru (format 2): 24 commits, 5 namespaces,
+    1,126 versions, 3 pruned; verified
 """
 
 from __future__ import annotations
