@@ -44,6 +44,9 @@ class Catalog(abc.ABC):
     store_id: str = ""
     format_version: int = FORMAT_VERSION
     content_format: int = 2
+    format1_commits: int = 0
+    """Commits 1..n carry format-1 hashes (a store upgraded from on-disk format 1; see
+    :mod:`koru_core.lifecycle.format1`); 0 for a store made in format 2."""
 
     # -- reads -------------------------------------------------------------------
 
@@ -135,9 +138,12 @@ class Catalog(abc.ABC):
     @abc.abstractmethod
     def bootstrap(
         self, *, commits: Sequence[CommitRecord], namespaces: Sequence[NamespaceInfo], files: Sequence[FileEntry],
-        tags: dict[str, int], next_write_id: int,
+        tags: dict[str, int], next_write_id: int, cursors: dict[str, int] | None = None,
+        meta: dict[str, str] | None = None,
     ) -> None:
         """Fill an empty catalog in one transaction (``restore`` and ``upgrade``).
+
+        ``meta`` adds catalog meta entries (e.g. ``format1_commits`` of an upgraded store).
 
         Raises:
             ConflictError: the catalog already holds commits.
@@ -215,6 +221,7 @@ class Catalog(abc.ABC):
         self.store_id = str(meta["store_id"])
         self.format_version = version
         self.content_format = int(meta.get("content_format", 2))
+        self.format1_commits = int(meta.get("format1_commits", 0))
 
     def _refuse_format(self, version: int | None) -> None:
         what = "an unknown format" if version is None else f"on-disk format {version}"

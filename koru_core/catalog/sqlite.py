@@ -9,7 +9,8 @@ so :meth:`SQLiteCatalog.record_commit` never races another writer.
 
 Tables (times int64 ns UTC; hashes and checksums 32-byte blobs)::
 
-    meta(name PRIMARY KEY, value)     format_version, content_format, store_id, next_write_id
+    meta(name PRIMARY KEY, value)     format_version, content_format, store_id, next_write_id,
+                                      format1_commits and upgraded_from (upgraded stores only)
     commits(commit_number PRIMARY KEY, system_time, actor, run_id, namespaces JSON,
             written, unchanged, deleted, first_write_id, last_write_id, hash, prev_hash,
             metadata JSON)
@@ -393,7 +394,8 @@ class SQLiteCatalog(Catalog):
 
     def bootstrap(
         self, *, commits: Sequence[CommitRecord], namespaces: Sequence[NamespaceInfo], files: Sequence[FileEntry],
-        tags: dict[str, int], next_write_id: int,
+        tags: dict[str, int], next_write_id: int, cursors: dict[str, int] | None = None,
+        meta: dict[str, str] | None = None,
     ) -> None:
         with self._write() as con:
             if con.execute("SELECT count(*) FROM commits").fetchone()[0]:
@@ -413,6 +415,8 @@ class SQLiteCatalog(Catalog):
             for e in files:
                 _insert_file(con, e, commit=e.commit, system_time=e.system_time)
             con.executemany("INSERT INTO tags VALUES (?, ?)", list(tags.items()))
+            con.executemany("INSERT INTO cursors VALUES (?, ?)", list((cursors or {}).items()))
+            con.executemany("INSERT OR REPLACE INTO meta VALUES (?, ?)", list((meta or {}).items()))
             con.execute("UPDATE meta SET value = ? WHERE name = 'next_write_id'", (str(next_write_id),))
 
     def forget_retired(self, paths: Sequence[str]) -> None:

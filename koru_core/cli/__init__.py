@@ -32,6 +32,7 @@ from koru_core.cli.log import log_
 from koru_core.cli.records import delete, diff, get, init, put, stats
 from koru_core.cli.search import search
 from koru_core.cli.sql import sql
+from koru_core.cli.upgrade import upgrade
 from koru_core.cli.watch import watch
 from koru_core.lifecycle.cli import COMMANDS as LIFECYCLE_COMMANDS
 from koru_core.store import DEFAULT_STORE
@@ -101,5 +102,6 @@ def demo(commits: int) -> None:
 
 
 
-for _command in (init, put, get, delete, log_, diff, import_, stats, sql, search, watch, demo, *LIFECYCLE_COMMANDS):
+for _command in (init, put, get, delete, log_, diff, import_, stats, sql, search, watch, demo, *LIFECYCLE_COMMANDS,
+                 upgrade):
     main.add_command(add_common_options(_command))

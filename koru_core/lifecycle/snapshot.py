@@ -35,7 +35,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from blake3 import blake3
 
-from koru_core.catalog.entries import CommitRecord, FileEntry, NamespaceInfo
+from koru_core.catalog.entries import CommitRecord
 from koru_core.errors import CorruptionError, InvalidInputError
 from koru_core.input import check_namespace
 from koru_core.layout import COLD_SCHEMA, SKIP_SCHEMA
@@ -247,46 +247,23 @@ def _check(loaded: dict[str, Any], manifest: dict[str, Any]) -> None:
 
 
 def _restore(root: Path, manifest: dict[str, Any], loaded: dict[str, Any]) -> None:
-    from koru_core.catalog.sqlite import SQLiteCatalog
-    from koru_core.lifecycle.consolidate import _entry, write_layout
-    from koru_core.opening import open_context
+    from koru_core.lifecycle.rebuild import NamespaceContent, build_store
 
-    head = int(manifest["head_commit"])
-    SQLiteCatalog(root / "catalog.sqlite", create=True, content_format=int(manifest.get("content_format", 2))).close()
-    ctx = open_context(root, durability="full", lock_timeout=10.0, auto_consolidate=False,
-                       memory_limit=256 * 1024 * 1024, create=False, read_only=False)
-    try:
-        files: list[FileEntry] = []
-        infos = []
-        last_write = 0
-        for name, info in manifest["namespaces"].items():
-            schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(info["schema"])))
-            parts = loaded["namespaces"][name]
-            versions = parts.get("versions", pa.schema([*COLD_SCHEMA, *schema]).empty_table())
-            skips = parts.get("skips", SKIP_SCHEMA.empty_table())
-            files += write_layout(ctx, name, schema, versions, skips.cast(SKIP_SCHEMA), head)
-            if "pruned" in parts:
-                from koru_core.lifecycle.distill import _write_skeleton
-
-                files.append(_write_skeleton(ctx, name, head, parts["pruned"].select(COLD_SCHEMA.names),
-                                             str(info.get("retention", ""))))
-            infos.append(NamespaceInfo(name=name, schema=schema, key_columns=tuple(info.get("key_columns", ())),
-                                       created_commit=info["created_commit"], schema_commit=info["schema_commit"],
-                                       cold_commit=head))
-            for t in parts.values():
-                if "_write_id" in t.column_names and t.num_rows:
-                    last_write = max(last_write, int.from_bytes(pc.max(t["_write_id"]).as_py(), "big"))
-        commits = [CommitRecord(
-            commit=r["commit_number"], system_time=r["system_time"], actor=r["actor"], run_id=r["run_id"],
-            namespaces=tuple(json.loads(r["namespaces"])), written=r["written"], unchanged=r["unchanged"],
-            deleted=r["deleted"], first_write_id=r["first_write_id"], last_write_id=r["last_write_id"],
-            hash=bytes.fromhex(r["hash"]), prev_hash=bytes.fromhex(r["prev_hash"]) if r["prev_hash"] else None,
-            metadata=json.loads(r["metadata"]) if r["metadata"] else {},
-        ) for r in loaded["commits"]]
-        ctx.catalog.bootstrap(commits=commits, namespaces=infos, files=files, tags=dict(manifest["tags"]),
-                              next_write_id=last_write + 1)
-    finally:
-        from koru_core.opening import close_context
-
-        close_context(ctx)
-    del _entry
+    namespaces = []
+    for name, info in manifest["namespaces"].items():
+        parts = loaded["namespaces"][name]
+        namespaces.append(NamespaceContent(
+            name=name, schema=pa.ipc.read_schema(pa.py_buffer(base64.b64decode(info["schema"]))),
+            key_columns=tuple(info.get("key_columns", ())), created_commit=info["created_commit"],
+            schema_commit=info["schema_commit"], versions=parts.get("versions"), skips=parts.get("skips"),
+            pruned=parts.get("pruned"), retention=str(info.get("retention", "")),
+        ))
+    commits = [CommitRecord(
+        commit=r["commit_number"], system_time=r["system_time"], actor=r["actor"], run_id=r["run_id"],
+        namespaces=tuple(json.loads(r["namespaces"])), written=r["written"], unchanged=r["unchanged"],
+        deleted=r["deleted"], first_write_id=r["first_write_id"], last_write_id=r["last_write_id"],
+        hash=bytes.fromhex(r["hash"]), prev_hash=bytes.fromhex(r["prev_hash"]) if r["prev_hash"] else None,
+        metadata=json.loads(r["metadata"]) if r["metadata"] else {},
+    ) for r in loaded["commits"]]
+    build_store(root, content_format=int(manifest.get("content_format", 2)), namespaces=namespaces,
+                commits=commits, tags=dict(manifest["tags"]))

@@ -13,7 +13,10 @@
    :func:`koru_core.chain.chain_hash` over the digest of that commit's versions
    (pruned versions keep every chained column in the deep tier, so distillation does
    not break the chain), and the commit row's namespaces, actor, run id and counts
-   equal to what its versions say;
+   equal to what its versions say. In a store upgraded from on-disk format 1, commits
+   1..``format1_commits`` (catalog meta) keep their format-1 hashes: each is checked
+   with :func:`koru_core.lifecycle.format1.chain_hash` (write ids, content ids, system
+   time), and its versions' actor and run id against the commit row;
 5. with ``expected_head``: the log holds a commit with that hash (an anchor kept
    elsewhere, e.g. Dagster's event log), so a rewrite of files, checksums *and* the
    whole chain is caught too.
@@ -40,6 +43,7 @@ from koru_core.hashing import content_ids
 from koru_core.model import TIMESTAMP, VerifyReport
 
 if TYPE_CHECKING:
+    from koru_core.catalog.entries import CommitRecord
     from koru_core.context import StoreContext
 
 __all__ = ["verify"]
@@ -77,7 +81,7 @@ def verify(ctx: StoreContext, *, expected_head: str | None = None) -> VerifyRepo
         _check_content_ids(ctx, table, where, problems)
         parts.append(_chained(table, blob.namespace))
     versions = pa.concat_tables(parts) if parts else _chained(None, "")
-    _check_chain(commits, versions, problems)
+    _check_chain(commits, versions, problems, format1_commits=ctx.catalog.format1_commits)
     if expected_head is not None and expected_head not in {c.hash.hex() for c in commits}:
         problems.append(
             f"expected head {expected_head!r}: no commit has that hash (the store was rewritten, or the "
@@ -149,7 +153,7 @@ def _chained(table: pa.Table | None, namespace: str) -> pa.Table:
     return pa.table([*cols, pa.repeat(pa.scalar(namespace), table.num_rows)], schema=schema)
 
 
-def _check_chain(commits: list, versions: pa.Table, problems: list[str]) -> None:
+def _check_chain(commits: list, versions: pa.Table, problems: list[str], *, format1_commits: int = 0) -> None:
     dup = versions.group_by("_write_id").aggregate([("_write_id", "count")])
     dup = dup.filter(pc.greater(dup["_write_id_count"], 1))
     if dup.num_rows:
@@ -171,6 +175,10 @@ def _check_chain(commits: list, versions: pa.Table, problems: list[str]) -> None
             problems.append(f"{where}: prev_hash does not equal the previous commit's hash (commit log edited)")
         s, e = by_commit.pop(c.commit, (0, 0))
         rows = order.slice(s, e - s)
+        if c.commit <= format1_commits:
+            _check_format1_commit(where, c, rows, problems)
+            prev_hash = c.hash
+            continue
         parts = [(ns, rows.filter(pc.equal(rows["namespace"], ns))) for ns in sorted(set(rows["namespace"].to_pylist()))]
         body = body_digest(parts)
         if chain_hash(c.prev_hash, commit=c.commit, system_time=c.system_time, body=body, actor=c.actor,
@@ -183,6 +191,25 @@ def _check_chain(commits: list, versions: pa.Table, problems: list[str]) -> None
         prev_hash = c.hash
     for number in sorted(by_commit):
         problems.append(f"commit {number}: versions of it are stored but the commit log has no such commit")
+
+
+def _check_format1_commit(where: str, c: CommitRecord, rows: pa.Table, problems: list[str]) -> None:
+    """A commit carried over from on-disk format 1: its format-1 hash, then what that hash does not cover."""
+    from koru_core.lifecycle import format1
+
+    digest = format1.chain_hash(c.prev_hash, commit=c.commit, system_time=c.system_time,
+                                write_id=rows["_write_id"].combine_chunks(),
+                                content_id=rows["_content_id"].combine_chunks())
+    if digest != c.hash:
+        problems.append(
+            f"{where}: format-1 hash does not match its versions and its commit row (a write id, a content id "
+            "or the commit's system time was edited, or a version removed)"
+        )
+    for name in ("actor", "run_id"):
+        recorded, stored = getattr(c, name), set(rows[f"_{name}"].to_pylist())
+        if rows.num_rows and stored != {recorded}:
+            problems.append(f"{where}: {name} in the commit log is {recorded!r}, its versions say {sorted(stored, key=str)}")
+    _check_commit_row(where, c, rows, problems)
 
 
 def _check_commit_row(where: str, c: object, rows: pa.Table, problems: list[str]) -> None:
