@@ -14,6 +14,7 @@ import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -106,9 +107,12 @@ def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequenc
         valid_at = plan.valid_at if plan.shape == "as_of" else None
         groups = _row_groups(ctx, src, plan.key, valid_at, ended_by=valid_at is not None and src.is_cold
                              and plan.commit >= plan.cold_commit)
-        table = ctx.files.read(src.entry, physical, row_groups=groups)
-    if plan.key is not None and "_key" in table.column_names:
-        table = _rows_of_key(table, plan.key, is_sorted=src.table is None and src.is_key_sorted)
+        if plan.key is not None and not src.is_key_sorted:
+            table = _key_rows_unsorted(ctx, src, plan.key, physical)
+        else:
+            table = ctx.files.read(src.entry, physical, row_groups=groups)
+    if plan.key is not None and "_key" in table.column_names and (src.table is not None or src.is_key_sorted):
+        table = _rows_of_key(table, plan.key, is_sorted=src.table is None)
     n = table.num_rows
     present = dict(zip(table.column_names, table.columns, strict=True))
     types = _value_types(plan.schema)
@@ -136,6 +140,19 @@ def _value_types(schema: pa.Schema) -> dict[str, pa.DataType]:
     return {f.name: f.type for f in schema}
 
 
+def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[str]) -> pa.Table:
+    """One key's rows of a file not sorted by key (history files), in file order: found by
+    two binary searches over the file's key order (:meth:`FileCache.key_order`, computed
+    once per file), then taken from its columns (one chunk each, so only those rows are copied)."""
+    assert src.entry is not None
+    keys, order = ctx.files.key_order(src.entry)
+    lo = _bisect(keys, key, right=False, order=order)
+    hi = _bisect(keys, key, right=True, order=order)
+    hits = np.sort(order.slice(lo, hi - lo).to_numpy().astype(np.int64))
+    table = ctx.files.read(src.entry, physical)
+    return table.take(pa.array(hits, pa.int64()))
+
+
 def _rows_of_key(table: pa.Table, key: str, *, is_sorted: bool) -> pa.Table:
     """The rows of one key. Data files are sorted by ``_key`` (the layout's invariant), so
     two binary searches over the key column give the slice; a pending table is masked."""
@@ -149,17 +166,18 @@ def _rows_of_key(table: pa.Table, key: str, *, is_sorted: bool) -> pa.Table:
     return table.slice(lo, hi - lo)
 
 
-def _bisect(keys: pa.Array, key: str, *, right: bool) -> int:
-    """The first position whose key is > ``key`` (``right``) or >= ``key``, in a sorted array.
+def _bisect(keys: pa.Array, key: str, *, right: bool, order: pa.Array | None = None) -> int:
+    """The first position whose key is > ``key`` (``right``) or >= ``key``, in a sorted array
+    (or in ``keys`` taken in ``order``).
 
-    Strings compare as their UTF-8 bytes, as Parquet and :func:`pyarrow.compute.sort_indices` order them.
+    Strings compare as their UTF-8 bytes (code points), as Parquet and
+    :func:`pyarrow.compute.sort_indices` order them.
     """
-    target = key.encode()
-    lo, hi = 0, len(keys)
+    lo, hi = 0, len(keys) if order is None else len(order)
     while lo < hi:
         mid = (lo + hi) // 2
-        here = keys[mid].as_py().encode()
-        if here < target or (right and here == target):
+        here = keys[mid if order is None else order[mid].as_py()].as_py()
+        if here < key or (right and here == key):
             lo = mid + 1
         else:
             hi = mid
@@ -244,6 +262,10 @@ def _where(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str], t
     """``columns`` of the rows of ``src`` for which ``predicate`` holds: the predicate is
     evaluated over the ``tested`` columns alone, then only the matching rows of the other
     columns are gathered (no expression engine over every column)."""
+    if plan.key is not None:  # one key's rows: few, so read them whole and filter once
+        table = read_source(ctx, plan, src, list(dict.fromkeys([*columns, *tested])))
+        mask = pc.fill_null(predicate(_Eager(table)), False)
+        return table.filter(mask).select(columns)
     mask = predicate(_Eager(read_source(ctx, plan, src, tested)))
     if isinstance(mask, pa.ChunkedArray):
         mask = mask.combine_chunks() if mask.num_chunks else pa.array([], pa.bool_())

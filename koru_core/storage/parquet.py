@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from blake3 import blake3
 
@@ -162,6 +163,26 @@ class FileCache:
                     slot[c] = arr
                     self._bytes += arr.nbytes
             self._evict()
+
+    def key_order(self, e: FileEntry) -> tuple[pa.Array, pa.Array]:
+        """A file's ``_key`` column and the row order that sorts it (uint32), for finding one
+        key's rows in a file that is not sorted by key; computed once, kept with the file's
+        decoded columns (counted in the byte limit)."""
+        keys = self.read(e, ["_key"])["_key"]
+        keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
+        slot_key = (e.path, -1 if self.metadata(e).num_row_groups > 1 else 0)
+        with self._lock:
+            slot = self._groups.get(slot_key)
+            order = slot.get("__key_order") if slot is not None else None
+        if order is None:
+            order = pc.sort_indices(keys).cast(pa.uint32())
+            with self._lock:
+                slot = self._groups.get(slot_key)
+                if slot is not None and self.limit > 0:
+                    slot["__key_order"] = order
+                    self._bytes += order.nbytes
+                    self._evict()
+        return keys, order
 
     def _names(self, e: FileEntry, md: pq.FileMetaData) -> frozenset[str]:
         names = self._columns.get(e.path)
