@@ -130,11 +130,19 @@ class HeadIndex:
         """Return the keys whose current version is not a tombstone."""
         return self._keys().filter(pa.array(self._has_content[: self._n]))
 
-    def lookup(self, keys: pa.Array) -> pa.Table:
+    def rows_of(self, keys: pa.Array) -> np.ndarray:
+        """The index row of each of ``keys`` (int64, -1 for keys never written). A key's
+        row never changes, so these stay valid for :meth:`apply` after later commits."""
+        if isinstance(keys, pa.ChunkedArray):
+            keys = keys.combine_chunks()
+        return self._rows(keys)
+
+    def lookup(self, keys: pa.Array, *, rows: np.ndarray | None = None) -> pa.Table:
         """Return the heads aligned with ``keys`` (null columns for unknown keys).
 
         Args:
             keys: string array, any length, may repeat.
+            rows: Their rows, when already known (:meth:`rows_of`).
 
         Returns:
             :data:`HEAD_SCHEMA` columns, one row per element of ``keys``, in order.
@@ -142,7 +150,7 @@ class HeadIndex:
         if isinstance(keys, pa.ChunkedArray):
             keys = keys.combine_chunks()
         keys = pa.array(keys, pa.string()) if not isinstance(keys, pa.Array) else keys
-        rows = self._rows(keys)
+        rows = self._rows(keys) if rows is None else rows
         found = rows >= 0
         at = np.where(found, rows, 0)
         missing = ~found
@@ -180,19 +188,22 @@ class HeadIndex:
             self._last_valid[i] = valid
         self.commit = max(self.commit, commit)
 
-    def apply(self, versions: pa.Table, *, commit: int, skips: pa.Table | None = None) -> None:
+    def apply(self, versions: pa.Table, *, commit: int, skips: pa.Table | None = None,
+              rows: np.ndarray | None = None, skip_rows: np.ndarray | None = None) -> None:
         """Fold one commit's versions (columns :data:`INDEX_COLUMNS`, any order) and skip
         records (``_key``, ``_valid_from``) into the index.
 
         Every version must belong to a commit later than those already folded in.
+        ``rows``/``skip_rows``: the index rows of their keys when already known
+        (:meth:`rows_of` before the commit; -1 for new keys): no lookup then.
         """
         if versions.num_rows:
-            self._apply_versions(versions.combine_chunks())
+            self._apply_versions(versions.combine_chunks(), rows)
         if skips is not None and skips.num_rows:
-            self._apply_skips(skips)
+            self._apply_skips(skips, skip_rows)
         self.commit = max(self.commit, commit)
 
-    def _apply_versions(self, v: pa.Table) -> None:
+    def _apply_versions(self, v: pa.Table, known: np.ndarray | None) -> None:
         keys = v["_key"].chunk(0)
         valid = v["_valid_from"].cast(pa.int64()).chunk(0).to_numpy(zero_copy_only=False)
         wids = v["_write_id"].chunk(0)
@@ -201,6 +212,7 @@ class HeadIndex:
         order = _sorted_order(keys, valid)
         if order is not None:
             keys, valid, wid_int = keys.take(pa.array(order)), valid[order], wid_int[order]
+            known = None if known is None else known[order]
         same = np.zeros(n, dtype=bool)
         if n > 1:
             same[1:] = pc.equal(keys.slice(0, n - 1), keys.slice(1)).to_numpy(zero_copy_only=False)
@@ -216,7 +228,7 @@ class HeadIndex:
         content = _matrix(cids, 32)
         has = ~deleted & cids.is_valid().to_numpy(zero_copy_only=False)
         wid_bytes = latest_wid.astype(">u8").view(np.uint8).reshape(-1, 8)
-        rows = self._rows(head_keys)
+        rows = self._known_rows(head_keys, None if known is None else known[ends])
         old = rows >= 0
         # existing keys: a later (valid time, commit) replaces the head; the write id and last valid always move
         at = rows[old]
@@ -242,11 +254,23 @@ class HeadIndex:
             self._write_id[span] = wid_bytes[fresh]
             self._last_valid[span] = head_valid[fresh]
 
-    def _apply_skips(self, skips: pa.Table) -> None:
+    def _known_rows(self, keys: pa.Array, known: np.ndarray | None) -> np.ndarray:
+        """The rows of ``keys``: ``known`` where given, looked up where it says -1 (the key
+        may have been added since, by this commit or by a commit it was rebased over)."""
+        if known is None:
+            return self._rows(keys)
+        missing = np.flatnonzero(known < 0)
+        if not len(missing):
+            return known
+        rows = known.copy()
+        rows[missing] = self._rows(keys.take(pa.array(missing)))
+        return rows
+
+    def _apply_skips(self, skips: pa.Table, known: np.ndarray | None) -> None:
         """Raise ``last_valid`` of the keys of skip records (``_key``, ``_valid_from``)."""
         keys = skips["_key"].combine_chunks()
         valid = skips["_valid_from"].cast(pa.int64()).combine_chunks().to_numpy(zero_copy_only=False)
-        rows = self._rows(keys)
+        rows = self._known_rows(keys, known)
         found = rows >= 0
         np.maximum.at(self._last_valid, rows[found], valid[found])
 

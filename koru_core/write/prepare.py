@@ -91,7 +91,8 @@ def prepare(
     sorted_keys = rows["__key"].combine_chunks()
     valid = rows["__valid"].combine_chunks().to_numpy(zero_copy_only=False)
     explicit = rows["__explicit"].combine_chunks().to_numpy(zero_copy_only=False)
-    heads = index.lookup(sorted_keys)
+    index_rows = index.rows_of(sorted_keys)
+    heads = index.lookup(sorted_keys, rows=index_rows)
     late = late_keys_mask(sorted_keys, valid, heads["last_valid"].combine_chunks())
     actions = np.full(rows.num_rows, NOOP, dtype=np.int8)
     live = np.zeros(rows.num_rows, dtype=bool)
@@ -113,7 +114,9 @@ def prepare(
     deleted = pc.sum(versions["_deleted"].cast(pa.int64())).as_py() or 0
     reshaped = stored_schema != schema or (info.key_columns if info else ()) != keys
     return Prepared(namespace, schema, keys, versions, skips, versions.num_rows - deleted,
-                    int((actions != WRITE).sum()), deleted, reshaped)
+                    int((actions != WRITE).sum()), deleted, reshaped,
+                    version_rows=None if extra is not None else index_rows[actions == WRITE],
+                    skip_rows=index_rows[actions == SKIP])
 
 
 def _decide_late_rows(

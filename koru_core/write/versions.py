@@ -38,6 +38,8 @@ class Prepared:
         written, unchanged, deleted: Values written, rows that recorded no version
             (no-ops and skips), tombstones written.
         is_reshaped: The schema or key columns changed.
+        version_rows, skip_rows: The hot index rows of the versions' and skips' keys
+            (-1 for new keys), when prepare knew them; they spare the index a lookup.
     """
 
     namespace: str
@@ -49,6 +51,8 @@ class Prepared:
     unchanged: int
     deleted: int
     is_reshaped: bool = False
+    version_rows: np.ndarray | None = None
+    skip_rows: np.ndarray | None = None
 
 
 def write_ids(first: int, n: int) -> pa.Array:

@@ -204,7 +204,8 @@ class Writer:
                 )
             elif v.num_rows or p.skips.num_rows:
                 with_commit = v.append_column("_commit", pa.repeat(pa.scalar(commit, pa.int64()), v.num_rows))
-                index.apply(with_commit.select(list(INDEX_COLUMNS)), commit=commit, skips=p.skips)
+                index.apply(with_commit.select(list(INDEX_COLUMNS)), commit=commit, skips=p.skips,
+                            rows=p.version_rows, skip_rows=p.skip_rows)
             index.commit = commit
             if v.num_rows > CACHE_MAX_ROWS or p.is_reshaped:
                 forget.add(p.namespace)

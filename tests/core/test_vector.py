@@ -18,7 +18,6 @@ import pyarrow.compute as pc  # noqa: E402
 
 import koru_core  # noqa: E402
 from koru_core import InvalidInputError  # noqa: E402
-from koru_core.vector import index as vector_index  # noqa: E402
 from koru_core.vector import nearest as vector_search  # noqa: E402
 
 
@@ -161,7 +160,7 @@ def test_unknown_namespace(store: koru_core.Store) -> None:
 
 def test_missing_hnswlib_names_the_extra(store: koru_core.Store, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setitem(sys.modules, "hnswlib", None)
-    with pytest.raises(ImportError, match=r"pip install 'koru\[vector\]'"):
+    with pytest.raises(ImportError, match=r"pip install 'koru-lake\[vector\]'"):
         store.search("users", [1.0])
 
 
@@ -256,7 +255,7 @@ def test_index_takes_new_commits_without_rebuilding(tmp_path: Path) -> None:
     store.put("vectors", "extra", {"embedding": pa.scalar([9.0] * 8, pa.list_(pa.float32(), 8))})
     got = store.search("vectors", np.full(8, 9.0, np.float32), metric="l2", k=1)
     assert got["_key"].to_pylist() == ["extra"]
-    [loaded] = [v for v in vector_index._CACHE.values() if v.info.namespace == "vectors" and v.info.metric == "l2"]
+    [loaded] = [v for v in store._ctx.vector["indexes"].values() if v.info.namespace == "vectors" and v.info.metric == "l2"]
     assert loaded.info.count == 10_001 and loaded.info.commit == store.commits()[-1].commit
     assert koru_core.vector.build_index(store, "vectors", m=8, ef_construction=40).m == 8
     store.close()
@@ -366,8 +365,7 @@ def test_a_small_update_is_not_written_back_but_survives_a_reload(tmp_path: Path
     store.put("vectors", "extra", {"embedding": q.tolist()})
     assert store.search("vectors", q, k=1)["_key"].to_pylist() == ["extra"]
     assert index_files(store) == files, "one new vector rewrote the whole index"
-    vector_index._CACHE.clear()  # as a new process: the files on disk, then the newer versions
-    vector_search._CANDIDATES.clear()
+    store._ctx.vector.clear()  # as a new process: the files on disk, then the newer versions
     assert store.search("vectors", q, k=1)["_key"].to_pylist() == ["extra"]
     store.upsert("vectors", vectors_table(keys[:10_000], data[:10_000] + 1), key="id")
     store.search("vectors", q, k=1)
