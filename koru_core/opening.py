@@ -90,10 +90,10 @@ def open_context(
         root.mkdir(parents=True, exist_ok=True)
     elif not read_only and not os.access(root, os.W_OK):
         read_only = True
-    if not is_new:
-        SQLiteCatalog(root / CATALOG, timeout=lock_timeout, read_only=True).close()  # check before any write
+    if not is_new:  # the files, then a read-only connection, before any connection that may write
+        SQLiteCatalog(root / CATALOG, timeout=lock_timeout, read_only=True).close()
     catalog = SQLiteCatalog(root / CATALOG, durability=durability, timeout=lock_timeout, create=is_new,
-                            read_only=read_only)
+                            read_only=read_only, check_files=False)
     storage = LocalStorage(root)
     return StoreContext(
         root=root, storage=storage, catalog=catalog,
@@ -101,7 +101,7 @@ def open_context(
         pending=PendingCache(catalog, limit=memory_limit // 8),
         hot=HotTier(limit=memory_limit - memory_limit // 2 - memory_limit // 8),
         leases=Leases(root, read_only=read_only),
-        lock=WriteLock(root / "write.lock", timeout=lock_timeout),
+        lock=WriteLock(root / "write.lock", timeout=lock_timeout, read_only=read_only),
         memory_limit=memory_limit, auto_maintain=auto_consolidate and not read_only, read_only=read_only,
     )
 
