@@ -17,7 +17,9 @@
 5. no data file on disk was written at a commit after the catalog's last one
    (consolidated and deep files carry the commit they were written at in their names):
    such a file means the catalog was replaced by an older copy;
-6. with ``expected_head``: the log holds a commit with that hash (an anchor kept
+6. every vector index (:func:`koru_core.vector.integrity.check_indexes`): its files'
+   checksums and structure, and its vectors and write ids against the data;
+7. with ``expected_head``: the log holds a commit with that hash (an anchor kept
    elsewhere, e.g. Dagster's event log), so a rewrite of files, checksums *and* the
    whole chain, or a catalog rolled back to an older copy, is caught too.
 
@@ -83,6 +85,9 @@ def verify(ctx: StoreContext, *, expected_head: str | None = None) -> VerifyRepo
     versions = pa.concat_tables(parts) if parts else _chained(None, "")
     _check_chain(commits, versions, problems)
     _check_newer_files(ctx, commits[-1].commit if commits else 0, problems)
+    from koru_core.vector.integrity import check_indexes
+
+    problems += check_indexes(ctx)
     if expected_head is not None and expected_head not in {c.hash.hex() for c in commits}:
         problems.append(
             f"expected head {expected_head!r}: no commit has that hash (the store was rewritten, or the "
