@@ -34,10 +34,11 @@ class WriteLock:
     refused (its target is never created or locked), as is a folder in its place.
     """
 
-    def __init__(self, path: Path, *, timeout: float, read_only: bool = False) -> None:
+    def __init__(self, path: Path, *, timeout: float, read_only: bool = False, why: str = "") -> None:
         self.path = path
         self.timeout = timeout
         self.read_only = read_only
+        self._why = why or "opened with read_only=True, or its folder is not writable"
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
@@ -52,7 +53,7 @@ class WriteLock:
             StoreFullError: no space left to create the lock file.
         """
         if self.read_only:
-            msg = f"store {str(self.path.parent)!r} is read-only (opened with read_only=True, or its folder is not writable); nothing was written"
+            msg = f"store {str(self.path.parent)!r} is read-only ({self._why}); nothing was written"
             raise ReadOnlyError(msg)
         wait = self.timeout if timeout is None else timeout
         if not self._thread_lock.acquire(blocking=wait > 0, timeout=wait if wait > 0 else -1):

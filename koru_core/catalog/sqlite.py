@@ -110,6 +110,11 @@ class SQLiteCatalog(Catalog):
         check_files: Check the database file and its write-ahead log before SQLite
             opens them (:mod:`koru_core.catalog.sqlite_files`); off only for a second
             open of files just checked.
+        immutable: For ``read_only``: open the file as one nobody changes (SQLite then
+            needs no ``-shm``). None (default) decides by itself: when nobody may write
+            the folder and no write-ahead log holds commits. A connection made so is
+            replaced by an ordinary read-only one as soon as a write-ahead log appears
+            (a writer started elsewhere).
 
     Raises:
         CorruptionError: the file is not a readable koru catalog, or its write-ahead log
@@ -126,6 +131,7 @@ class SQLiteCatalog(Catalog):
     def __init__(
         self, path: Path, *, durability: Durability = "full", timeout: float = 10.0, create: bool = False,
         content_format: int = 2, read_only: bool = False, check_files: bool = True,
+        immutable: bool | None = None,
     ) -> None:
         self.path = path
         self.url = str(path)
@@ -139,7 +145,7 @@ class SQLiteCatalog(Catalog):
         if not create and check_files:
             check_catalog_files(path)  # before any connection: a failed open changes nothing
         if read_only:
-            self._immutable = _needs_immutable(path)
+            self._immutable = _needs_immutable(path) if immutable is None else immutable
         try:
             if create:
                 self._create(content_format)
@@ -150,11 +156,11 @@ class SQLiteCatalog(Catalog):
 
     # -- connections -----------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, immutable: bool = False) -> sqlite3.Connection:
         if self.read_only:
             # immutable: a folder nobody can write (a read-only mount, a copy without write
-            # permission) with no write-ahead log: SQLite could not create its -shm there
-            uri = f"file:{quote(str(self.path))}?mode=ro" + ("&immutable=1" if self._immutable else "")
+            # permission, a full disk) with no write-ahead log: SQLite could not create its -shm there
+            uri = f"file:{quote(str(self.path))}?mode=ro" + ("&immutable=1" if immutable else "")
             con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
                                   timeout=self._timeout)
         else:
@@ -170,15 +176,26 @@ class SQLiteCatalog(Catalog):
     @property
     def _con(self) -> sqlite3.Connection:
         holder = getattr(self._local, "con", None)
+        if holder is not None and holder.immutable and not holder.con.in_transaction and self._wal_in_use():
+            holder.close()  # a writer started: the file may change now, read it the ordinary way
+            holder = self._local.con = None
+            self._immutable = False
         if holder is None:
             try:
-                holder = _Connection(self._connect())
+                holder = _Connection(self._connect(self._immutable), immutable=self._immutable)
             except sqlite3.Error as e:
                 raise self._wrap(e) from e
             self._local.con = holder
             with self._guard:
                 self._connections.add(holder)
         return holder.con
+
+    def _wal_in_use(self) -> bool:
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            return wal.stat().st_size > 0
+        except OSError:
+            return False
 
     def _wrap(self, e: sqlite3.Error) -> Exception:
         text = str(e)
@@ -468,10 +485,11 @@ class _Connection:
     """One thread's SQLite connection; closed when its thread ends (the thread-local
     drops the last reference) or when the catalog closes."""
 
-    __slots__ = ("__weakref__", "con")
+    __slots__ = ("__weakref__", "con", "immutable")
 
-    def __init__(self, con: sqlite3.Connection) -> None:
+    def __init__(self, con: sqlite3.Connection, *, immutable: bool = False) -> None:
         self.con = con
+        self.immutable = immutable
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

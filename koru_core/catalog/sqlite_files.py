@@ -62,6 +62,9 @@ class WalReport:
         first_bad: Index (0-based) of the first frame SQLite rejects, or None.
         lost_commits: Commit frames of the log's current generation at or after
             ``first_bad``: transactions that were committed but would be dropped.
+        pages: Page numbers the replayed frames hold.
+        database_pages: The database's size in pages after the last replayed commit
+            (0 when nothing is replayed).
     """
 
     path: Path
@@ -71,6 +74,8 @@ class WalReport:
     valid_frames: int
     first_bad: int | None
     lost_commits: int
+    pages: frozenset[int] = frozenset()
+    database_pages: int = 0
 
     @property
     def is_ok(self) -> bool:
@@ -118,6 +123,8 @@ class _Frames:
     commit: np.ndarray
     salts_ok: np.ndarray
     locally_ok: np.ndarray
+    page: np.ndarray
+    database_pages: np.ndarray
 
 
 _CHUNK = 256  # frames per checksum batch (bounds the memory of the uint64 words)
@@ -140,7 +147,8 @@ def _frames(data: bytes, *, order: str, page_size: int, start: np.ndarray, salts
         c0, c1 = _checksums(words, prev[lo:hi, 0], prev[lo:hi, 1])
         ok[lo:hi] = (c0 == stored[lo:hi, 0]) & (c1 == stored[lo:hi, 1])
     salts_ok = np.all(headers[:, 8:16] == np.frombuffer(salts, np.uint8), axis=1)
-    return _Frames(commit=fields[:, 1] != 0, salts_ok=salts_ok, locally_ok=ok)
+    return _Frames(commit=fields[:, 1] != 0, salts_ok=salts_ok, locally_ok=ok, page=fields[:, 0],
+                   database_pages=fields[:, 1])
 
 
 def read_wal(path: Path) -> WalReport | None:
@@ -197,7 +205,9 @@ def read_wal(path: Path) -> WalReport | None:
             recognised = ((at == first_bad) & f.salts_ok) | ((at > first_bad) & f.salts_ok & f.locally_ok)
             lost = int(np.sum(recognised & f.commit))
         return WalReport(path=path, frames=n, page_size=page_size, header_ok=True, valid_frames=valid,
-                         first_bad=first_bad, lost_commits=lost)
+                         first_bad=first_bad, lost_commits=lost,
+                         pages=frozenset(int(x) for x in np.unique(f.page[:valid])),
+                         database_pages=int(f.database_pages[valid - 1]) if valid else 0)
     # SQLite ignores a log whose header fails: every commit in it is dropped. Find the frames
     # the header would describe (trying each byte order and page size when it cannot say).
     best: tuple[int, int, int] = (0, 0, 0)  # (frames whose checksum holds, page size, commits)
@@ -246,8 +256,9 @@ def check_catalog_files(path: Path) -> WalReport | None:
             raise CorruptionError(msg)
     for attempt in range(RETRIES + 1):
         try:
-            check_database_file(path)
-            return check_wal(path.with_name(path.name + "-wal"))
+            wal = check_wal(path.with_name(path.name + "-wal"))
+            check_database_file(path, wal=wal)
+            return wal
         except CorruptionError:
             if attempt == RETRIES:
                 raise
@@ -278,12 +289,17 @@ def check_wal(path: Path) -> WalReport | None:
     raise CorruptionError(msg)
 
 
-def check_database_file(path: Path) -> None:
+def check_database_file(path: Path, *, wal: WalReport | None = None) -> None:
     """Check the catalog file's type, header and length without opening it with SQLite.
+
+    The database holds as many pages as its header says, or, when ``wal`` replays a
+    commit, as its last commit frame says; every one of those pages must be in the file
+    or in the log (a checkpoint stopped by a full disk leaves the file short, and its
+    pages in the log).
 
     Raises:
         CorruptionError: it is a symlink or not a regular file, shorter than its header,
-            not a SQLite database, or shorter than the pages its header counts (cut short).
+            not a SQLite database, or missing pages that neither it nor the log holds (cut short).
     """
     try:
         st = os.lstat(path)
@@ -311,7 +327,16 @@ def check_database_file(path: Path) -> None:
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")
     change, valid_for = header[24:28], header[92:96]
-    if pages and change == valid_for and st.st_size < pages * page_size:
-        msg = (f"{path}: the catalog is {st.st_size} bytes but its header counts {pages} pages of "
-               f"{page_size} bytes (cut short)")
+    if wal is not None and wal.database_pages:
+        pages, counted_by = wal.database_pages, "its write-ahead log's last commit counts"
+    elif change == valid_for:
+        counted_by = "its header counts"
+    else:
+        return  # SQLite computes the size from the file's length
+    in_file = st.st_size // page_size
+    held = wal.pages if wal is not None else frozenset()
+    missing = [p for p in range(in_file + 1, pages + 1) if p not in held]
+    if missing:
+        msg = (f"{path}: the catalog is {st.st_size} bytes but {counted_by} {pages} pages of {page_size} bytes, "
+               f"and pages {missing[0]}..{missing[-1]} are nowhere (cut short)")
         raise CorruptionError(msg)

@@ -25,6 +25,7 @@ did at its head.
 from __future__ import annotations
 
 import base64
+import errno
 import json
 import shutil
 from pathlib import Path
@@ -78,11 +79,31 @@ def _write(bundle: Path, rel: str, table: pa.Table, files: dict[str, Any]) -> No
 def write_bundle(ctx: StoreContext, bundle: Path) -> Path:
     """Write a bundle of the store at its last commit into ``bundle`` (missing or empty).
 
+    A bundle that cannot be written whole is removed (a folder that existed is emptied).
+
     Raises:
         InvalidInputError: ``bundle`` exists and is not an empty folder.
+        StoreFullError: no space left for the bundle.
     """
     _empty_target(bundle, "snapshot path")
+    existed = bundle.exists()
     bundle.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_bundle(ctx, bundle)
+    except BaseException as e:
+        if existed:
+            for child in bundle.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        else:
+            shutil.rmtree(bundle, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            from koru_core.storage.local import full_disk
+
+            raise full_disk(e, f"snapshot {str(bundle)!r}") from e
+        raise
+
+
+def _write_bundle(ctx: StoreContext, bundle: Path) -> Path:
     files: dict[str, Any] = {}
     with ctx.catalog.snapshot():
         head = ctx.catalog.head()[0]
