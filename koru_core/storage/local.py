@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from koru_core.errors import CorruptionError, InvalidInputError, StoreFullError
+from koru_core.errors import CorruptionError, InvalidInputError, ReadOnlyError, StoreFullError
 
 __all__ = ["FileStat", "LocalStorage", "check_no_symlink", "full_disk"]
 
@@ -89,6 +89,7 @@ class LocalStorage:
 
         Raises:
             StoreFullError: the disk is full (nothing is left behind).
+            ReadOnlyError: the folder cannot be written (a read-only mount, no permission).
             OSError: any other failure (nothing is left behind).
         """
         path = self.path(rel)
@@ -112,6 +113,9 @@ class LocalStorage:
                 pass
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise full_disk(e, str(path)) from e
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                msg = f"{path}: cannot be written ({e.strerror}): the store is read-only; nothing was written"
+                raise ReadOnlyError(msg) from e
             raise
 
     def _mkdirs(self, folder: Path) -> None:
