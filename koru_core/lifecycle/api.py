@@ -87,6 +87,12 @@ def vacuum(store: Store, retain: timedelta) -> MaintenanceResult:
 
 def verify(store: Store, expected_head: str | None = None) -> VerifyReport:
     """See :meth:`koru_core.Store.verify`."""
+    if expected_head is not None:
+        text = expected_head.strip().lower() if isinstance(expected_head, str) else ""
+        if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+            msg = f"expected_head must be a commit hash (64 hex characters, Commit.hash), got {expected_head!r}"
+            raise InvalidInputError(msg)
+        expected_head = text
     return _verify.verify(store._ctx, expected_head=expected_head)
 
 
