@@ -29,6 +29,7 @@ __all__ = [
     "check_key",
     "check_metadata",
     "check_namespace",
+    "check_new_namespaces",
     "encode_composite_key",
     "to_arrow",
 ]
@@ -99,6 +100,26 @@ def check_namespace(namespace: object) -> str:
         msg = f"namespace {namespace!r}: names starting with {RESERVED_PREFIX!r} are reserved for koru's own objects"
         raise InvalidInputError(msg)
     return namespace
+
+
+def check_new_namespaces(new: Iterable[str], existing: Iterable[str]) -> None:
+    """Refuse a new namespace whose name equals an existing one but for case.
+
+    Namespaces are SQL table names, and SQL (DuckDB) resolves identifiers without
+    regard to case: ``users`` and ``Users`` would be one view, and one folder on a
+    case-insensitive file system.
+
+    Raises:
+        InvalidInputError: names the new and the existing namespace.
+    """
+    folded = {name.casefold(): name for name in existing}
+    for name in new:
+        other = folded.get(name.casefold())
+        if other is not None and other != name:
+            msg = (f"namespace {name!r} differs from the existing namespace {other!r} only in case; SQL "
+                   "(DuckDB) and case-insensitive file systems cannot tell them apart")
+            raise InvalidInputError(msg)
+        folded[name.casefold()] = name
 
 
 def check_key(namespace: str, key: object) -> str:

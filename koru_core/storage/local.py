@@ -151,20 +151,35 @@ class LocalStorage:
             return f.read()
 
     def stat(self, rel: str) -> FileStat | None:
-        """Return :data:`FileStat` of ``rel``, or None if it is missing."""
+        """Return :data:`FileStat` of ``rel``, or None if it is missing.
+
+        Raises:
+            CorruptionError: ``rel`` or a folder on its way is a symlink, or it is not a regular file.
+        """
+        path = check_no_symlink(self.root, rel)
         try:
-            st = os.lstat(self.root / rel)
+            st = os.lstat(path)
         except FileNotFoundError:
             return None
-        if stat.S_ISLNK(st.st_mode):
-            msg = f"{self.root / rel}: is a symlink; koru refuses symlinks inside a store"
+        if not stat.S_ISREG(st.st_mode):
+            msg = f"{path}: is not a regular file; koru refuses it"
             raise CorruptionError(msg)
         return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
     def delete(self, rel: str) -> None:
-        """Delete ``rel`` if present (a symlink is removed, never followed)."""
+        """Delete ``rel`` if present. A symlink in its place is removed, never followed;
+        a symlinked folder on its way is refused (nothing outside the store is deleted).
+
+        Raises:
+            CorruptionError: a folder on the way is a symlink.
+        """
+        parent, _, name = rel.rpartition("/")
+        folder = check_no_symlink(self.root, parent) if parent else self.root
+        if parent and folder.is_symlink():
+            msg = f"{folder}: is a symlink; koru refuses symlinks inside a store"
+            raise CorruptionError(msg)
         try:
-            os.unlink(self.root / rel)
+            os.unlink(folder / name)
         except FileNotFoundError:
             pass
 

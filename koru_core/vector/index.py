@@ -181,7 +181,11 @@ class LoadedIndex:
 
 
 def _folder(store: Store, namespace: str) -> Path:
-    return store.path / "vector" / f"namespace={quote(namespace, safe='')}"
+    """The index folder of a namespace (symlinks on the way refused: an index is never
+    written, read or deleted outside the store)."""
+    from koru_core.storage.local import check_no_symlink
+
+    return check_no_symlink(store.path, f"vector/namespace={quote(namespace, safe='')}")
 
 
 def _stem(column: str, metric: str) -> str:
