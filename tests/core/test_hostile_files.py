@@ -177,6 +177,25 @@ def test_a_symlink_named_head_is_never_written(tmp_path: Path, victim: Path) -> 
     unchanged(victim)
 
 
+@pytest.mark.parametrize("planted", ["garbage", "folder"])
+def test_a_damaged_head_file_does_not_make_a_healthy_store_unopenable(tmp_path: Path, planted: str) -> None:
+    """Issue 12 item 11: a damaged ``head`` file made a healthy store unopenable (blaming the
+    catalog) and the fix was deleting it by hand. Format 2 keeps no ``head`` file: whatever
+    lies under that name is ignored and left as it is."""
+    path = tmp_path / "s"
+    with koru.open(path) as s:
+        s.put("t", "k", {"v": 1})
+    if planted == "garbage":
+        (path / "head").write_bytes(b"\xff" * 8)
+    else:
+        (path / "head").mkdir()
+    with koru.open(path) as s:
+        assert s.get("t", "k") == {"v": 1}
+        s.put("t", "k", {"v": 2})
+        assert s.verify().is_ok
+    assert (path / "head").is_dir() if planted == "folder" else (path / "head").read_bytes() == b"\xff" * 8
+
+
 def test_a_symlinked_readers_folder_is_never_followed(tmp_path: Path, victim: Path) -> None:
     """Issue 12 item 13: vacuum deleted "dead" lease files in the folder a planted
     ``readers`` symlink pointed at. Now reads go on without a lease file, vacuum refuses
