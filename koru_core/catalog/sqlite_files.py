@@ -151,6 +151,40 @@ def _frames(data: bytes, *, order: str, page_size: int, start: np.ndarray, salts
                    database_pages=fields[:, 1])
 
 
+def _read_current(path: Path) -> bytes:
+    """The log's bytes up to its last frame of the current generation (salts equal to the
+    header's): a log is reused from its start after a checkpoint, and the frames of older
+    generations behind the current ones are never replayed, so they are not read whole."""
+    fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
+    try:
+        size = os.fstat(fd).st_size
+        header = os.pread(fd, _WAL_HEADER, 0)
+        page_size = int.from_bytes(header[8:12], "big")
+        if int.from_bytes(header[0:4], "big") not in _WAL_MAGIC or not 512 <= page_size <= 65536:
+            return _read_all(fd, size)  # a damaged header: read everything and guess
+        frame_size = _FRAME_HEADER + page_size
+        n = (size - _WAL_HEADER) // frame_size
+        salts = header[16:24]
+        last = -1
+        for i in range(n):  # the frame headers only: 24 bytes each
+            if os.pread(fd, 8, _WAL_HEADER + i * frame_size + 8) == salts:
+                last = i
+        return _read_all(fd, _WAL_HEADER + (last + 2) * frame_size if last + 1 < n else size)
+    finally:
+        os.close(fd)
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    parts, at = [], 0
+    while at < size:
+        chunk = os.pread(fd, min(size - at, 1 << 24), at)
+        if not chunk:
+            break
+        parts.append(chunk)
+        at += len(chunk)
+    return b"".join(parts)
+
+
 def read_wal(path: Path) -> WalReport | None:
     """Read and check the write-ahead log at ``path``; None when there is none (or no frame).
 
@@ -168,9 +202,7 @@ def read_wal(path: Path) -> WalReport | None:
     if st.st_size <= _WAL_HEADER:
         return None  # SQLite treats a log without frames as empty
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW)
-        with os.fdopen(fd, "rb") as fh:
-            data = fh.read()
+        data = _read_current(path)
     except OSError as e:
         msg = f"{path}: the catalog's write-ahead log cannot be read ({e.strerror})"
         raise CorruptionError(msg) from e
@@ -202,7 +234,9 @@ def read_wal(path: Path) -> WalReport | None:
             # commit frames of this generation from the first rejected frame on: the rejected
             # frame itself when its salts are this log's, or any later one whose checksum holds
             at = np.arange(n)
-            recognised = ((at == first_bad) & f.salts_ok) | ((at > first_bad) & f.salts_ok & f.locally_ok)
+            # (a rejected frame whose own checksum holds but whose salts differ had its salts damaged)
+            recognised = (((at == first_bad) & (f.salts_ok | f.locally_ok))
+                          | ((at > first_bad) & f.salts_ok & f.locally_ok))
             lost = int(np.sum(recognised & f.commit))
         return WalReport(path=path, frames=n, page_size=page_size, header_ok=True, valid_frames=valid,
                          first_bad=first_bad, lost_commits=lost,

@@ -171,3 +171,39 @@ def test_commit_hash_anchors_verify_and_the_cli_head_option(tmp_path: Path) -> N
         assert store.verify().is_ok, "without an anchor an older, consistent catalog passes"
     code, out = cli(path, "verify", "--head", anchor)
     assert code == 1 and anchor in out and "no commit has that hash" in out
+
+
+@pytest.mark.parametrize("where", ["log header", "salt of a commit frame", "page of the last commit", "torn tail"])
+def test_every_kind_of_log_damage_is_refused_or_harmless(tmp_path: Path, where: str) -> None:
+    """Issue 12 item 11: SQLite drops the whole log when its header fails, and every frame
+    from one whose salts or checksum fail; each such open is refused. A transaction cut
+    short before its commit frame (a writer killed mid-write) was never committed: the
+    store opens with every acknowledged commit."""
+    path = tmp_path / "s"
+    acknowledged = crashed_store(path, 12)
+    wal = path / "catalog.sqlite-wal"
+    data = bytearray(wal.read_bytes())
+    page_size = int.from_bytes(data[8:12], "big")
+    frame = 24 + page_size
+    n = (len(data) - 32) // frame
+    commits = [i for i in range(n) if int.from_bytes(data[32 + i * frame + 4:32 + i * frame + 8], "big")]
+    if where == "log header":
+        data[12] ^= 0x01  # the checkpoint sequence: the header's checksum fails
+    elif where == "salt of a commit frame":
+        data[32 + commits[len(commits) // 2] * frame + 9] ^= 0x01
+    elif where == "page of the last commit":
+        data[32 + commits[-1] * frame + 24 + page_size // 3] ^= 0x01
+    else:  # frames of a transaction that never reached its commit frame
+        extra = bytearray(data[32 + (commits[-1] - 1) * frame:32 + commits[-1] * frame])
+        extra[4:8] = bytes(4)  # not a commit frame
+        extra[24:] = bytes(page_size)  # its checksum no longer holds: written half-way
+        data += extra
+    wal.write_bytes(bytes(data))
+    if where == "torn tail":
+        with koru.open(path) as store:
+            assert [c.commit for c in store.commits()] == acknowledged
+        return
+    with pytest.raises(koru.CorruptionError, match=r"catalog\.sqlite-wal"):
+        koru.open(path)
+    report = recover(path)
+    assert report.needs_recovery and report.transactions_lost >= 1
