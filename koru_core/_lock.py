@@ -15,7 +15,7 @@ import threading
 import time
 from pathlib import Path
 
-from koru_core.errors import CorruptionError, StoreLockedError
+from koru_core.errors import CorruptionError, ReadOnlyError, StoreLockedError
 
 __all__ = ["WriteLock"]
 
@@ -27,11 +27,18 @@ class WriteLock:
         path: The lock file (created if missing).
         timeout: Seconds to wait for another process's lock before
             :class:`StoreLockedError`; 0 fails at once.
+        read_only: The store is read-only: every acquire raises :class:`ReadOnlyError`
+            (so every write path refuses before it writes anything).
+
+    The lock file is opened with ``O_NOFOLLOW``: a symlink planted as ``write.lock`` is
+    refused (its target is never created or locked), as is a folder in its place.
     """
 
-    def __init__(self, path: Path, *, timeout: float) -> None:
+    def __init__(self, path: Path, *, timeout: float, read_only: bool = False, why: str = "") -> None:
         self.path = path
         self.timeout = timeout
+        self.read_only = read_only
+        self._why = why or "opened with read_only=True, or its folder is not writable"
         self._thread_lock = threading.RLock()
         self._depth = 0
         self._fd: int | None = None
@@ -41,7 +48,13 @@ class WriteLock:
 
         Raises:
             StoreLockedError: another process held it for longer than the timeout.
+            ReadOnlyError: the store is read-only.
+            CorruptionError: ``write.lock`` is a symlink or not a regular file.
+            StoreFullError: no space left to create the lock file.
         """
+        if self.read_only:
+            msg = f"store {str(self.path.parent)!r} is read-only ({self._why}); nothing was written"
+            raise ReadOnlyError(msg)
         wait = self.timeout if timeout is None else timeout
         if not self._thread_lock.acquire(blocking=wait > 0, timeout=wait if wait > 0 else -1):
             msg = f"{self.path.parent}: another thread holds the write lock"
@@ -53,6 +66,13 @@ class WriteLock:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         except OSError as e:
             self._thread_lock.release()
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                msg = f"{self.path}: the store's write lock cannot be created here ({e.strerror}): the store is read-only"
+                raise ReadOnlyError(msg) from e
+            if e.errno in (errno.ENOSPC, errno.EDQUOT):
+                from koru_core.storage.local import full_disk
+
+                raise full_disk(e, str(self.path)) from e
             what = "is a symlink" if e.errno == errno.ELOOP else f"cannot be opened ({e.strerror})"
             msg = f"{self.path}: the store's write lock file {what}; koru refuses it"
             raise CorruptionError(msg) from e

@@ -13,6 +13,7 @@ catches ``ValueError``, ``TypeError`` or ``LookupError`` keeps working::
     │   └── HeadMovedError                    the head moved past the writer's base; rebase and retry
     ├── StoreLockedError                      another process holds the write lock
     ├── StoreFullError(OSError)               no space left (errno ENOSPC); nothing was written
+    ├── ReadOnlyError(PermissionError)        a write on a store opened (or found) read-only
     ├── FormatError                           the store has another on-disk format; names the upgrade
     ├── PrunedError(LookupError)              the point asked for lost versions to retention; names it
     └── CorruptionError                       a checksum or catalog invariant failed; names the file
@@ -33,6 +34,7 @@ __all__ = [
     "KoruError",
     "NamespaceNotFoundError",
     "PrunedError",
+    "ReadOnlyError",
     "SchemaError",
     "StoreFullError",
     "StoreLockedError",
@@ -113,6 +115,14 @@ class StoreFullError(KoruError, OSError):
 
     It is an ``OSError`` with ``errno.ENOSPC``; writes work again once space is freed.
     Out of space is not corruption.
+    """
+
+
+class ReadOnlyError(KoruError, PermissionError):
+    """Raised when a write is asked of a store opened, or found, read-only; nothing was written.
+
+    ``koru.open(path, read_only=True)``, or a folder koru may not write (a read-only mount,
+    a copy without write permission), which ``open`` detects by itself.
     """
 
 

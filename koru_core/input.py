@@ -22,16 +22,28 @@ from koru_core.schema import normalize_table
 
 __all__ = [
     "Batch",
+    "NAMESPACE_MAX_LENGTH",
+    "RESERVED_PREFIX",
     "batch_from_table",
     "batch_from_value",
     "check_key",
     "check_metadata",
     "check_namespace",
+    "check_new_namespaces",
     "encode_composite_key",
     "to_arrow",
 ]
 
 _NAMESPACE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+
+NAMESPACE_MAX_LENGTH = 128
+"""Longest namespace name, in characters (ASCII, so bytes). A namespace names folders
+(``warm/namespace=<ns>/``) and temporary files of the engines (``pending-<ns>-<hex>.parquet``):
+128 keeps every such name well inside the file systems' 255-byte limit (143 on eCryptfs)."""
+
+RESERVED_PREFIX = "__koru"
+"""Namespace names starting with this (in any case) are refused: koru_duckdb names its own
+functions and temporary objects with it, so a namespace (a view) can never collide with them."""
 KEY_SEPARATOR = "|"
 
 
@@ -67,15 +79,47 @@ class Batch:
 
 
 def check_namespace(namespace: object) -> str:
-    """Return ``namespace`` if it is a valid SQL identifier ``[A-Za-z_][A-Za-z0-9_]*``.
+    """Return ``namespace`` if it is a valid SQL identifier ``[A-Za-z_][A-Za-z0-9_]*`` of at most
+    :data:`NAMESPACE_MAX_LENGTH` characters, not starting with :data:`RESERVED_PREFIX`.
 
     Raises:
-        InvalidInputError: otherwise (namespaces become SQL table names).
+        InvalidInputError: otherwise (namespaces become SQL table names and folder names).
+
+    Example:
+        >>> check_namespace("users")
+        'users'
     """
     if not isinstance(namespace, str) or not _NAMESPACE.match(namespace):
         msg = f"namespace must match [A-Za-z_][A-Za-z0-9_]*, got {namespace!r}"
         raise InvalidInputError(msg)
+    if len(namespace) > NAMESPACE_MAX_LENGTH:
+        msg = (f"namespace {namespace[:20] + '...'!r} is {len(namespace)} characters long; at most "
+               f"{NAMESPACE_MAX_LENGTH} fit every file system's name limit")
+        raise InvalidInputError(msg)
+    if namespace.lower().startswith(RESERVED_PREFIX):
+        msg = f"namespace {namespace!r}: names starting with {RESERVED_PREFIX!r} are reserved for koru's own objects"
+        raise InvalidInputError(msg)
     return namespace
+
+
+def check_new_namespaces(new: Iterable[str], existing: Iterable[str]) -> None:
+    """Refuse a new namespace whose name equals an existing one but for case.
+
+    Namespaces are SQL table names, and SQL (DuckDB) resolves identifiers without
+    regard to case: ``users`` and ``Users`` would be one view, and one folder on a
+    case-insensitive file system.
+
+    Raises:
+        InvalidInputError: names the new and the existing namespace.
+    """
+    folded = {name.casefold(): name for name in existing}
+    for name in new:
+        other = folded.get(name.casefold())
+        if other is not None and other != name:
+            msg = (f"namespace {name!r} differs from the existing namespace {other!r} only in case; SQL "
+                   "(DuckDB) and case-insensitive file systems cannot tell them apart")
+            raise InvalidInputError(msg)
+        folded[name.casefold()] = name
 
 
 def check_key(namespace: str, key: object) -> str:
@@ -111,6 +155,10 @@ def check_metadata(metadata: object) -> dict[str, str] | None:
 
 
 def _check_parents(namespace: str, parents: Iterable[str]) -> list[str]:
+    if isinstance(parents, (str, bytes)) or not isinstance(parents, Iterable):
+        msg = (f"namespace {namespace!r}: parents must be a list of write ids, got {parents!r} "
+               f"(for one parent, write [{parents!r}])")
+        raise InvalidInputError(msg)
     out = list(parents)
     for p in out:
         if not isinstance(p, str) or not p:

@@ -17,7 +17,7 @@ from typing import Literal
 from koru_core._lock import WriteLock
 from koru_core.catalog.sqlite import SQLiteCatalog
 from koru_core.context import StoreContext
-from koru_core.errors import InvalidInputError
+from koru_core.errors import InvalidInputError, StoreFullError
 from koru_core.hot.pending import PendingCache
 from koru_core.hot.tier import HotTier
 from koru_core.lifecycle.leases import Leases
@@ -74,6 +74,11 @@ def _check_folder(path: Path, create: bool | None, read_only: bool) -> bool:
     return True
 
 
+def _wal_has_commits(catalog: Path) -> bool:
+    wal = catalog.with_name(catalog.name + "-wal")
+    return wal.exists() and wal.stat().st_size > 32
+
+
 def open_context(
     path: Path, *, durability: Durability, lock_timeout: float, auto_consolidate: bool, memory_limit: int,
     create: bool | None, read_only: bool,
@@ -86,14 +91,24 @@ def open_context(
     _check_options(durability, lock_timeout, memory_limit, create, read_only, auto_consolidate)
     root = path.absolute()
     is_new = _check_folder(root, create, read_only)
+    why = "opened with read_only=True"
     if is_new:
         root.mkdir(parents=True, exist_ok=True)
-    elif not read_only and not os.access(root, os.W_OK):
-        read_only = True
-    if not is_new:
-        SQLiteCatalog(root / CATALOG, timeout=lock_timeout, read_only=True).close()  # check before any write
-    catalog = SQLiteCatalog(root / CATALOG, durability=durability, timeout=lock_timeout, create=is_new,
-                            read_only=read_only)
+    elif not read_only and (not os.access(root, os.W_OK) or os.statvfs(root).f_flag & os.ST_RDONLY):
+        read_only, why = True, "its folder is not writable: a read-only mount or no write permission"
+    try:
+        if not is_new:  # the files, then a read-only connection, before any connection that may write
+            SQLiteCatalog(root / CATALOG, timeout=lock_timeout, read_only=True).close()
+        catalog = SQLiteCatalog(root / CATALOG, durability=durability, timeout=lock_timeout, create=is_new,
+                                read_only=read_only, check_files=False)
+    except StoreFullError:
+        if is_new or _wal_has_commits(root / CATALOG):
+            raise
+        # a full disk: SQLite cannot make the catalog's -shm, so read the file as it stands
+        # (read-only; reopen to write once space is freed)
+        catalog = SQLiteCatalog(root / CATALOG, timeout=lock_timeout, read_only=True, check_files=False,
+                                immutable=True)
+        read_only, why = True, "the disk was full when it was opened; reopen it once space is freed"
     storage = LocalStorage(root)
     return StoreContext(
         root=root, storage=storage, catalog=catalog,
@@ -101,7 +116,7 @@ def open_context(
         pending=PendingCache(catalog, limit=memory_limit // 8),
         hot=HotTier(limit=memory_limit - memory_limit // 2 - memory_limit // 8),
         leases=Leases(root, read_only=read_only),
-        lock=WriteLock(root / "write.lock", timeout=lock_timeout),
+        lock=WriteLock(root / "write.lock", timeout=lock_timeout, read_only=read_only, why=why),
         memory_limit=memory_limit, auto_maintain=auto_consolidate and not read_only, read_only=read_only,
     )
 

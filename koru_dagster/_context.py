@@ -267,6 +267,8 @@ def output_metadata(outcome: WriteOutcome) -> dict[str, Any]:
             columns=[TableColumn(name=f.name, type=str(f.type)) for f in outcome.schema]
         ),
     }
+    if outcome.head_hash:
+        found[md.HEAD_HASH] = outcome.head_hash
     if outcome.inputs:
         found[md.INPUTS] = MetadataValue.json(outcome.inputs)
         found[md.INPUT_RANGES] = MetadataValue.json(outcome.input_ranges)
@@ -276,7 +278,7 @@ def output_metadata(outcome: WriteOutcome) -> dict[str, Any]:
 def record_output(context: OutputContext, outcome: WriteOutcome) -> None:
     """Attach what a person checks in the UI, and the content-derived data version.
 
-    Metadata: ``koru/commit``, ``koru/namespace``, ``koru/store``,
+    Metadata: ``koru/commit``, ``koru/head_hash``, ``koru/namespace``, ``koru/store``,
     ``koru/rows_written`` / ``_unchanged`` / ``_deleted``, ``koru/data_version``,
     ``koru/inputs`` and ``koru/input_ranges`` (when inputs were read from koru),
     ``dagster/row_count`` (live records of the slice) and ``dagster/column_schema``.

@@ -54,6 +54,7 @@ class WriteOutcome:
         namespace, store: Where it went.
         inputs: As :data:`koru_dagster.metadata.INPUTS`.
         input_ranges: As :data:`koru_dagster.metadata.INPUT_RANGES`.
+        head_hash: As :data:`koru_dagster.metadata.HEAD_HASH` ("" when the store holds no commit).
     """
 
     result: koru.CommitResult
@@ -65,6 +66,7 @@ class WriteOutcome:
     store: str
     inputs: dict[str, int | dict[str, int]] = field(default_factory=dict)
     input_ranges: dict[str, list[int]] = field(default_factory=dict)
+    head_hash: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -126,7 +128,15 @@ def write(store: koru.Store, request: WriteRequest, table: pa.Table) -> WriteOut
         store=str(store.path),
         inputs=dict(request.inputs),
         input_ranges=ranges,
+        head_hash=_hash_of(store, commit),
     )
+
+
+def _hash_of(store: koru.Store, commit: int) -> str:
+    """The hash of ``commit`` (the store's last one when 0), "" when there is none (issue 12 item 16)."""
+    number = commit or store.version()
+    found = store.commits(since=max(number - 1, 0))
+    return found[0].hash if found and found[0].commit == number else ""
 
 
 def read(store: koru.Store, request: ReadRequest) -> ReadOutcome:

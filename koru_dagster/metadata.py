@@ -110,6 +110,10 @@ ROWS_WRITTEN = "koru/rows_written"
 ROWS_UNCHANGED = "koru/rows_unchanged"
 ROWS_DELETED = "koru/rows_deleted"
 DATA_VERSION = "koru/data_version"
+HEAD_HASH = "koru/head_hash"
+"""str, 64 hex: the hash of the commit at :data:`COMMIT` (``koru_core.Commit.hash``; the head of
+the store's hash chain then). Dagster's event log keeps it, so it anchors the chain:
+``store.verify(expected_head=…)`` / ``koru verify --head …`` catches a store rewritten since."""
 INPUTS = "koru/inputs"
 """JSON, upstream asset → the commit its records were read at (an int), or, when the
 partitions read were pinned to different commits, partition key → commit."""

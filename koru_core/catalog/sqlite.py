@@ -29,13 +29,17 @@ Tables (times int64 ns UTC; hashes and checksums 32-byte blobs)::
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
+import os
 import sqlite3
 import threading
 import uuid
+import weakref
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 import pyarrow as pa
 
@@ -43,8 +47,10 @@ from koru_core._time import now_ns
 from koru_core.catalog.base import FORMAT_VERSION, Catalog
 from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, NamespaceInfo, PendingBlob
 from koru_core.catalog.leases import ReaderLease, ttl_ns
+from koru_core.catalog.sqlite_files import check_catalog_files
 from koru_core.chain import chain_hash
-from koru_core.errors import ConflictError, CorruptionError, HeadMovedError, StoreLockedError
+from koru_core.errors import (ConflictError, CorruptionError, HeadMovedError, ReadOnlyError, StoreFullError,
+                              StoreLockedError)
 
 __all__ = ["SQLiteCatalog"]
 
@@ -104,17 +110,32 @@ class SQLiteCatalog(Catalog):
         create: Create the catalog (the file must not exist yet).
         content_format: Content-id format of a new store.
         read_only: Open for reads only (a read-only mount or a copy without write
-            permission); every write verb then raises.
+            permission); every write verb then raises :class:`ReadOnlyError`.
+        check_files: Check the database file and its write-ahead log before SQLite
+            opens them (:mod:`koru_core.catalog.sqlite_files`); off only for a second
+            open of files just checked.
+        immutable: For ``read_only``: open the file as one nobody changes (SQLite then
+            needs no ``-shm``). None (default) decides by itself: when nobody may write
+            the folder and no write-ahead log holds commits. A connection made so is
+            replaced by an ordinary read-only one as soon as a write-ahead log appears
+            (a writer started elsewhere).
 
     Raises:
-        CorruptionError: the file is not a readable koru catalog.
+        CorruptionError: the file is not a readable koru catalog, or its write-ahead log
+            holds commits SQLite would drop (names the file at fault).
         StoreLockedError: SQLite's lock was held for longer than ``timeout``.
         FormatError: the catalog is of another on-disk format (names the upgrade path).
+        ReadOnlyError: a read-only catalog whose write-ahead log SQLite cannot read here.
+
+    Threads: each thread uses its own connection (made on its first call, closed when
+    the thread ends or the catalog closes), so reads run in parallel and no two threads
+    ever share a transaction.
     """
 
     def __init__(
         self, path: Path, *, durability: Durability = "full", timeout: float = 10.0, create: bool = False,
-        content_format: int = 2, read_only: bool = False,
+        content_format: int = 2, read_only: bool = False, check_files: bool = True,
+        immutable: bool | None = None,
     ) -> None:
         self.path = path
         self.url = str(path)
@@ -122,52 +143,91 @@ class SQLiteCatalog(Catalog):
         self._durability = durability
         self._timeout = timeout
         self._local = threading.local()
-        self._connections: list[sqlite3.Connection] = []
+        self._connections: weakref.WeakSet[_Connection] = weakref.WeakSet()
         self._guard = threading.Lock()
-        if create:
-            self._create(content_format)
-        self._load_meta()
+        self._immutable = False
+        if not create and check_files:
+            check_catalog_files(path)  # before any connection: a failed open changes nothing
+        if read_only:
+            self._immutable = _needs_immutable(path) if immutable is None else immutable
+        try:
+            if create:
+                self._create(content_format)
+            self._load_meta()
+        except BaseException:
+            self.close()
+            raise
 
     # -- connections -----------------------------------------------------------
 
-    def _connect(self) -> sqlite3.Connection:
+    def _connect(self, immutable: bool = False) -> sqlite3.Connection:
         if self.read_only:
-            con = sqlite3.connect(f"file:{self.path}?mode=ro", uri=True, isolation_level=None,
-                                  check_same_thread=False, timeout=self._timeout)
+            # immutable: a folder nobody can write (a read-only mount, a copy without write
+            # permission, a full disk) with no write-ahead log: SQLite could not create its -shm there
+            uri = f"file:{quote(str(self.path))}?mode=ro" + ("&immutable=1" if immutable else "")
+            con = sqlite3.connect(uri, uri=True, isolation_level=None, check_same_thread=False,
+                                  timeout=self._timeout)
         else:
             con = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=self._timeout)
-            con.execute("PRAGMA journal_mode=WAL")
-            con.execute("PRAGMA synchronous=" + ("FULL" if self._durability == "full" else "NORMAL"))
-        with self._guard:
-            self._connections.append(con)
+            try:
+                con.execute("PRAGMA journal_mode=WAL")
+                con.execute("PRAGMA synchronous=" + ("FULL" if self._durability == "full" else "NORMAL"))
+            except sqlite3.Error:
+                con.close()
+                raise
         return con
 
     @property
     def _con(self) -> sqlite3.Connection:
-        con = getattr(self._local, "con", None)
-        if con is None:
+        holder = getattr(self._local, "con", None)
+        if holder is not None and holder.immutable and not holder.con.in_transaction and self._wal_in_use():
+            holder.close()  # a writer started: the file may change now, read it the ordinary way
+            holder = self._local.con = None
+            self._immutable = False
+        if holder is None:
             try:
-                con = self._local.con = self._connect()
+                holder = _Connection(self._connect(self._immutable), immutable=self._immutable)
             except sqlite3.Error as e:
                 raise self._wrap(e) from e
-        return con
+            self._local.con = holder
+            with self._guard:
+                self._connections.add(holder)
+        return holder.con
+
+    def _wal_in_use(self) -> bool:
+        wal = self.path.with_name(self.path.name + "-wal")
+        try:
+            return wal.stat().st_size > 0
+        except OSError:
+            return False
 
     def _wrap(self, e: sqlite3.Error) -> Exception:
         text = str(e)
-        if "locked" in text or "busy" in text:
+        code = getattr(e, "sqlite_errorcode", 0) & 0xFF
+        if code in (5, 6) or "locked" in text or "busy" in text:  # SQLITE_BUSY, SQLITE_LOCKED
             return StoreLockedError(f"{self.path}: {text}")
-        if "disk is full" in text or "database or disk is full" in text:
-            return OSError(28, f"{self.path}: no space left on device ({text}); nothing was written")
-        if "readonly" in text or "read-only" in text:
-            return PermissionError(f"{self.path}: the catalog is read-only ({text}); open with read_only=True")
+        if code == 13 or "disk is full" in text or (code == 10 and _out_of_space(self.path)):  # SQLITE_FULL, IOERR
+            err = StoreFullError(errno.ENOSPC, f"{self.path}: no space left on device ({text}); nothing was written")
+            err.filename = str(self.path)
+            return err
+        if code == 8 or "readonly" in text or "read-only" in text:  # SQLITE_READONLY
+            return ReadOnlyError(f"{self.path}: the catalog cannot be written here ({text}); "
+                                 "open the store with read_only=True to read it")
+        if code == 14 and self.read_only:  # SQLITE_CANTOPEN
+            wal = self.path.with_name(self.path.name + "-wal")
+            if wal.exists():
+                return ReadOnlyError(
+                    f"{wal}: the catalog has commits in its write-ahead log, which SQLite can read only where "
+                    "it may write (it needs catalog.sqlite-shm beside it); open the store once where its "
+                    "folder is writable, or copy the store"
+                )
         return CorruptionError(f"{self.path}: the catalog is unreadable: {text}")
 
     def close(self) -> None:
         with self._guard:
-            for con in self._connections:
-                with contextlib.suppress(sqlite3.Error):
-                    con.close()
-            self._connections.clear()
+            for holder in list(self._connections):
+                holder.close()
+            self._connections = weakref.WeakSet()
         self._local = threading.local()
 
     @contextlib.contextmanager
@@ -188,8 +248,8 @@ class SQLiteCatalog(Catalog):
     @contextlib.contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
         if self.read_only:
-            msg = f"{self.path}: the store was opened read-only"
-            raise PermissionError(msg)
+            msg = f"{self.path}: the store was opened read-only; nothing was written"
+            raise ReadOnlyError(msg)
         con = self._con
         try:
             con.execute("BEGIN IMMEDIATE")
@@ -488,6 +548,42 @@ class SQLiteCatalog(Catalog):
 _NOT_YET = 2**62
 """``retired_at`` of files whose swap has not been stamped yet (never deleted; a crash between
 the swap and its stamp leaves them on disk, listed as retired)."""
+
+
+class _Connection:
+    """One thread's SQLite connection; closed when its thread ends (the thread-local
+    drops the last reference) or when the catalog closes."""
+
+    __slots__ = ("__weakref__", "con", "immutable")
+
+    def __init__(self, con: sqlite3.Connection, *, immutable: bool = False) -> None:
+        self.con = con
+        self.immutable = immutable
+
+    def close(self) -> None:
+        with contextlib.suppress(sqlite3.Error):
+            self.con.close()
+
+    def __del__(self) -> None:
+        self.close()
+
+
+def _needs_immutable(path: Path) -> bool:
+    """True when a read-only open must tell SQLite the file cannot change: nobody may write
+    its folder (so SQLite cannot make ``-shm``) and no write-ahead log holds commits."""
+    folder = path.parent
+    writable = os.access(folder, os.W_OK) and not os.statvfs(folder).f_flag & os.ST_RDONLY
+    wal = path.with_name(path.name + "-wal")
+    return not writable and (not wal.exists() or wal.stat().st_size == 0)
+
+
+def _out_of_space(path: Path) -> bool:
+    """True when the catalog's file system has (almost) no space left: an I/O error there is a full disk."""
+    try:
+        st = os.statvfs(path.parent)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 64 * 1024
 
 
 def _insert_file(con: sqlite3.Connection, entry: FileEntry, *, commit: int | None, system_time: int | None) -> None:

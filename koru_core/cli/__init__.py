@@ -30,6 +30,7 @@ from koru_core.cli._common import (
 from koru_core.cli.importing import import_
 from koru_core.cli.log import log_
 from koru_core.cli.records import delete, diff, get, init, put, stats
+from koru_core.cli.recover import recover
 from koru_core.cli.search import search
 from koru_core.cli.sql import sql
 from koru_core.cli.upgrade import upgrade
@@ -103,5 +104,5 @@ def demo(commits: int) -> None:
 
 
 for _command in (init, put, get, delete, log_, diff, import_, stats, sql, search, watch, demo, *LIFECYCLE_COMMANDS,
-                 upgrade):
+                 upgrade, recover):
     main.add_command(add_common_options(_command))

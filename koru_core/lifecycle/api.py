@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from koru_core._time import now_ns
-from koru_core.errors import InvalidInputError, NamespaceNotFoundError
+from koru_core.errors import InvalidInputError, NamespaceNotFoundError, ReadOnlyError
 from koru_core.lifecycle import consolidate as _consolidate
 from koru_core.lifecycle import distill as _distill
 from koru_core.lifecycle import snapshot as _snapshot
@@ -23,7 +23,10 @@ from koru_core.model import MaintenanceResult, VerifyReport
 if TYPE_CHECKING:
     from koru_core.store import Store
 
-__all__ = ["check_namespace_exists", "consolidate", "distill", "restore", "snapshot", "tag", "vacuum", "verify"]
+__all__ = [
+    "check_namespace_exists", "consolidate", "distill", "require_writable", "restore", "snapshot", "tag", "vacuum",
+    "verify",
+]
 
 
 def check_namespace_exists(store: Store, namespace: str | None) -> None:
@@ -32,6 +35,13 @@ def check_namespace_exists(store: Store, namespace: str | None) -> None:
     if namespace is not None and namespace not in names:
         msg = f"namespace {namespace!r} does not exist (namespaces: {names})"
         raise NamespaceNotFoundError(msg)
+
+
+def require_writable(store: Store, action: str) -> None:
+    """Raise :class:`ReadOnlyError` before a maintenance action on a read-only store writes anything."""
+    if store._ctx.read_only:
+        msg = f"store {str(store.path)!r} is read-only: {action} would write; nothing was written"
+        raise ReadOnlyError(msg)
 
 
 def _totals(store: Store) -> tuple[int, int, int]:
@@ -52,6 +62,7 @@ def _result(action: str, before: tuple[int, int, int], after: tuple[int, int, in
 def consolidate(store: Store, namespace: str | None) -> MaintenanceResult:
     """See :meth:`koru_core.Store.consolidate`."""
     check_namespace_exists(store, namespace)
+    require_writable(store, "consolidate")
     ctx = store._ctx
     names = [namespace] if namespace is not None else ctx.catalog.namespaces()
     before = _totals(store)
@@ -70,17 +81,25 @@ def vacuum(store: Store, retain: timedelta) -> MaintenanceResult:
     if not isinstance(retain, timedelta) or retain < timedelta(0):
         msg = f"retain must be a non-negative datetime.timedelta, got {retain!r}"
         raise InvalidInputError(msg)
+    require_writable(store, "vacuum")
     return _vacuum.vacuum(store._ctx, retain=retain)
 
 
 def verify(store: Store, expected_head: str | None = None) -> VerifyReport:
     """See :meth:`koru_core.Store.verify`."""
+    if expected_head is not None:
+        text = expected_head.strip().lower() if isinstance(expected_head, str) else ""
+        if len(text) != 64 or any(c not in "0123456789abcdef" for c in text):
+            msg = f"expected_head must be a commit hash (64 hex characters, Commit.hash), got {expected_head!r}"
+            raise InvalidInputError(msg)
+        expected_head = text
     return _verify.verify(store._ctx, expected_head=expected_head)
 
 
 def distill(store: Store, policies: _distill.Policies, namespace: str | None) -> MaintenanceResult:
     """See :meth:`koru_core.Store.distill`."""
     check_namespace_exists(store, namespace)
+    require_writable(store, "distill")
     before = _totals(store)
     acted = _distill.distill(store._ctx, policies=policies, namespace=namespace)
     return _result("distill", before, _totals(store), acted)
@@ -96,6 +115,7 @@ def tag(store: Store, name: str, commit: int | None) -> int:
     if not isinstance(commit, int) or isinstance(commit, bool) or not 1 <= commit <= head:
         msg = f"tag {name!r}: commit must be a commit number in 1..{head}, got {commit!r}"
         raise InvalidInputError(msg)
+    require_writable(store, "tag")
     store._ctx.catalog.set_tag(name, commit)
     return commit
 

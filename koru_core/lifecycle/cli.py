@@ -161,11 +161,19 @@ def vacuum(retain: timedelta) -> None:
 
 
 @click.command()
-def verify() -> None:
+@click.option("--head", "expected_head", metavar="HASH",
+              help="A commit hash kept elsewhere (Commit.hash, 64 hex; Dagster records one per "
+                   "materialization): the chain must hold it, so a rewrite of the whole store is caught too.")
+def verify(expected_head: str | None) -> None:
     """Recompute content ids, checksums and the commit hash chain; exit 1 on any problem."""
     store = _store()
+    if expected_head is not None:
+        expected_head = expected_head.strip().lower()
+        if len(expected_head) != 64 or any(c not in "0123456789abcdef" for c in expected_head):
+            raise click.BadParameter(f"{expected_head!r} is not a commit hash (64 hex characters)",
+                                     param_hint="--head")
     with _progress("verify", None):
-        report = store.verify()
+        report = store.verify(expected_head=expected_head)
     if _cli().settings().as_json:
         _cli()._emit_json(asdict(report))
     else:

@@ -39,6 +39,7 @@ import uuid
 from pathlib import Path
 
 from koru_core._time import now_ns
+from koru_core.errors import CorruptionError
 
 __all__ = ["LEASE_DIR", "Lease", "Leases", "oldest_lease"]
 
@@ -64,11 +65,11 @@ class Leases:
         self._disabled = read_only
 
     def _open(self) -> int | None:
-        from koru_core.storage.local import check_no_symlink
-
         try:
-            check_no_symlink(self._dir.parent, LEASE_DIR)
-            if self._dir.exists() and not self._dir.is_dir():
+            if self._dir.is_symlink() or (self._dir.exists() and not self._dir.is_dir()):
+                # a symlink planted as readers/ (never followed) or a file in its place: read
+                # without a lease file; vacuum refuses to run until it is fixed (koru recover)
+                self._disabled = True
                 return None
             self._dir.mkdir(exist_ok=True)
             name = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
@@ -135,13 +136,23 @@ def oldest_lease(root: Path) -> int | None:
     """Return the start time (ns) of the oldest live lease of any process, or None.
 
     Lease files of dead processes are removed on the way.
+
+    Raises:
+        CorruptionError: ``readers/`` is a symlink or not a folder (the leases cannot be seen).
     """
     folder = root / LEASE_DIR
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        what = "a symlink" if folder.is_symlink() else "not a folder"
+        msg = (f"{folder}: is {what}, so the reader leases cannot be seen; vacuum refuses to delete "
+               "anything (run `koru recover --apply` to move it aside)")
+        raise CorruptionError(msg)
     oldest: int | None = None
     for path in sorted(folder.glob("*.lease")) if folder.exists() else []:
-        try:
-            fd = os.open(path, os.O_RDONLY)
+        try:  # never follow a planted link, never block on a planted FIFO
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
         except FileNotFoundError:
+            continue
+        except OSError:  # a symlink or something else koru did not make: not a lease
             continue
         try:
             try:

@@ -25,8 +25,11 @@ did at its head.
 from __future__ import annotations
 
 import base64
+import errno
 import json
+import os
 import shutil
+import stat
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,9 +38,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from blake3 import blake3
 
-from koru_core.catalog.entries import CommitRecord
-from koru_core.errors import CorruptionError, InvalidInputError
-from koru_core.input import check_namespace
+from koru_core.catalog.entries import CommitRecord, FileEntry, NamespaceInfo
+from koru_core.errors import CorruptionError, InvalidInputError, KoruError
+from koru_core.input import check_namespace, check_new_namespaces
 from koru_core.layout import COLD_SCHEMA, SKIP_SCHEMA
 from koru_core.read import execute
 from koru_core.read.plan import plan_versions
@@ -78,11 +81,31 @@ def _write(bundle: Path, rel: str, table: pa.Table, files: dict[str, Any]) -> No
 def write_bundle(ctx: StoreContext, bundle: Path) -> Path:
     """Write a bundle of the store at its last commit into ``bundle`` (missing or empty).
 
+    A bundle that cannot be written whole is removed (a folder that existed is emptied).
+
     Raises:
         InvalidInputError: ``bundle`` exists and is not an empty folder.
+        StoreFullError: no space left for the bundle.
     """
     _empty_target(bundle, "snapshot path")
+    existed = bundle.exists()
     bundle.mkdir(parents=True, exist_ok=True)
+    try:
+        return _write_bundle(ctx, bundle)
+    except BaseException as e:
+        if existed:
+            for child in bundle.iterdir():
+                shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
+        else:
+            shutil.rmtree(bundle, ignore_errors=True)
+        if isinstance(e, OSError) and e.errno in (errno.ENOSPC, errno.EDQUOT):
+            from koru_core.storage.local import full_disk
+
+            raise full_disk(e, f"snapshot {str(bundle)!r}") from e
+        raise
+
+
+def _write_bundle(ctx: StoreContext, bundle: Path) -> Path:
     files: dict[str, Any] = {}
     with ctx.catalog.snapshot():
         head = ctx.catalog.head()[0]
@@ -151,27 +174,78 @@ def read_manifest(bundle: Path) -> dict[str, Any]:
     if blake3(data).hexdigest() != recorded:
         msg = f"{bundle / 'manifest.json'}: blake3 differs from manifest.blake3 (edited or corrupted)"
         raise CorruptionError(msg)
-    manifest = json.loads(data)
-    if manifest.get("format") != FORMAT:
-        msg = f"{bundle}: unknown snapshot format {manifest.get('format')!r} (expected {FORMAT!r})"
+    try:
+        manifest = json.loads(data)
+    except ValueError as e:
+        msg = f"{bundle / 'manifest.json'}: not JSON ({e})"
+        raise CorruptionError(msg) from e
+    if not isinstance(manifest, dict) or manifest.get("format") != FORMAT:
+        got = manifest.get("format") if isinstance(manifest, dict) else manifest
+        msg = f"{bundle}: unknown snapshot format {got!r} (expected {FORMAT!r})"
         raise CorruptionError(msg)
-    names = manifest.get("namespaces", {})
+    _check_shape(bundle, manifest)
+    names = manifest["namespaces"]
     for name in names:
         check_namespace(name)
+    check_new_namespaces(names, [])
     allowed = {"commits.parquet"} | {f"namespaces/{n}/{k}.parquet" for n in names for k in _KINDS}
+    if "commits.parquet" not in manifest["files"]:
+        msg = f"{bundle}: the manifest lists no commits.parquet"
+        raise CorruptionError(msg)
     for rel, info in manifest["files"].items():
         if rel not in allowed:
             msg = f"{bundle}: the manifest lists {rel!r}, which is not a file a bundle holds"
             raise CorruptionError(msg)
-        try:
-            content = (bundle / rel).read_bytes()
-        except FileNotFoundError as e:
-            msg = f"{bundle / rel}: listed in the manifest but missing"
-            raise CorruptionError(msg) from e
-        if len(content) != info["bytes"] or blake3(content).hexdigest() != info["blake3"]:
+        content = _read_bundle_file(bundle, rel)
+        if not isinstance(info, dict) or len(content) != info.get("bytes") or blake3(content).hexdigest() != info.get("blake3"):
             msg = f"{bundle / rel}: size or blake3 differs from the manifest (edited or corrupted)"
             raise CorruptionError(msg)
     return manifest  # type: ignore[no-any-return]
+
+
+def _read_bundle_file(bundle: Path, rel: str) -> bytes:
+    """The bytes of a bundle file: a regular file, no symlink on its way inside the bundle."""
+    path = bundle
+    for part in rel.split("/"):
+        path = path / part
+        if path.is_symlink():
+            msg = f"{path}: is a symlink; a bundle holds plain files only"
+            raise CorruptionError(msg)
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK)
+        with os.fdopen(fd, "rb") as f:
+            if not stat.S_ISREG(os.fstat(f.fileno()).st_mode):
+                msg = f"{path}: is not a regular file"
+                raise CorruptionError(msg)
+            return f.read()
+    except FileNotFoundError as e:
+        msg = f"{path}: listed in the manifest but missing"
+        raise CorruptionError(msg) from e
+
+
+def _check_shape(bundle: Path, m: dict[str, Any]) -> None:
+    """Refuse a manifest whose fields are not of the types a bundle writes."""
+    def bad(field: str) -> CorruptionError:
+        return CorruptionError(f"{bundle / 'manifest.json'}: field {field!r} is malformed ({m.get(field)!r:.80})")
+
+    if not isinstance(m.get("head_commit"), int) or isinstance(m.get("head_commit"), bool) or m["head_commit"] < 0:
+        raise bad("head_commit")
+    if m.get("content_format", 2) not in (1, 2):
+        raise bad("content_format")
+    if not isinstance(m.get("files"), dict):
+        raise bad("files")
+    if not isinstance(m.get("namespaces"), dict):
+        raise bad("namespaces")
+    for info in m["namespaces"].values():
+        if not (isinstance(info, dict) and isinstance(info.get("schema"), str)
+                and isinstance(info.get("key_columns", []), list)
+                and all(isinstance(c, str) for c in info.get("key_columns", []))
+                and all(isinstance(info.get(k), int) for k in ("created_commit", "schema_commit"))):
+            raise bad("namespaces")
+    tags = m.get("tags", {})
+    if not isinstance(tags, dict) or not all(isinstance(k, str) and k and isinstance(v, int) and not isinstance(v, bool)
+                                             and 1 <= v <= m["head_commit"] for k, v in tags.items()):
+        raise bad("tags")
 
 
 def restore_bundle(bundle: Path, root: Path) -> None:
@@ -184,8 +258,14 @@ def restore_bundle(bundle: Path, root: Path) -> None:
     """
     _empty_target(root, "store path")
     manifest = read_manifest(bundle)
-    loaded = _load(bundle, manifest)
-    _check(loaded, manifest)
+    try:
+        loaded = _load(bundle, manifest)
+        _check(loaded, manifest)
+    except (KeyError, TypeError, ValueError, pa.ArrowException) as e:  # columns or values of the wrong kind
+        if isinstance(e, KoruError):
+            raise
+        msg = f"{bundle}: a bundle file does not hold what a snapshot writes ({type(e).__name__}: {e})"
+        raise CorruptionError(msg) from e
     root.mkdir(parents=True, exist_ok=True)
     try:
         _restore(root, manifest, loaded)
@@ -194,14 +274,24 @@ def restore_bundle(bundle: Path, root: Path) -> None:
         raise
 
 
+def _table(bundle: Path, manifest: dict[str, Any], rel: str) -> pa.Table:
+    """A bundle file read once more (the bytes checked against the manifest again, so a file
+    swapped after :func:`read_manifest` is not read)."""
+    data = _read_bundle_file(bundle, rel)
+    if blake3(data).hexdigest() != manifest["files"][rel]["blake3"]:
+        msg = f"{bundle / rel}: changed while it was being restored"
+        raise CorruptionError(msg)
+    return pq.read_table(pa.BufferReader(data))
+
+
 def _load(bundle: Path, manifest: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {"commits": pq.read_table(bundle / "commits.parquet").to_pylist(), "namespaces": {}}
+    out: dict[str, Any] = {"commits": _table(bundle, manifest, "commits.parquet").to_pylist(), "namespaces": {}}
     for name in manifest["namespaces"]:
         parts = {}
         for kind in _KINDS:
-            path = bundle / f"namespaces/{name}/{kind}.parquet"
-            if f"namespaces/{name}/{kind}.parquet" in manifest["files"]:
-                parts[kind] = pq.read_table(path)
+            rel = f"namespaces/{name}/{kind}.parquet"
+            if rel in manifest["files"]:
+                parts[kind] = _table(bundle, manifest, rel)
         out["namespaces"][name] = parts
     return out
 
@@ -229,6 +319,26 @@ def _check(loaded: dict[str, Any], manifest: dict[str, Any]) -> None:
             for c in pc.unique(t["_commit"]).to_pylist():
                 rows = t.filter(pc.equal(t["_commit"], c)).sort_by([("_write_id", "ascending")])
                 by_commit.setdefault(c, []).append((name, rows))
+    numbers = [row["commit_number"] for row in loaded["commits"]]
+    head = int(manifest["head_commit"])
+    if numbers != list(range(1, len(numbers) + 1)) or len(numbers) != head:
+        msg = f"snapshot: the commit log holds commits {numbers[:3]}…, not 1..{head} (edited)"
+        raise CorruptionError(msg)
+    stray = sorted(c for c in by_commit if not 1 <= c <= head)
+    for name, parts in loaded["namespaces"].items():
+        skips = parts.get("skips")
+        if skips is not None and skips.num_rows:
+            commits = pc.unique(skips["_commit"]).to_pylist()
+            stray += [c for c in commits if c is None or not 1 <= c <= head]
+        schema = pa.ipc.read_schema(pa.py_buffer(base64.b64decode(manifest["namespaces"][name]["schema"])))
+        for t in parts.values():
+            extra = [n for n in t.column_names if not n.startswith("_") and n not in schema.names]
+            if extra:
+                msg = f"snapshot: namespace {name!r}: columns {extra} are not in its schema (edited)"
+                raise CorruptionError(msg)
+    if stray:
+        msg = f"snapshot: rows of commits {stray[:3]} that the commit log does not hold (edited)"
+        raise CorruptionError(msg)
     prev = None
     for row in loaded["commits"]:
         c = row["commit_number"]

@@ -17,15 +17,21 @@
    1..``format1_commits`` (catalog meta) keep their format-1 hashes: each is checked
    with :func:`koru_core.lifecycle.format1.chain_hash` (write ids, content ids, system
    time), and its versions' actor and run id against the commit row;
-5. with ``expected_head``: the log holds a commit with that hash (an anchor kept
+5. no data file on disk was written at a commit after the catalog's last one
+   (consolidated and deep files carry the commit they were written at in their names):
+   such a file means the catalog was replaced by an older copy;
+6. every vector index (:func:`koru_core.vector.integrity.check_indexes`): its files'
+   checksums and structure, and its vectors and write ids against the data;
+7. with ``expected_head``: the log holds a commit with that hash (an anchor kept
    elsewhere, e.g. Dagster's event log), so a rewrite of files, checksums *and* the
-   whole chain is caught too.
+   whole chain, or a catalog rolled back to an older copy, is caught too.
 
 Each problem is one line naming the file, commit, namespace or write id.
 """
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -82,6 +88,10 @@ def verify(ctx: StoreContext, *, expected_head: str | None = None) -> VerifyRepo
         parts.append(_chained(table, blob.namespace))
     versions = pa.concat_tables(parts) if parts else _chained(None, "")
     _check_chain(commits, versions, problems, format1_commits=ctx.catalog.format1_commits)
+    _check_newer_files(ctx, commits[-1].commit if commits else 0, problems)
+    from koru_core.vector.integrity import check_indexes
+
+    problems += check_indexes(ctx)
     if expected_head is not None and expected_head not in {c.hash.hex() for c in commits}:
         problems.append(
             f"expected head {expected_head!r}: no commit has that hash (the store was rewritten, or the "
@@ -91,6 +101,25 @@ def verify(ctx: StoreContext, *, expected_head: str | None = None) -> VerifyRepo
         is_ok=not problems, problems=tuple(problems), commits_checked=len(commits),
         files_checked=len(files), versions_checked=versions.num_rows,
     )
+
+
+_WRITTEN_AT = re.compile(r"^(?:cold|deep)/namespace=[^/]+/[a-z]+-(\d{9})-[0-9a-f]+\.parquet$")
+
+
+def _check_newer_files(ctx: StoreContext, head: int, problems: list[str]) -> None:
+    """Data files written at a commit after ``head``: the catalog is an older copy."""
+    newer = []
+    for folder in ("cold", "deep"):
+        for rel, _, _ in ctx.storage.walk(folder):
+            m = _WRITTEN_AT.match(rel)
+            if m and int(m.group(1)) > head:
+                newer.append((int(m.group(1)), rel))
+    if newer:
+        newer.sort()
+        problems.append(
+            f"{len(newer)} data file(s) on disk were written at commits up to {newer[-1][0]}, newer than the "
+            f"catalog's last commit {head} (e.g. {newer[-1][1]}): the catalog was replaced by an older copy"
+        )
 
 
 def _check_file(ctx: StoreContext, entry: FileEntry, problems: list[str]) -> pa.Table | None:
@@ -126,10 +155,11 @@ def _check_content_ids(ctx: StoreContext, table: pa.Table, where: str, problems:
     bad_tomb = pc.and_(deleted, pc.is_valid(stored))
     if pc.any(bad_tomb).as_py():
         problems.append(f"{where}: tombstones with a content id: write ids {_ids(table, bad_tomb)}")
-    values = table.select([n for n in table.column_names if not n.startswith("_")])
     idx = pc.indices_nonzero(pc.invert(deleted))
+    # take, then select: a table of no value columns (``put(ns, key, {})``) keeps its row count
+    values = table.take(idx).select([n for n in table.column_names if not n.startswith("_")])
     try:
-        recomputed = content_ids(values.take(idx), format=ctx.content_format)
+        recomputed = content_ids(values, format=ctx.content_format)
     except KoruError as e:
         problems.append(f"{where}: content ids cannot be computed: {e}")
         return

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pyarrow.fs as pafs
 
-from koru_core.errors import CorruptionError, InvalidInputError, StoreFullError
+from koru_core.errors import CorruptionError, InvalidInputError, ReadOnlyError, StoreFullError
 
 __all__ = ["FileStat", "LocalStorage", "check_no_symlink", "full_disk"]
 
@@ -89,6 +89,7 @@ class LocalStorage:
 
         Raises:
             StoreFullError: the disk is full (nothing is left behind).
+            ReadOnlyError: the folder cannot be written (a read-only mount, no permission).
             OSError: any other failure (nothing is left behind).
         """
         path = self.path(rel)
@@ -112,6 +113,9 @@ class LocalStorage:
                 pass
             if e.errno in (errno.ENOSPC, errno.EDQUOT):
                 raise full_disk(e, str(path)) from e
+            if e.errno in (errno.EROFS, errno.EACCES, errno.EPERM):
+                msg = f"{path}: cannot be written ({e.strerror}): the store is read-only; nothing was written"
+                raise ReadOnlyError(msg) from e
             raise
 
     def _mkdirs(self, folder: Path) -> None:
@@ -147,20 +151,35 @@ class LocalStorage:
             return f.read()
 
     def stat(self, rel: str) -> FileStat | None:
-        """Return :data:`FileStat` of ``rel``, or None if it is missing."""
+        """Return :data:`FileStat` of ``rel``, or None if it is missing.
+
+        Raises:
+            CorruptionError: ``rel`` or a folder on its way is a symlink, or it is not a regular file.
+        """
+        path = check_no_symlink(self.root, rel)
         try:
-            st = os.lstat(self.root / rel)
+            st = os.lstat(path)
         except FileNotFoundError:
             return None
-        if stat.S_ISLNK(st.st_mode):
-            msg = f"{self.root / rel}: is a symlink; koru refuses symlinks inside a store"
+        if not stat.S_ISREG(st.st_mode):
+            msg = f"{path}: is not a regular file; koru refuses it"
             raise CorruptionError(msg)
         return (st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)
 
     def delete(self, rel: str) -> None:
-        """Delete ``rel`` if present (a symlink is removed, never followed)."""
+        """Delete ``rel`` if present. A symlink in its place is removed, never followed;
+        a symlinked folder on its way is refused (nothing outside the store is deleted).
+
+        Raises:
+            CorruptionError: a folder on the way is a symlink.
+        """
+        parent, _, name = rel.rpartition("/")
+        folder = check_no_symlink(self.root, parent) if parent else self.root
+        if parent and folder.is_symlink():
+            msg = f"{folder}: is a symlink; koru refuses symlinks inside a store"
+            raise CorruptionError(msg)
         try:
-            os.unlink(self.root / rel)
+            os.unlink(folder / name)
         except FileNotFoundError:
             pass
 

@@ -8,7 +8,10 @@ Reading: a :class:`FileCache` (one per open store, bounded by bytes) checks a fi
 size and blake3 against the catalog the first time the store reads it, and
 remembers the file's (size, mtime, ctime, inode). Every read plan re-checks those
 with one ``stat`` per file; a file that changed in any way is hashed again before it
-is read. Decoded row groups are kept (least recently used first out), so repeated
+is read. File times tick coarsely (a kernel clock tick, a few ms; seconds on some
+file systems), so a file changed within :data:`RACY_NS` of the moment it was hashed
+could keep the same times: such a file stays *racy* and is hashed again by every plan
+until its times are older than that (the "racily clean" rule of git's index). Decoded row groups are kept (least recently used first out), so repeated
 reads of the same files decode nothing: the hot tier of DESIGN.md. Parquet page
 checksums are verified on every decode.
 
@@ -22,6 +25,7 @@ a new process (which hashes every file it reads once).
 from __future__ import annotations
 
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
@@ -37,12 +41,16 @@ from koru_core.errors import CorruptionError
 if TYPE_CHECKING:
     from koru_core.storage.local import FileStat, LocalStorage
 
-__all__ = ["FileCache", "write_parquet"]
+__all__ = ["RACY_NS", "FileCache", "write_parquet"]
 
 Compression = Literal["zstd", "lz4", "none"]
 
 _RANDOM_IDS = frozenset({"_write_id", "_prev_write_id", "_content_id", "_last_write_id"})
 """Columns of unique ids: a dictionary would only be built to be dropped."""
+
+RACY_NS = 2_000_000_000
+"""A file whose mtime or ctime is less than this (2 s, in ns) before the moment it was
+hashed is hashed again at the next plan: its times cannot yet tell a later change."""
 
 
 def write_parquet(
@@ -81,7 +89,7 @@ class FileCache:
         self.storage = storage
         self.limit = limit
         self._lock = threading.RLock()
-        self._verified: dict[str, tuple[bytes, FileStat]] = {}
+        self._verified: dict[str, tuple[bytes, FileStat, bool]] = {}  # checksum, stat, times trusted (not racy)
         self._meta: dict[str, pq.FileMetaData] = {}
         self._columns: dict[str, frozenset[str]] = {}
         self._groups: OrderedDict[tuple[str, int], dict[str, pa.Array]] = OrderedDict()
@@ -112,11 +120,12 @@ class FileCache:
                 msg = f"{self.storage.uri(e.path)}: data file of namespace {e.namespace!r} is missing"
                 raise CorruptionError(msg)
             known = self._verified.get(e.path)
-            if known is not None and known == (e.checksum, st):
+            if known is not None and known == (e.checksum, st, True):
                 continue
             self._verify(e, st)
 
     def _verify(self, e: FileEntry, st: FileStat) -> None:
+        started = time.time_ns()
         if st[0] != e.bytes:
             msg = f"{self.storage.uri(e.path)}: data file is {st[0]} bytes, the catalog recorded {e.bytes}"
             raise CorruptionError(msg)
@@ -125,11 +134,14 @@ class FileCache:
             msg = f"{self.storage.uri(e.path)}: data file does not match its blake3 checksum in the catalog"
             raise CorruptionError(msg)
         with self._lock:
-            self._verified[e.path] = (e.checksum, st)
-            self._meta.pop(e.path, None)
-            self._columns.pop(e.path, None)
-            for k in [k for k in self._groups if k[0] == e.path]:
-                self._drop(k)
+            known = self._verified.get(e.path)
+            # racy: a change in the same clock tick as this hash would not show in its times
+            self._verified[e.path] = (e.checksum, st, started - max(st[1], st[2]) >= RACY_NS)
+            if known is None or known[:2] != (e.checksum, st):  # other bytes than those decoded before
+                self._meta.pop(e.path, None)
+                self._columns.pop(e.path, None)
+                for k in [k for k in self._groups if k[0] == e.path]:
+                    self._drop(k)
 
     def metadata(self, e: FileEntry) -> pq.FileMetaData:
         """The file's Parquet footer (parsed once)."""
@@ -152,8 +164,8 @@ class FileCache:
         if st is None:
             return
         md = self.metadata(e)
-        with self._lock:
-            self._verified[e.path] = (e.checksum, st)
+        with self._lock:  # racy until its times are RACY_NS old: hashed again by the next plan till then
+            self._verified[e.path] = (e.checksum, st, time.time_ns() - max(st[1], st[2]) >= RACY_NS)
             if self.limit <= 0 or table.nbytes > self.limit // 4 or not md.num_row_groups:
                 return
             slot = self._groups.setdefault((e.path, -1 if md.num_row_groups > 1 else 0), {})

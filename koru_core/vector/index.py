@@ -21,8 +21,10 @@ On disk, under ``<store>/vector/namespace=<ns>/``::
     <column>.<metric>.<commit>-<hex>.labels.parquet   per label: _write_id and the stored vector
 
 Each file is written to a temporary name and renamed; the meta file is renamed
-last and names the two others, so a reader never pairs an index with the
-labels of another. An index older than the namespace's latest commit gets the
+last and names the two others, with the size and blake3 of each, so a reader never
+pairs an index with the labels of another, and never hands hnswlib a damaged or
+edited file (:mod:`koru_core.vector.integrity` checks both before loading; a file
+that fails is rebuilt from the data, and ``verify()`` checks each index against it). An index older than the namespace's latest commit gets the
 versions of the newer commits added (the commit numbers are the store's, so
 ``_commit > meta.commit`` finds them); a missing or unreadable index is
 rebuilt from all versions.
@@ -31,6 +33,7 @@ rebuilt from all versions.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import secrets
 import threading
@@ -47,6 +50,7 @@ import pyarrow.parquet as pq
 
 from koru_core._hex import to_hex
 from koru_core.errors import InvalidInputError
+from koru_core.vector.integrity import check_files, file_record
 
 if TYPE_CHECKING:
     from koru_core.read.plan import ReadPlan
@@ -54,9 +58,11 @@ if TYPE_CHECKING:
 
 __all__ = ["IndexInfo", "LoadedIndex", "build_index", "matrix", "open_index", "require", "vector_column"]
 
+log = logging.getLogger("koru")
+
 DEFAULT_M = 32
 DEFAULT_EF_CONSTRUCTION = 200
-_FORMAT = 2
+_FORMAT = 3  # 3: the meta records each file's size and blake3
 _LOCK = threading.RLock()
 """Serialises refreshes and queries in this process (hnswlib items must not be
 added while a query runs)."""
@@ -175,7 +181,11 @@ class LoadedIndex:
 
 
 def _folder(store: Store, namespace: str) -> Path:
-    return store.path / "vector" / f"namespace={quote(namespace, safe='')}"
+    """The index folder of a namespace (symlinks on the way refused: an index is never
+    written, read or deleted outside the store)."""
+    from koru_core.storage.local import check_no_symlink
+
+    return check_no_symlink(store.path, f"vector/namespace={quote(namespace, safe='')}")
 
 
 def _stem(column: str, metric: str) -> str:
@@ -230,7 +240,8 @@ def _write(store: Store, loaded: LoadedIndex) -> None:
     tmp_labels = folder / f".{names['labels']}.tmp"
     pq.write_table(pa.table({"_write_id": loaded.write_ids, "vector": loaded.values}), tmp_labels)
     os.replace(tmp_labels, folder / names["labels"])
-    meta = {"format": _FORMAT, **{k: getattr(info, k) for k in IndexInfo.__slots__}, **names}
+    files = {key: file_record(folder / name) for key, name in names.items()}
+    meta = {"format": _FORMAT, **{k: getattr(info, k) for k in IndexInfo.__slots__}, **names, "files": files}
     old = _read_meta(folder / f"{stem}.json")
     tmp_meta = folder / f".{stem}.json.{tag}.tmp"
     tmp_meta.write_text(json.dumps(meta))
@@ -253,6 +264,10 @@ def _load(store: Store, namespace: str, column: str, metric: str) -> LoadedIndex
     folder = _folder(store, namespace)
     meta = _read_meta(folder / f"{_stem(column, metric)}.json")
     if meta is None:
+        return None
+    problem = check_files(folder, meta)
+    if problem is not None:  # never hand hnswlib a damaged or edited file: rebuild from the data
+        log.warning("koru: vector index of namespace %r, column %r is rebuilt: %s", namespace, column, problem)
         return None
     try:
         info = IndexInfo(**{k: meta[k] for k in IndexInfo.__slots__})

@@ -23,6 +23,7 @@ from koru_core.catalog.entries import CommitRecord
 from koru_core.errors import ConflictError, HeadMovedError
 from koru_core.hot.index import INDEX_COLUMNS
 from koru_core.hot.tier import TOMBSTONE
+from koru_core.input import check_new_namespaces
 from koru_core.model import CommitResult
 from koru_core.read.rules import row_value
 from koru_core.write import hotsync
@@ -118,6 +119,8 @@ class Writer:
         next_id = first
         with ctx.catalog.snapshot():
             infos = {ns: ctx.catalog.namespace(ns) for ns in group(operations)}
+            if None in infos.values():  # issue 12 item 14: no two namespaces one SQL name
+                check_new_namespaces([ns for ns, i in infos.items() if i is None], ctx.catalog.namespaces())
         for namespace, ops in group(operations).items():
             p = prepare(ctx, namespace, ops, info=infos[namespace], head=head, system_time=system_time,
                         first_write_id=next_id, actor=actor, run_id=run_id)

@@ -116,26 +116,27 @@ def test_flipped_bytes_in_data_pages_are_caught(pristine, tmp_path: Path) -> Non
     path = damaged_copy(pristine, tmp_path)
     f = warm_file(path)
     meta = pq.ParquetFile(f).metadata
-    column = meta.row_group(0).column(list(meta.schema.names).index("s"))
-    flip(f, column.data_page_offset + column.total_compressed_size // 2)
+    rg = meta.row_group(0)
+    [column] = [rg.column(i) for i in range(rg.num_columns) if rg.column(i).path_in_schema == "s"]
+    start = min(o for o in (column.dictionary_page_offset, column.data_page_offset) if o is not None)
+    flip(f, start + column.total_compressed_size // 2)
     assert check_reads(path, pristine[1], name=f.name) == "corrupt"
 
 
 def test_corrupted_statistics_in_footer(pristine, tmp_path: Path) -> None:
-    """The footer's min/max of ``_commit`` say 127 instead of 3: a reader that trusts
-    them prunes the row group and answers "no such key"."""
+    """The footer's max of ``_key`` says ``k00009`` instead of ``k02999``: a reader that
+    trusts the statistics prunes the row group for ``k01234`` and answers "no such key"."""
     path = damaged_copy(pristine, tmp_path)
     f = warm_file(path)
     data = bytearray(f.read_bytes())
     footer_len = int.from_bytes(data[-8:-4], "little")
     start = len(data) - 8 - footer_len
-    needle = b"\x08" + (3).to_bytes(8, "little")  # thrift binary(8): int64 3, little endian
-    hits = [i for i in range(start, len(data) - 8) if data[i : i + 9] == needle]
-    assert hits, "no _commit statistics found in the footer"
+    hits = [i for i in range(start, len(data) - 8) if data[i : i + 6] == b"k02999"]
+    assert hits, "no _key statistics found in the footer"
     for i in hits:
-        data[i + 1] = 127
+        data[i : i + 6] = b"k00009"
     f.write_bytes(bytes(data))
-    check_reads(path, pristine[1], name=f.name)
+    assert check_reads(path, pristine[1], name=f.name) == "corrupt"
 
 
 @pytest.mark.parametrize("keep", [0, 4, 1000, -9, -1])
@@ -228,16 +229,30 @@ def test_catalog_replaced_by_a_text_file(pristine, tmp_path: Path) -> None:
 
 
 def test_catalog_replaced_by_an_older_copy(tmp_path: Path) -> None:
-    """A restored backup that lacks the last commits must not pass for the store."""
+    """A restored backup that lacks the last commits must not pass for the store.
+
+    The catalog is the truth (format 2 keeps no ``head`` file), and an older catalog is a
+    consistent store at an older commit: only an anchor kept elsewhere tells them apart.
+    ``verify(expected_head=)`` (and ``koru verify --head``) with the last commit's hash
+    fails on the old copy; so does ``verify()`` alone once a consolidated file newer than
+    the catalog's head is on disk (issue 12 item 16)."""
     path = tmp_path / "s"
     with koru.open(path) as s:
         s.put("a", "k", {"v": 1})
     shutil.copy(path / "catalog.sqlite", tmp_path / "old.sqlite")
     with koru.open(path) as s:
         s.put("a", "k", {"v": 2})
+        s.consolidate()
+        anchor = s.commits()[-1].hash
+        assert s.verify(expected_head=anchor).is_ok
     shutil.copy(tmp_path / "old.sqlite", path / "catalog.sqlite")
-    with pytest.raises(koru.CorruptionError, match="catalog.sqlite"):
-        koru.open(path)
+    with koru.open(path) as s:
+        assert s.get("a", "k") == {"v": 1}, "the old copy is a consistent, older store"
+        report = s.verify(expected_head=anchor)
+        assert not report.is_ok
+        assert any(anchor in p for p in report.problems), report.problems
+        plain = s.verify()
+        assert not plain.is_ok and any("newer than the catalog" in p for p in plain.problems), plain.problems
 
 
 @pytest.mark.parametrize("seed", range(4))

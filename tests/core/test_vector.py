@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -15,9 +16,11 @@ np = pytest.importorskip("numpy")
 
 import pyarrow as pa  # noqa: E402
 import pyarrow.compute as pc  # noqa: E402
+import pyarrow.parquet  # noqa: E402, F401
 
 import koru_core  # noqa: E402
 from koru_core import InvalidInputError  # noqa: E402
+from koru_core.vector import integrity as vector_integrity  # noqa: E402
 from koru_core.vector import nearest as vector_search  # noqa: E402
 
 
@@ -255,7 +258,8 @@ def test_index_takes_new_commits_without_rebuilding(tmp_path: Path) -> None:
     store.put("vectors", "extra", {"embedding": pa.scalar([9.0] * 8, pa.list_(pa.float32(), 8))})
     got = store.search("vectors", np.full(8, 9.0, np.float32), metric="l2", k=1)
     assert got["_key"].to_pylist() == ["extra"]
-    [loaded] = [v for v in store._ctx.vector["indexes"].values() if v.info.namespace == "vectors" and v.info.metric == "l2"]
+    cache = store._ctx.vector["indexes"]
+    [loaded] = [v for v in cache.values() if v.info.namespace == "vectors" and v.info.metric == "l2"]
     assert loaded.info.count == 10_001 and loaded.info.commit == store.commits()[-1].commit
     assert koru_core.vector.build_index(store, "vectors", m=8, ef_construction=40).m == 8
     store.close()
@@ -392,4 +396,116 @@ def test_a_narrow_where_is_exact_over_the_candidates(tmp_path: Path, monkeypatch
         assert got["_distance"].to_pylist() == want["_distance"].to_pylist()
         assert got.column_names == want.column_names
     assert len(index_files(store)) == 1  # the index path was taken
+    store.close()
+
+
+# -- issue 12 item 4: index files are checked before loading, verified, rebuilt when bad -----------------
+
+
+def _small_index_store(path: Path) -> tuple[koru_core.Store, np.ndarray, list[str]]:
+    store, data, keys = random_store(path, 600, 8, seed=11)
+    vector_index.build_index(store, "vectors", m=8, ef_construction=40)
+    return store, data, keys
+
+
+def _meta_path(store: koru_core.Store) -> Path:
+    [meta] = sorted((store.path / "vector").rglob("*.json"))
+    return meta
+
+
+FLIP_TRIALS = """
+import json, random, sys
+from pathlib import Path
+import numpy as np
+import koru_core
+from koru_core.vector import nearest
+nearest.EXACT_BELOW = 100  # the index path for 600 vectors
+path, trials = Path(sys.argv[1]), int(sys.argv[2])
+q = np.linspace(0.1, 0.9, 8).astype(np.float32)
+with koru_core.open(path) as store:
+    nearest.EXACT_BELOW = 10**12
+    want = store.search("vectors", q, k=5)["_key"].to_pylist()
+    nearest.EXACT_BELOW = 100
+folder = next((path / "vector").iterdir())
+rng = random.Random(7)
+for trial in range(trials):
+    meta = json.loads(next(folder.glob("*.json")).read_text())
+    target = folder / meta[rng.choice(["index", "index", "labels"])]
+    data = bytearray(target.read_bytes())
+    at = rng.randrange(len(data))
+    data[at] ^= rng.randrange(1, 256)
+    target.write_bytes(bytes(data))
+    with koru_core.open(path) as store:  # a new store object: nothing of the index in memory
+        got = store.search("vectors", q, k=5)["_key"].to_pylist()
+    print(trial, target.suffix, at, got == want, flush=True)
+"""
+
+
+def test_flipped_bytes_in_index_files_never_crash_and_are_rebuilt(tmp_path: Path) -> None:
+    """Issue 12 item 4: random byte flips in a ``.hnsw`` file crashed the process (SIGSEGV)
+    or gave wrong neighbours; now a file that fails its recorded blake3 is never loaded,
+    and the index is rebuilt from the Parquet files (20 flips, in a subprocess so a crash
+    would show as its exit code)."""
+    store, _, _ = _small_index_store(tmp_path / "s")
+    store.close()
+    proc = subprocess.run([sys.executable, "-c", FLIP_TRIALS, str(tmp_path / "s"), "20"], capture_output=True,
+                          text=True, timeout=300)
+    assert proc.returncode == 0, f"the searching process died ({proc.returncode}): {proc.stderr[-2000:]}"
+    lines = proc.stdout.split("\n")[:-1]
+    assert len(lines) == 20, proc.stdout
+    assert all(line.endswith("True") for line in lines), proc.stdout
+
+
+def test_an_index_whose_meta_disagrees_with_its_file_is_rebuilt(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 12 item 4: a consistent edit of the meta (``dim``, ``count``) is caught by the
+    ``.hnsw`` header before hnswlib loads the file; the index is rebuilt and answers right."""
+    monkeypatch.setattr(vector_search, "EXACT_BELOW", 100)
+    store, data, keys = _small_index_store(tmp_path / "s")
+    q = data[3]
+    meta_path = _meta_path(store)
+    for field, value in (("dim", 4), ("count", 599)):
+        meta = json.loads(meta_path.read_text())
+        meta[field] = value
+        meta_path.write_text(json.dumps(meta))
+        store._ctx.vector.clear()
+        assert store.search("vectors", q, k=3)["_key"].to_pylist() == reference(data, keys, q, "cosine", 3)
+        rebuilt = json.loads(meta_path.read_text())
+        assert rebuilt["dim"] == 8 and rebuilt["count"] == 600, "the index was rebuilt from the data"
+        assert store.verify().is_ok
+    store.close()
+
+
+def test_verify_catches_an_index_edited_with_recomputed_checksums(tmp_path: Path) -> None:
+    """Issue 12 item 4: ``verify()`` said ok while an index gave wrong neighbours. An edit
+    of the labels file (two write ids swapped) with its blake3 recomputed in the meta
+    passes the load-time check; ``verify()`` compares the index with the data and names it."""
+    store, _, _ = _small_index_store(tmp_path / "s")
+    assert store.verify().is_ok
+    meta_path = _meta_path(store)
+    meta = json.loads(meta_path.read_text())
+    labels_path = meta_path.parent / meta["labels"]
+    labels = pa.parquet.read_table(labels_path)
+    ids = labels["_write_id"].to_pylist()
+    ids[0], ids[1] = ids[1], ids[0]
+    pa.parquet.write_table(labels.set_column(0, "_write_id", pa.array(ids)), labels_path)
+    meta["files"]["labels"] = vector_integrity.file_record(labels_path)
+    meta_path.write_text(json.dumps(meta))
+    report = store.verify()
+    assert not report.is_ok
+    assert any(str(meta_path) in p and "differ" in p for p in report.problems), report.problems
+    vector_index.build_index(store, "vectors", m=8, ef_construction=40)  # the fix: rebuild from the data
+    assert store.verify().is_ok
+    store.close()
+
+
+def test_verify_reports_a_damaged_index_file(tmp_path: Path) -> None:
+    """Issue 12 item 4: ``verify()`` covers index files (size and blake3 against the meta)."""
+    store, _, _ = _small_index_store(tmp_path / "s")
+    meta_path = _meta_path(store)
+    index_file = meta_path.parent / json.loads(meta_path.read_text())["index"]
+    data = bytearray(index_file.read_bytes())
+    data[len(data) // 2] ^= 0x10
+    index_file.write_bytes(bytes(data))
+    report = store.verify()
+    assert not report.is_ok and any("blake3" in p and "vector index" in p for p in report.problems), report.problems
     store.close()
