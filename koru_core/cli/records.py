@@ -72,7 +72,7 @@ def _refuse_bare_value(store: Store, namespace: str, value: Any) -> None:
     """A value that is not a JSON object goes in field ``value``: refuse it where the records are fields."""
     if isinstance(value, dict) or namespace not in store.namespaces():
         return
-    fields = [f.name for f in store.scan_plan(namespace).schema if not f.name.startswith("_")]
+    fields = [f.name for f in store.schema(namespace) if not f.name.startswith("_")]
     if fields and fields != ["value"]:
         msg = (
             f"namespace {namespace!r} holds records with fields {fields}; give a JSON object of "

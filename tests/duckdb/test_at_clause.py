@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import assert_same_table, at
+from duckdb_checks import assert_same_table, at
 
 import koru_core as koru
 import koru_duckdb
