@@ -188,9 +188,10 @@ class KoruConnection:
             self._install.refresh_views()
             if not isinstance(query, str):
                 return query, parameters
-            register_frame_variables(self._con, query, sys._getframe(depth), self._store.namespaces())
             query, parameters = self._search.replace(query, parameters)
-            return self._rewrite(query), parameters
+            query = self._rewrite(query)  # after it, DuckDB (and sqlglot) can parse every clause
+            register_frame_variables(self._con, query, sys._getframe(depth), self._store.namespaces())
+            return query, parameters
 
     def sql(self, query: Any, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyRelation:
         """Run or prepare ``query`` as ``DuckDBPyConnection.sql`` does (``alias=``, ``params=``)."""
