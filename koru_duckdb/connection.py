@@ -47,7 +47,10 @@ def connect(
       (when the facts were true in the world);
     - ``FROM users AT (VERSION => n)`` and ``AT VERSION n`` the state as of commit ``n``;
       ``FOR SYSTEM_TIME AS OF <expr>`` the state as the store knew it at system time
-      ``<expr>`` (the last commit at or before it). Both kinds may follow one namespace;
+      ``<expr>`` (the last commit at or before it; before the first commit, the empty
+      state). A valid time and a VERSION or SYSTEM_TIME clause may follow one namespace,
+      after its alias if it has one there (or with ``AS alias`` after them)
+      (:mod:`koru_duckdb._rewrite`);
     - the table macros ``koru_at``, ``koru_versions``, ``koru_history``,
       ``koru_changes`` and ``koru_commits`` (:mod:`koru_duckdb.macros`), and
       ``koru_search`` (:mod:`koru_duckdb._search`; needs ``koru-lake[vector]``).
