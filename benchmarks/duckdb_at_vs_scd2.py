@@ -6,11 +6,11 @@ run, ``count(*)``, a filtered aggregate and a full ``SELECT *`` (to Arrow) at a
 valid time in the middle of the history:
 
 - ``koru``: ``FROM ns AT (TIMESTAMP => …)`` through ``koru_duckdb.connect``
-  (``koru_at``: ``arg_max_null`` per column), statement overhead included;
-- ``koru qualify``: the same as-of rule written with ``QUALIFY row_number() …``
-  over the same files (the alternative ``koru_at`` does not use);
-- ``_valid_to file``: what consolidation will allow (not in koru_core yet): one
-  Parquet file of every version with ``_valid_to`` filled in, filtered by interval;
+  (``koru_at``: the read planner's plan as SQL), statement overhead included;
+- ``koru qualify``: the as-of rule written with ``QUALIFY row_number() …`` over
+  ``koru_versions`` (every version, the public macro);
+- ``_valid_to file``: one Parquet file of every version with ``_valid_to`` filled in,
+  filtered by interval (as consolidated cold files are);
 - ``scd2``: a native DuckDB table (``valid_from``, ``valid_to``) built from the
   same versions, queried with ``valid_from <= t AND (valid_to IS NULL OR valid_to > t)``.
 
@@ -67,13 +67,13 @@ def timed(fn: Callable[[], object], repeat: int) -> float:
     return statistics.median(runs)
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--store", type=Path, default=Path("/tmp/koru-bench"))
     parser.add_argument("--keys", type=int, default=1_000_000)
     parser.add_argument("--versions", type=int, default=10)
     parser.add_argument("--repeat", type=int, default=5)
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     build(args.store, args.keys, args.versions)
 
     con = koru_duckdb.connect(args.store)
@@ -83,7 +83,7 @@ def main() -> None:
         "FROM koru_versions('bench')"
     )
     qualify = (
-        "(SELECT * EXCLUDE (_deleted) FROM (SELECT * FROM __koru_versions_bench "
+        "(SELECT * EXCLUDE (_deleted) FROM (SELECT * FROM koru_versions('bench') "
         f"WHERE _valid_from <= {ts} QUALIFY row_number() OVER "
         "(PARTITION BY _key ORDER BY _valid_from DESC, _commit DESC) = 1) WHERE NOT _deleted)"
     )

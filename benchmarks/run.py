@@ -194,7 +194,7 @@ def run_extras(args: argparse.Namespace, root: Path) -> dict:
 def _versions() -> dict:
     out = {"python": platform.python_version(), "platform": platform.platform(),
            "cpus": os.cpu_count()}
-    for pkg in ("pyarrow", "duckdb", "deltalake", "polars", "pandas", "koru"):
+    for pkg in ("pyarrow", "duckdb", "deltalake", "polars", "pandas", "koru-lake"):  # koru's distribution
         try:
             out[pkg] = metadata.version(pkg)
         except metadata.PackageNotFoundError:

@@ -47,7 +47,10 @@ def connect(
       (when the facts were true in the world);
     - ``FROM users AT (VERSION => n)`` and ``AT VERSION n`` the state as of commit ``n``;
       ``FOR SYSTEM_TIME AS OF <expr>`` the state as the store knew it at system time
-      ``<expr>`` (the last commit at or before it). Both kinds may follow one namespace;
+      ``<expr>`` (the last commit at or before it; before the first commit, the empty
+      state). A valid time and a VERSION or SYSTEM_TIME clause may follow one namespace,
+      after its alias if it has one there (or with ``AS alias`` after them)
+      (:mod:`koru_duckdb._rewrite`);
     - the table macros ``koru_at``, ``koru_versions``, ``koru_history``,
       ``koru_changes`` and ``koru_commits`` (:mod:`koru_duckdb.macros`), and
       ``koru_search`` (:mod:`koru_duckdb._search`; needs ``koru-lake[vector]``).
@@ -188,9 +191,10 @@ class KoruConnection:
             self._install.refresh_views()
             if not isinstance(query, str):
                 return query, parameters
-            register_frame_variables(self._con, query, sys._getframe(depth), self._store.namespaces())
             query, parameters = self._search.replace(query, parameters)
-            return self._rewrite(query), parameters
+            query = self._rewrite(query)  # after it, DuckDB (and sqlglot) can parse every clause
+            register_frame_variables(self._con, query, sys._getframe(depth), self._store.namespaces())
+            return query, parameters
 
     def sql(self, query: Any, *args: Any, **kwargs: Any) -> duckdb.DuckDBPyRelation:
         """Run or prepare ``query`` as ``DuckDBPyConnection.sql`` does (``alias=``, ``params=``)."""

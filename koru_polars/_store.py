@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import weakref
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -47,9 +47,17 @@ class Lease:
         return f"<koru lease: {self.plan.namespace!r} at commit {self.plan.commit}>"
 
 
-def plan_scan(source: StoreLike, namespace: str, *, version: int | None, at: object = None,
-              shape: str = "as_of") -> Lease:
+def plan_scan(source: StoreLike, namespace: str, *, version: int | None | Callable[[Store], int | None],
+              at: object = None, shape: str = "as_of") -> Lease:
     """Resolve ``source`` and return the lease of the plan (``Store.plan``) of ``namespace``.
+
+    Args:
+        source: A store folder or an open store.
+        namespace: The namespace.
+        version: The commit bound, or a function of the opened store returning it
+            (for bounds that depend on the store's head, as a change feed's ``until``).
+        at: The valid time of an as-of plan.
+        shape: As :meth:`koru_core.Store.plan`.
 
     Raises:
         InvalidInputError: ``source`` is neither a Store nor a path, the path
@@ -57,7 +65,7 @@ def plan_scan(source: StoreLike, namespace: str, *, version: int | None, at: obj
         NamespaceNotFoundError: the namespace was never written.
     """
     if isinstance(source, Store):
-        return Lease(source.plan(namespace, at=at, version=version, shape=shape), source)  # type: ignore[arg-type]
+        return Lease(_plan(source, namespace, version=version, at=at, shape=shape), source)
     if not isinstance(source, (str, os.PathLike)):
         msg = f"source must be a store path or a koru Store, got {type(source).__name__}"
         raise InvalidInputError(msg)
@@ -67,12 +75,18 @@ def plan_scan(source: StoreLike, namespace: str, *, version: int | None, at: obj
         raise InvalidInputError(msg)
     store = koru.open(path, create=False)
     try:
-        lease = Lease(store.plan(namespace, at=at, version=version, shape=shape), store)  # type: ignore[arg-type]
+        lease = Lease(_plan(store, namespace, version=version, at=at, shape=shape), store)
     except BaseException:
         store.close()
         raise
     weakref.finalize(lease, store.close)
     return lease
+
+
+def _plan(store: Store, namespace: str, *, version: int | None | Callable[[Store], int | None], at: object,
+          shape: str) -> ReadPlan:
+    bound = version(store) if callable(version) else version
+    return store.plan(namespace, at=at, version=bound, shape=shape)  # type: ignore[arg-type]
 
 
 def hold(frame: pl.LazyFrame, lease: Lease) -> pl.LazyFrame:

@@ -4,7 +4,9 @@ The rules are those of :func:`koru_core.read.change_feed`, restated in Polars
 operators: versions are ordered by (``_key``, ``_valid_from``, ``_commit``);
 the *before* of a version is the previous version of the same key in that
 order; ``op`` is ``delete`` for a tombstone, ``insert`` when there was no live
-before, ``update`` otherwise; a tombstone with no live before is no change.
+before, ``update`` otherwise; a tombstone with no live before is no change. For a
+window of commits, the versions are those up to its ``until`` commit (a later
+correction inserted between two versions is not yet their before).
 Only keys with a version in the window are sorted (a semi-join on ``_key``,
 whose window filter Polars pushes into the Parquet scan).
 """
@@ -12,12 +14,16 @@ whose window filter Polars pushes into the Parquet scan).
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import polars as pl
 
 from koru_core.read.plan import plan_window
 from koru_polars._store import StoreLike, hold, plan_scan
 from koru_polars.scan import POLARS, versions_frame
+
+if TYPE_CHECKING:
+    from koru_core import Store
 
 __all__ = ["CHANGE_COLUMNS", "scan_koru_changes"]
 
@@ -67,7 +73,11 @@ def scan_koru_changes(
         >>> scan_koru_changes(store, "users", since=1).collect()["op"].to_list()
         ['update', 'delete']
     """
-    lease = plan_scan(source, namespace, version=None, shape="versions")
+    def window_end(store: Store) -> int | None:  # the versions as they stood at the window's end
+        kind, _, high = plan_window(namespace, since, until, store.version())
+        return high if kind == "commit" and high else None
+
+    lease = plan_scan(source, namespace, version=window_end, shape="versions")
     plan = lease.plan
     kind, low, high = plan_window(namespace, since, until, plan.head)
     column = "_commit" if kind == "commit" else "_valid_from"

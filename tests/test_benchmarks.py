@@ -16,6 +16,7 @@ import pytest
 BENCH = Path(__file__).resolve().parent.parent / "benchmarks"
 sys.path.insert(0, str(BENCH))
 
+import duckdb_at_vs_scd2  # noqa: E402
 import goals  # noqa: E402
 import ingest_memory  # noqa: E402
 import run  # noqa: E402
@@ -68,3 +69,13 @@ def test_memory_child_reports_its_own_peak(tmp_path: Path) -> None:
     assert res["returncode"] == 0, res["stderr"]
     assert res["child"]["written"] == 1000
     assert 30 < res["peak_mib"] < 350 and res["ok"] is True
+
+
+def test_duckdb_at_vs_scd2_runs_on_the_public_api(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The script read an internal view (``__koru_versions_bench``) that the planner-based
+    koru_duckdb no longer has; it reads ``koru_versions`` now. Its four sources must agree."""
+    pytest.importorskip("duckdb")
+    duckdb_at_vs_scd2.main(["--store", str(tmp_path / "s"), "--keys", "200", "--versions", "3", "--repeat", "1"])
+    out = capsys.readouterr().out
+    assert "200 keys × 3 versions = 600 versions" in out
+    assert "SELECT * (to Arrow)" in out

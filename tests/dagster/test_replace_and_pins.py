@@ -239,8 +239,8 @@ def test_key_may_be_a_column_name_or_a_list(tmp_path):
     def people() -> pa.Table:
         return pa.table({"id": ["a", "b"], "dept": ["x", "y"], "age": [1, 2]})
 
-    for key, expected in (("id", ["a", "b"]), (["dept", "id"], ["x|a", "y|b"])):
-        store = str(tmp_path / f"s-{len(key)}")
+    for name, key, expected in (("one", "id", ["a", "b"]), ("two", ["dept", "id"], ["x|a", "y|b"])):
+        store = str(tmp_path / name)  # one store per key: a namespace keeps its key columns
         assert materialize([people], resources={"io_manager": KoruIOManager(store=store, key=key)}).success
         with koru.open(store) as s:
             assert sorted(s.as_of("people")["_key"].to_pylist()) == expected

@@ -2,53 +2,22 @@
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable, Iterator
-from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import pyarrow as pa
 import pytest
 
+sys.path.insert(0, str(Path(__file__).parent))  # `import duckdb_checks` from the tests
+
 pytest.importorskip("duckdb")
 pytest.importorskip("sqlglot")
 
+from duckdb_checks import assert_same_table, at  # noqa: E402
+
 import koru_core as koru  # noqa: E402
 import koru_duckdb  # noqa: E402
-
-UTC = timezone.utc
-T2020 = datetime(2020, 1, 1, tzinfo=UTC)
-
-
-def at(days: float) -> datetime:
-    """A valid time ``days`` after 2020-01-01 UTC."""
-    return T2020 + timedelta(days=days)
-
-
-def _plain(t: pa.DataType) -> pa.DataType:
-    """``t`` without list item names (DuckDB calls them ``l``, pyarrow ``item``)."""
-    if pa.types.is_list(t) or pa.types.is_large_list(t):
-        return pa.list_(_plain(t.value_type))
-    if pa.types.is_struct(t):
-        return pa.struct([pa.field(f.name, _plain(f.type)) for f in t])
-    return t
-
-
-def assert_same_table(got: pa.Table, want: pa.Table, *, sort_by: list[str] | None = None) -> None:
-    """Assert two Arrow tables hold the same columns (names, types, order) and rows.
-
-    Nullability and list item names are ignored; rows are compared after sorting
-    both by ``sort_by`` (default: by ``_key``, ``_valid_from``, ``_commit`` where
-    present — an as-of state has no order — else keep the order, which must match).
-    """
-    assert got.column_names == want.column_names
-    assert [_plain(t) for t in got.schema.types] == [_plain(t) for t in want.schema.types]
-    got = got.cast(want.schema)
-    if sort_by is None:
-        sort_by = [c for c in ("_key", "_valid_from", "_commit") if c in want.column_names] or None
-    if sort_by:
-        got, want = got.sort_by([(c, "ascending") for c in sort_by]), want.sort_by([(c, "ascending") for c in sort_by])
-    assert got.num_rows == want.num_rows
-    for name in want.column_names:
-        assert got[name].to_pylist() == want[name].to_pylist(), name
 
 
 @pytest.fixture

@@ -1,4 +1,8 @@
-"""``FROM ns AT (TIMESTAMP => …)`` / ``AT (VERSION => …)`` through ``koru_duckdb.connect``, case by case.
+"""Time-travel clauses through ``koru_duckdb.connect``, case by case (issues 3 and 13).
+
+``AT (TIMESTAMP => …)``, ``AT TIMESTAMP …`` and ``FOR VALID_TIME AS OF …`` (valid time),
+``AT (VERSION => …)`` and ``AT VERSION …`` (commit), ``FOR SYSTEM_TIME AS OF …`` (system
+time: the last commit at or before it), and their combinations after one namespace.
 
 Each case is a query on koru namespaces and the same query on plain DuckDB
 tables holding ``store.as_of(...)`` as the core computes it; both must give the
@@ -14,7 +18,7 @@ from typing import Any
 
 import duckdb
 import pytest
-from conftest import assert_same_table, at
+from duckdb_checks import assert_same_table, at
 
 import koru_core as koru
 import koru_duckdb
@@ -22,6 +26,9 @@ from koru_duckdb._rewrite import rewrite
 
 T1 = "TIMESTAMP '2020-01-31'"  # = at(30): alice 31, bob corrected to Robert, orders o1 (qty 1), o2
 T2 = "TIMESTAMPTZ '2020-03-16 00:00:00+00'"  # = at(75): alice 32 (late arrival), orders o1 (qty 2**40), o3
+
+COMMIT_6_TIME = 'SELECT system_time FROM koru_commits() WHERE "commit" = 6'
+"""System time of commit 6 (``FOR SYSTEM_TIME AS OF`` it is the state as of commit 6)."""
 
 REFERENCES: dict[str, tuple[str, dict[str, Any]]] = {
     "users_now": ("users", {}),
@@ -80,6 +87,35 @@ CASES = [
      "SELECT * FROM users_week_ago", None),
     ("koru_at with both bounds", f"SELECT * FROM koru_at('users', valid := {T1}, version := 6)",
      "SELECT * FROM users_t1_v6", None),
+    # issue 13: the shorthand, SQL:2011's FOR … AS OF, system time, and combinations
+    ("AT TIMESTAMP shorthand", f"SELECT * FROM users AT TIMESTAMP {T1}", "SELECT * FROM users_t1", None),
+    ("AT TIMESTAMP with a string", "SELECT * FROM users AT TIMESTAMP '2020-01-31'", "SELECT * FROM users_t1", None),
+    ("AT VERSION shorthand", "SELECT * FROM users AT VERSION 3 WHERE age > 0", "SELECT * FROM users_v3 WHERE age > 0",
+     None),
+    ("FOR VALID_TIME AS OF", f"SELECT * FROM users FOR VALID_TIME AS OF {T1}", "SELECT * FROM users_t1", None),
+    ("FOR SYSTEM_TIME AS OF a commit's time (a subquery)",
+     f"SELECT * FROM users FOR SYSTEM_TIME AS OF ({COMMIT_6_TIME})", "SELECT * FROM users_v6", None),
+    ("FOR SYSTEM_TIME AS OF between two commits",
+     "SELECT * FROM users FOR SYSTEM_TIME AS OF (SELECT system_time FROM koru_commits() WHERE \"commit\" = 7)"
+     " - INTERVAL 1 MICROSECOND", "SELECT * FROM users_v6", None),
+    ("FOR SYSTEM_TIME and FOR VALID_TIME", f"SELECT * FROM users FOR SYSTEM_TIME AS OF ({COMMIT_6_TIME}) "
+     f"FOR VALID_TIME AS OF {T1}", "SELECT * FROM users_t1_v6", None),
+    ("FOR VALID_TIME and FOR SYSTEM_TIME, lower case, alias before and after",
+     f"select u.name from users u for valid_time as of {T1} for system_time as of ({COMMIT_6_TIME}) "
+     "where u.age > 0", "SELECT u.name FROM users_t1_v6 u WHERE u.age > 0", None),
+    ("alias after the clauses", f"SELECT u.name FROM users FOR VALID_TIME AS OF {T1} AS u",
+     "SELECT u.name FROM users_t1 AS u", None),
+    ("AT (TIMESTAMP) and FOR SYSTEM_TIME", f"SELECT * FROM users AT (TIMESTAMP => {T1}) "
+     f"FOR SYSTEM_TIME AS OF ({COMMIT_6_TIME})", "SELECT * FROM users_t1_v6", None),
+    ("AT VERSION and AT TIMESTAMP", f"SELECT * FROM users AT VERSION 6 AT TIMESTAMP {T1}",
+     "SELECT * FROM users_t1_v6", None),
+    ("FOR clauses on both sides of a join",
+     f"SELECT o._key, o.qty, u.name FROM orders FOR VALID_TIME AS OF {T1} AS o "
+     f"JOIN users u FOR VALID_TIME AS OF {T1} ON o.user_id = u._key",
+     "SELECT o._key, o.qty, u.name FROM orders_t1 o JOIN users_t1 u ON o.user_id = u._key", None),
+    ("FOR SYSTEM_TIME in a subquery of AT VERSION",
+     f"SELECT * FROM users AT VERSION (SELECT max(_commit) FROM users FOR SYSTEM_TIME AS OF ({COMMIT_6_TIME}))",
+     "SELECT * FROM users_v6", None),
 ]
 
 
@@ -143,3 +179,75 @@ def test_rewrite_edits_only_the_clause() -> None:
 def test_at_on_unknown_table_names_it(con: koru_duckdb.KoruConnection) -> None:
     with pytest.raises(koru.NamespaceNotFoundError, match="'usres'"):
         con.sql("SELECT * FROM usres AT (VERSION => 1)")
+
+
+def test_system_time_before_the_first_commit_is_an_empty_state(
+    con: koru_duckdb.KoruConnection, history: koru.Store
+) -> None:
+    """issue 13: ``commit_at`` of a time before the first commit is 0, which ``as_of`` refuses;
+    in SQL it is the empty state, with the namespace's columns. Valid time 2020-01-31 is
+    not system time 2020-01-31: the store was written years later."""
+    assert history.commit_at(datetime(2020, 1, 31, tzinfo=timezone.utc)) == 0
+    for sql in ("SELECT * FROM users FOR SYSTEM_TIME AS OF TIMESTAMP '2020-01-31'",
+                "SELECT * FROM koru_at('users', system := DATE '2020-01-31')"):
+        empty = con.sql(sql).to_arrow_table()
+        assert empty.num_rows == 0
+        assert empty.column_names == history.as_of("users").column_names
+    valid = con.sql("SELECT * FROM users FOR VALID_TIME AS OF TIMESTAMP '2020-01-31'").to_arrow_table()
+    assert_same_table(valid, history.as_of("users", at=at(30)))
+
+
+def test_system_time_as_a_parameter(con: koru_duckdb.KoruConnection, history: koru.Store) -> None:
+    commits = history.commits()
+    for c in (commits[0], commits[5], commits[-1]):
+        got = con.sql("SELECT * FROM users FOR SYSTEM_TIME AS OF ?", params=[c.system_time]).to_arrow_table()
+        assert_same_table(got, history.as_of("users", version=c.commit))
+        both = con.sql("SELECT * FROM users FOR VALID_TIME AS OF ? FOR SYSTEM_TIME AS OF ?",
+                       params=[at(30), c.system_time]).to_arrow_table()
+        assert_same_table(both, history.as_of("users", at=at(30), version=c.commit))
+
+
+@pytest.mark.parametrize(
+    ("clauses", "message"),
+    [
+        ("AT VERSION 3 AT (VERSION => 4)", "a VERSION clause after a VERSION clause"),
+        (f"AT TIMESTAMP {T1} FOR VALID_TIME AS OF {T2}", "a valid-time clause after a valid-time clause"),
+        ("AT VERSION 3 FOR SYSTEM_TIME AS OF now()", "a SYSTEM_TIME clause after a VERSION clause"),
+        ("FOR SYSTEM_TIME AS OF now() AT (VERSION => 3)", "a VERSION clause after a SYSTEM_TIME clause"),
+    ],
+)
+def test_a_bound_given_twice_is_refused(con: koru_duckdb.KoruConnection, clauses: str, message: str) -> None:
+    with pytest.raises(koru.InvalidInputError, match=f"namespace 'users': {message}"):
+        con.sql(f"SELECT * FROM users {clauses}")
+
+
+def test_explain_and_unknown_names_with_for_system_time(con: koru_duckdb.KoruConnection) -> None:
+    plan = con.sql("EXPLAIN SELECT * FROM users FOR SYSTEM_TIME AS OF now() AT TIMESTAMP DATE '2020-02-01'").fetchall()
+    assert "PARQUET" in str(plan).upper()
+    with pytest.raises(koru.NamespaceNotFoundError, match="'usres'"):
+        con.sql("SELECT * FROM usres FOR SYSTEM_TIME AS OF now()")
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "SELECT 'FROM users FOR SYSTEM_TIME AS OF now()' AS s",
+        "SELECT * FROM lake.events FOR SYSTEM_TIME AS OF now()",
+        'SELECT * FROM "FOR" AS t',
+        "PIVOT users ON name USING sum(age)",
+        "SELECT * FROM (VALUES (1)) AS t(x) WHERE x = 1",
+    ],
+)
+def test_rewrite_leaves_sql_without_koru_clauses_untouched(sql: str) -> None:
+    assert rewrite(sql, ["users"]) == (sql, ())
+
+
+def test_rewrite_of_the_new_forms_edits_only_the_clauses() -> None:
+    sql = ("SELECT x FROM users -- c\n FOR SYSTEM_TIME AS OF ? /* keep? no: inside */ AT TIMESTAMP now() "
+           "AS u, orders AT VERSION 2 WHERE u.x = 'FOR VALID_TIME AS OF'")
+    rewritten, others = rewrite(sql, ["users", "orders"])
+    assert rewritten == (
+        "SELECT x FROM koru_at('users', system := (?), valid := (now())) -- c\n  AS u, "
+        "koru_at('orders', version := (2)) AS \"orders\"  WHERE u.x = 'FOR VALID_TIME AS OF'"
+    )
+    assert others == ()

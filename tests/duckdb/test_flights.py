@@ -12,7 +12,7 @@ from datetime import datetime, timezone
 
 import pyarrow as pa
 import pyarrow.compute as pc
-from conftest import assert_same_table
+from duckdb_checks import assert_same_table
 
 import koru_core as koru
 import koru_duckdb

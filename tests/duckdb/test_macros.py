@@ -11,7 +11,7 @@ import duckdb
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from conftest import assert_same_table, at
+from duckdb_checks import assert_same_table, at
 
 import koru_core as koru
 import koru_duckdb

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import assert_same_table
+from duckdb_checks import assert_same_table
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 

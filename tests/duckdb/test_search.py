@@ -10,7 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pytest
 from click.testing import CliRunner
-from conftest import assert_same_table, at
+from duckdb_checks import assert_same_table, at
 
 np = pytest.importorskip("numpy")
 pytest.importorskip("hnswlib")

@@ -31,7 +31,7 @@ def test_value_filter_is_applied_after_the_latest_version_is_chosen(users):
     lf = scan_koru(users, "users", at=day(2.5))
     assert lf.filter(pl.col("age") > 30).collect().height == 0
     wrong = (
-        koru_polars.scan.versions_frame(users.scan_plan("users"))
+        koru_polars.scan.versions_frame(users.plan("users", shape="versions"))
         .filter((pl.col("age") > 30) & (pl.col("_valid_from") <= day(2.5)))
         .group_by("_key").agg(pl.all().sort_by("_valid_from", "_commit").last())
         .filter(~pl.col("_deleted")).collect()
@@ -43,11 +43,16 @@ def test_value_filter_is_applied_after_the_latest_version_is_chosen(users):
     assert_same_rows(lf.filter(pl.col("age") > 30).collect(), expected)
 
 
-def test_key_filter_is_pushed_into_the_parquet_scan(users):
-    plan = scan_koru(users, "users", version=2).filter(pl.col("_key") == "bob").select("age").explain()
+@pytest.mark.parametrize(("version", "planned"), [(2, 'col("_valid_to").is_null()'), (1, '(col("_commit") <= 1)')])
+def test_key_filter_is_pushed_into_the_parquet_scan(users, version, planned):
+    """The planner's filter and a later ``_key`` filter both reach the Parquet scan, with a
+    projection: at commit 2 (the cold files' own) the exact filter on ``_valid_to``; at commit 1,
+    before the cold files' commit, the candidate filter on ``_commit``."""
+    assert users.plan("users", version=version).strategy == ("intervals" if version == 2 else "latest")
+    plan = scan_koru(users, "users", version=version).filter(pl.col("_key") == "bob").select("age").explain()
     scan = plan[plan.index("Parquet SCAN"):]
     selection = scan[scan.index("SELECTION:"):].splitlines()[0]
-    assert '(col("_commit") <= 2)' in selection
+    assert planned in selection
     assert 'col("_valid_from") <=' in selection
     assert 'col("_key") == "bob"' in selection
     projected, total = map(int, re.search(r"PROJECT (\d+)/(\d+) COLUMNS", scan).groups())
@@ -66,6 +71,7 @@ def test_key_filter_reads_one_row_group(tmp_path, capfd):
     store = koru.open(tmp_path / "big.koru")
     keys = [f"k{i:06d}" for i in range(50_000)]
     store.upsert("big", pa.table({"id": keys, "n": list(range(50_000))}), key="id", valid_from=day(1))
+    store.consolidate()  # cold files: sorted by key, row groups of some thousand rows
     lf = scan_koru(store, "big").filter(pl.col("_key") == "k025000").select("n")
     capfd.readouterr()
     with pl.Config(verbose=True):
@@ -115,19 +121,24 @@ def test_join_of_two_namespaces_at_one_instant(users):
 
 
 def test_older_files_with_fewer_columns_and_narrower_types(store):
-    store.upsert("m", pa.table({"id": ["a", "b"], "x": pa.array([1, 2], pa.int32()),
-                                "f": pa.array([1.5, 2.5], pa.float32())}), key="id", valid_from=day(1))
-    store.flush()
-    store.upsert("m", pa.table({"id": ["b", "c"], "x": pa.array([2**40, 3], pa.int64()),
-                                "f": [0.1, 0.2], "y": ["new", "col"]}), key="id", valid_from=day(2))
-    store.flush()
+    """Two warm files (commits of more rows than stay pending): the older lacks ``y`` and
+    stores ``x`` as int32 and ``f`` as float32; a pending version lacks ``f``."""
+    n = 1500
+    first = [f"k{i:05d}" for i in range(n)]
+    second = [f"k{i:05d}" for i in range(n // 2, n + n // 2)]
+    store.upsert("m", pa.table({"id": first, "x": pa.array(range(n), pa.int32()),
+                                "f": pa.array([1.5] * n, pa.float32())}), key="id", valid_from=day(1))
+    store.upsert("m", pa.table({"id": second, "x": pa.array([2**40 + i for i in range(n)], pa.int64()),
+                                "f": [0.1] * n, "y": ["new"] * n}), key="id", valid_from=day(2))
     store.put("m", "d", {"id": "d", "x": 4, "y": "pending"}, valid_from=day(3))
-    assert len(store.scan_plan("m").files) == 2
+    plan = store.plan("m")
+    assert [s.kind for s in plan.sources] == ["versions", "versions", "pending"]
     for at in (day(1), day(2), day(3)):
         actual = scan_koru(store, "m", at=at).collect()
         assert actual.schema["x"] == pl.Int64
         assert actual.schema["f"] == pl.Float64
         assert_same_rows(actual, as_frame(store.as_of("m", at=at)))
+    assert read_koru(store, "m").filter(pl.col("_key") == "k00000")["y"].to_list() == [None]
 
 
 def test_nanosecond_valid_times(store):
@@ -167,7 +178,7 @@ def test_plan_is_fixed_when_scan_koru_is_called(users):
 
 def test_nothing_is_read_before_collect(users):
     lf = scan_koru(users, "users", at=day(9))
-    for path in users.scan_plan("users").files:
+    for path in users.plan("users").files:
         with open(path, "r+b") as f:
             f.truncate(8)
     with pytest.raises(Exception):  # noqa: B017,PT011 - whatever Polars raises for a broken file
@@ -212,7 +223,7 @@ def test_a_lazy_frame_keeps_its_files_through_consolidation_and_vacuum(users, by
 
     expected = as_frame(users.as_of("users", at=day(9)))
     lf = scan_koru(users.path if by_path else users, "users", at=day(9)).filter(pl.col("age") > 0)
-    warm = users.scan_plan("users").files
+    warm = users.plan("users").files
     users.consolidate()
     gc.collect()
     users.vacuum(retain=dt.timedelta(0))
