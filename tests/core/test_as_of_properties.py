@@ -69,6 +69,7 @@ class StoreVsModel(RuleBasedStateMachine):
         # "process" durability: same semantics as "full", without an fsync per step
         self.store = koru.open(self.dir / "s", durability="process", auto_consolidate=False)
         self.model = Model()
+        self.keyed: set[str] = set()  # namespaces an upsert gave the key column "id"
 
     def teardown(self) -> None:
         self.store.close()
@@ -104,13 +105,22 @@ class StoreVsModel(RuleBasedStateMachine):
         final, _ = self.model.plan(rows, now=placeholder)
         self.model.commit([(ns, k, system if v == placeholder else v, c) for ns, k, v, c in final], system_time=system)
 
+    def _as_written(self, ns: str, key: str, value: dict[str, Any]) -> dict[str, Any]:
+        """The record a put by key stores (``Store.put``: "a dict value gets the key columns it lacks"): with
+        key columns, the key's fields beside the value."""
+        return {"id": key, **value} if ns in self.keyed else value
+
+    def _upserted(self, ns: str, result: Any) -> None:
+        if result.commit is not None:
+            self.keyed.add(ns)
+
     # -- writes -----------------------------------------------------------------
 
     @rule(ns=namespaces, key=keys, valid=valid_times, zone=zones, value=values)
     def put(self, ns: str, key: str, valid: datetime | None, zone: timezone, value: dict[str, Any]) -> None:
         v = self.store.put(ns, key, value, valid_from=None if valid is None else valid.astimezone(zone))
         assert v.key == key and v.namespace == ns and not v.is_deleted
-        self._apply([(ns, key, None if valid is None else ns_of(valid), value)])
+        self._apply([(ns, key, None if valid is None else ns_of(valid), self._as_written(ns, key, value))])
 
     @rule(ns=namespaces, key=keys, valid=valid_times, zone=zones)
     def delete(self, ns: str, key: str, valid: datetime | None, zone: timezone) -> None:
@@ -143,6 +153,7 @@ class StoreVsModel(RuleBasedStateMachine):
         data: Any = records if as_list else pa.Table.from_pylist(records)
         result = self.store.upsert(ns, data, key="id", valid_from="vt")
         self._apply([(ns, k, ns_of(t), {"id": k, **v}) for k, t, v in rows], result.commit)
+        self._upserted(ns, result)
 
     @rule(ns=namespaces, key=keys, value=values, start=st.integers(0, 4), length=st.integers(2, 5))
     def upsert_run_of_equal_values(self, ns: str, key: str, value: dict[str, Any], start: int, length: int) -> None:
@@ -151,6 +162,7 @@ class StoreVsModel(RuleBasedStateMachine):
         records = [{"id": key, "vt": t, "n": value["n"], "s": value.get("s")} for t in times]
         result = self.store.upsert(ns, records, key="id", valid_from="vt")
         self._apply([(ns, key, ns_of(t), {"id": key, **value}) for t in times], result.commit)
+        self._upserted(ns, result)
 
     @rule(ns=namespaces, rows=st.lists(st.tuples(keys, values), min_size=1, max_size=4, unique_by=lambda r: r[0]))
     def upsert_now(self, ns: str, rows: list[Any]) -> None:
@@ -158,6 +170,7 @@ class StoreVsModel(RuleBasedStateMachine):
                           "s": pa.array([v.get("s") for _, v in rows], pa.string())})
         result = self.store.upsert(ns, table, key="id")
         self._apply([(ns, k, None, {"id": k, **v}) for k, v in rows], result.commit)
+        self._upserted(ns, result)
 
     @rule(ops=st.lists(st.tuples(st.booleans(), namespaces, keys, valid_times, values), min_size=1, max_size=5))
     def transaction(self, ops: list[Any]) -> None:
@@ -168,7 +181,8 @@ class StoreVsModel(RuleBasedStateMachine):
                 else:
                     tx.put(ns, k, v, valid_from=t)
         assert tx.result is not None
-        rows = [(ns, k, None if t is None else ns_of(t), TOMBSTONE if is_delete else v) for is_delete, ns, k, t, v in ops]
+        rows = [(ns, k, None if t is None else ns_of(t), TOMBSTONE if is_delete else self._as_written(ns, k, v))
+                for is_delete, ns, k, t, v in ops]
         self._apply(rows, tx.result.commit)
 
     @rule()

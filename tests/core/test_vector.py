@@ -20,6 +20,7 @@ import pyarrow.parquet  # noqa: E402, F401
 
 import koru_core  # noqa: E402
 from koru_core import InvalidInputError  # noqa: E402
+from koru_core.vector import index as vector_index  # noqa: E402
 from koru_core.vector import integrity as vector_integrity  # noqa: E402
 from koru_core.vector import nearest as vector_search  # noqa: E402
 
