@@ -15,6 +15,7 @@ from koru_core.errors import (
     ConflictError,
     CorruptionError,
     FormatError,
+    HeadMovedError,
     InvalidInputError,
     KeyNotFoundError,
     KoruError,
@@ -27,6 +28,7 @@ from koru_core.errors import (
 )
 from koru_core.lifecycle.api import restore
 from koru_core.lifecycle.policies import KeepAll, KeepFor, KeepLast, Pin, Thinning
+from koru_core.lifecycle.upgrade import upgrade
 from koru_core.model import (
     Commit,
     CommitResult,
@@ -51,6 +53,7 @@ __all__ = [
     "CorruptionError",
     "FieldChange",
     "FormatError",
+    "HeadMovedError",
     "InvalidInputError",
     "KeepAll",
     "KeepFor",
@@ -75,4 +78,5 @@ __all__ = [
     "Version",
     "open",
     "restore",
+    "upgrade",
 ]

@@ -227,9 +227,13 @@ class Catalog(abc.ABC):
         what = "an unknown format" if version is None else f"on-disk format {version}"
         msg = (
             f"{self.url}: this store was written in {what}, and this koru reads format "
-            f"{FORMAT_VERSION}; " + UPGRADE.format(old="OLD_STORE", new="NEW_STORE")
+            f"{FORMAT_VERSION}; " + UPGRADE.format(**self._upgrade_paths())
         )
         raise FormatError(msg)
+
+    def _upgrade_paths(self) -> dict[str, str]:
+        """The ``old``/``new`` arguments the upgrade hint names (a local store names its folder)."""
+        return {"old": "OLD_STORE", "new": "NEW_STORE"}
 
     @contextlib.contextmanager
     def _nothing(self) -> Iterator[None]:

@@ -49,8 +49,14 @@ from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, Name
 from koru_core.catalog.leases import ReaderLease, ttl_ns
 from koru_core.catalog.sqlite_files import check_catalog_files
 from koru_core.chain import chain_hash
-from koru_core.errors import (ConflictError, CorruptionError, HeadMovedError, ReadOnlyError, StoreFullError,
-                              StoreLockedError)
+from koru_core.errors import (
+    ConflictError,
+    CorruptionError,
+    HeadMovedError,
+    ReadOnlyError,
+    StoreFullError,
+    StoreLockedError,
+)
 
 __all__ = ["SQLiteCatalog"]
 
@@ -150,6 +156,8 @@ class SQLiteCatalog(Catalog):
             check_catalog_files(path)  # before any connection: a failed open changes nothing
         if read_only:
             self._immutable = _needs_immutable(path) if immutable is None else immutable
+        if not create:
+            self._probe_format()
         try:
             if create:
                 self._create(content_format)
@@ -157,6 +165,24 @@ class SQLiteCatalog(Catalog):
         except BaseException:
             self.close()
             raise
+
+    def _probe_format(self) -> None:
+        """Refuse a catalog of another on-disk format before any connection that would leave
+        ``-shm``/``-wal`` files beside it: read ``meta`` through an immutable read-only
+        connection, when no write-ahead log could hold a newer ``meta``."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        if not self.path.is_file() or (wal.exists() and wal.stat().st_size > 0):
+            return
+        try:
+            con = sqlite3.connect(f"file:{quote(str(self.path))}?mode=ro&immutable=1", uri=True)
+            try:
+                row = con.execute("SELECT value FROM meta WHERE name = 'format_version'").fetchone()
+            finally:
+                con.close()
+        except sqlite3.Error:
+            return  # the ordinary open reports what is wrong
+        if row is not None and str(row[0]).isdigit() and int(row[0]) != FORMAT_VERSION:
+            self._refuse_format(int(row[0]))
 
     # -- connections -----------------------------------------------------------
 
@@ -496,6 +522,12 @@ class SQLiteCatalog(Catalog):
             con.execute("UPDATE namespaces SET key_columns = ? WHERE name = ?", (json.dumps(list(key_columns)), namespace))
 
     # -- reader leases (koru_core.catalog.leases; one machine: marks are start times in ns) --
+
+    def _upgrade_paths(self) -> dict[str, str]:
+        import shlex
+
+        root = self.path.parent
+        return {"old": shlex.quote(str(root)), "new": shlex.quote(str(root.with_name(root.name + "-v2")))}
 
     def _has_leases(self) -> bool:
         return bool(self._query("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'leases'"))

@@ -123,9 +123,12 @@ def test_the_fixture_is_a_real_format1_store_of_every_kind_of_data() -> None:
 
 def test_opening_a_format1_store_names_the_upgrade(old: Path) -> None:
     """koru.open (read-write or read-only) refuses a format-1 store with FormatError naming `koru upgrade`."""
+    before = sorted(p.name for p in old.iterdir())
     for read_only in (False, True):
-        with pytest.raises(koru.FormatError, match=r"on-disk format 1.*`koru upgrade OLD_STORE NEW_STORE`"):
+        with pytest.raises(koru.FormatError, match=r"on-disk format 1") as info:
             koru.open(old, read_only=read_only)
+        assert f"`koru upgrade {old} {old.with_name(old.name + '-v2')}`" in str(info.value)
+    assert sorted(p.name for p in old.iterdir()) == before, "a refused open left files in the old store"
 
 
 @pytest.mark.parametrize("meta", ["format 3", "no meta"])
