@@ -73,7 +73,7 @@ class Writer:
             self.lines.put(line)
         self.lines.put("")
 
-    def wait_for(self, prefix: str, timeout: float) -> bool:
+    def wait_for(self, prefix: str | tuple[str, ...], timeout: float) -> bool:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -125,6 +125,8 @@ def run_and_kill(store: Path, seed: int, op: str, rng: random.Random) -> tuple[l
             w.wait_for("begin", 30)
             time.sleep(rng.uniform(0.0, 0.25))
         else:
+            if rng.random() < 0.5:  # half the time after its first acknowledgement: on a busy machine
+                w.wait_for(tuple("0123456789"), 30)  # a big write can take longer than the window below
             time.sleep(rng.uniform(0.0, 0.4))
     acks, inside, _ = w.kill()
     return acks, inside
