@@ -196,8 +196,8 @@ class Store(LifecycleMethods, VectorMethods):
                    actor: str | None, run_id: str | None, metadata: dict[str, str] | None) -> Version:
         actor, run_id = reads.provenance(actor, run_id)
         meta = check_metadata(metadata)
-        result, prepared, _ = self._writer.commit([op], actor=actor, run_id=run_id, metadata=meta)
-        return reads.version_written(self._ctx, namespace, key, result, prepared, valid_from, value)
+        result, prepared, record = self._writer.commit([op], actor=actor, run_id=run_id, metadata=meta)
+        return reads.version_written(self._ctx, namespace, key, result, prepared, valid_from, value, record=record)
 
     def upsert(
         self, namespace: str, data: Any, *, key: str | Sequence[str],

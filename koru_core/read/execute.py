@@ -149,8 +149,16 @@ def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[
     lo = _bisect(keys, key, right=False, order=order)
     hi = _bisect(keys, key, right=True, order=order)
     hits = np.sort(order.slice(lo, hi - lo).to_numpy().astype(np.int64))
-    table = ctx.files.read(src.entry, physical)
-    return table.take(pa.array(hits, pa.int64()))
+    # only the row groups holding them are read (a history file of millions of rows is never decoded whole)
+    md = ctx.files.metadata(src.entry)
+    starts = np.cumsum([0] + [md.row_group(g).num_rows for g in range(md.num_row_groups)])
+    group_of = np.searchsorted(starts, hits, side="right") - 1
+    groups = np.unique(group_of)
+    table = ctx.files.read(src.entry, physical, row_groups=[int(g) for g in groups])
+    sizes = starts[groups + 1] - starts[groups]
+    new_start = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(groups) else np.zeros(0, np.int64)
+    local = hits - starts[group_of] + new_start[np.searchsorted(groups, group_of)]
+    return table.take(pa.array(local, pa.int64()))
 
 
 def _rows_of_key(table: pa.Table, key: str, *, is_sorted: bool) -> pa.Table:

@@ -242,13 +242,15 @@ def changes(ctx: StoreContext, namespace: str, *, since: Any, until: Any) -> pa.
 
 def version_written(
     ctx: StoreContext, namespace: str, key: str, result: CommitResult, prepared: list[Prepared],
-    valid_from: datetime | None, value: Any,
+    valid_from: datetime | None, value: Any, *, record: CommitRecord | None = None,
 ) -> Version:
-    """The :class:`Version` a ``put``/``delete`` wrote, or the version it equalled (``is_unchanged``)."""
+    """The :class:`Version` a ``put``/``delete`` wrote, or the version it equalled (``is_unchanged``).
+    ``record``: the commit's catalog record, when the writer returned it (spares a query)."""
     versions_ = prepared[0].versions if prepared else None
     if result.commit is not None and versions_ is not None and versions_.num_rows:
         row = execute.to_api(versions_.slice(0, 1)).to_pylist()[0]
-        record = ctx.catalog.commits(since=result.commit - 1, until=result.commit)[0]
+        if record is None or record.commit != result.commit:
+            record = ctx.catalog.commits(since=result.commit - 1, until=result.commit)[0]
         row.update({"_commit": record.commit, "_system_from": from_ns(record.system_time)})
         return version_from_row(namespace, row, value, is_unchanged=False)
     at = valid_from
