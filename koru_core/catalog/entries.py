@@ -13,6 +13,9 @@ from typing import Literal
 import pyarrow as pa
 
 __all__ = [
+    "COMMIT_COLUMNS",
+    "FILE_COLUMNS",
+    "FILE_FIELDS",
     "CommitDraft",
     "CommitRecord",
     "FileEntry",
@@ -186,3 +189,20 @@ class CommitDraft:
     schemas: dict[str, tuple[pa.Schema, tuple[str, ...]]]
     files: tuple[FileEntry, ...] = ()
     blobs: tuple[PendingBlob, ...] = ()
+
+
+# -- the catalog tables' columns, shared by both backends ---------------------------
+
+FILE_COLUMNS = (
+    "path", "namespace", "tier", "kind", "rows", "bytes", "checksum", "commit_number", "system_time",
+    "min_commit", "max_commit", "min_valid", "max_valid", "max_valid_to", "max_valid_to_commit",
+    "min_key", "max_key",
+)
+"""Columns of the ``files`` table, in order."""
+FILE_FIELDS = tuple("commit" if c == "commit_number" else c for c in FILE_COLUMNS)
+"""The :class:`FileEntry` attribute (or row value) each of :data:`FILE_COLUMNS` holds."""
+COMMIT_COLUMNS = (
+    "commit_number", "system_time", "actor", "run_id", "namespaces", "written", "unchanged", "deleted",
+    "first_write_id", "last_write_id", "hash", "prev_hash", "metadata",
+)
+"""Columns of the ``commits`` table, in order."""

@@ -62,12 +62,19 @@ except ImportError as e:  # pragma: no cover - the extra is installed in CI
     msg = "the PostgreSQL catalog needs psycopg 3: pip install 'koru-lake[postgres]'"
     raise ImportError(msg) from e
 
+from koru_core._time import now_ns
 from koru_core.catalog.base import FORMAT_VERSION, Catalog
-from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, NamespaceInfo, PendingBlob
-from koru_core.catalog.leases import ReaderLease, ttl_ns
-from koru_core.catalog.postgres_rows import (
+from koru_core.catalog.entries import (
     COMMIT_COLUMNS,
     FILE_COLUMNS,
+    CommitDraft,
+    CommitRecord,
+    FileEntry,
+    NamespaceInfo,
+    PendingBlob,
+)
+from koru_core.catalog.leases import ReaderLease, ttl_ns
+from koru_core.catalog.postgres_rows import (
     INSERT_COMMIT,
     INSERT_FILE,
     commit_record,
@@ -77,7 +84,6 @@ from koru_core.catalog.postgres_rows import (
     lease_entry,
 )
 from koru_core.catalog.postgres_schema import SCHEMA_VERSION, migrate, newer_tables, parse_url, table_version
-from koru_core._time import now_ns
 from koru_core.errors import (
     ConflictError,
     CorruptionError,

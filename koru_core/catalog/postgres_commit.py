@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from psycopg.pq import TransactionStatus
 
-from koru_core.catalog.entries import CommitDraft, CommitRecord
-from koru_core.catalog.postgres_rows import FILE_COLUMNS, file_row
+from koru_core.catalog.entries import FILE_COLUMNS, CommitDraft, CommitRecord
+from koru_core.catalog.postgres_rows import file_row
 from koru_core.chain import chain_hash
 from koru_core.errors import HeadMovedError, InvalidInputError
 

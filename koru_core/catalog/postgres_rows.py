@@ -13,12 +13,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from koru_core.catalog.entries import CommitRecord, FileEntry
+from koru_core.catalog.entries import COMMIT_COLUMNS, FILE_COLUMNS, FILE_FIELDS, CommitRecord, FileEntry
 from koru_core.catalog.leases import ReaderLease
 
 __all__ = [
-    "COMMIT_COLUMNS",
-    "FILE_COLUMNS",
     "INSERT_COMMIT",
     "INSERT_FILE",
     "commit_record",
@@ -28,16 +26,6 @@ __all__ = [
     "lease_entry",
 ]
 
-FILE_COLUMNS = (
-    "path", "namespace", "tier", "kind", "rows", "bytes", "checksum", "commit_number", "system_time",
-    "min_commit", "max_commit", "min_valid", "max_valid", "max_valid_to", "max_valid_to_commit",
-    "min_key", "max_key",
-)
-FILE_FIELDS = tuple("commit" if c == "commit_number" else c for c in FILE_COLUMNS)
-COMMIT_COLUMNS = (
-    "commit_number", "system_time", "actor", "run_id", "namespaces", "written", "unchanged", "deleted",
-    "first_write_id", "last_write_id", "hash", "prev_hash", "metadata",
-)
 INSERT_FILE = f"INSERT INTO files ({', '.join(FILE_COLUMNS)}) VALUES ({', '.join(['%s'] * len(FILE_COLUMNS))})"
 INSERT_COMMIT = f"INSERT INTO commits VALUES ({', '.join(['%s'] * len(COMMIT_COLUMNS))})"
 

@@ -45,7 +45,16 @@ import pyarrow as pa
 
 from koru_core._time import now_ns
 from koru_core.catalog.base import FORMAT_VERSION, Catalog
-from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, NamespaceInfo, PendingBlob
+from koru_core.catalog.entries import (
+    COMMIT_COLUMNS,
+    FILE_COLUMNS,
+    FILE_FIELDS,
+    CommitDraft,
+    CommitRecord,
+    FileEntry,
+    NamespaceInfo,
+    PendingBlob,
+)
 from koru_core.catalog.leases import ReaderLease, ttl_ns
 from koru_core.catalog.sqlite_files import check_catalog_files
 from koru_core.chain import chain_hash
@@ -92,16 +101,6 @@ CREATE TABLE tags(name TEXT PRIMARY KEY, commit_number INTEGER NOT NULL);
 CREATE TABLE cursors(name TEXT PRIMARY KEY, commit_number INTEGER NOT NULL);
 """
 
-_FILE_COLUMNS = (
-    "path", "namespace", "tier", "kind", "rows", "bytes", "checksum", "commit_number", "system_time",
-    "min_commit", "max_commit", "min_valid", "max_valid", "max_valid_to", "max_valid_to_commit",
-    "min_key", "max_key",
-)
-_FILE_FIELDS = tuple("commit" if c == "commit_number" else c for c in _FILE_COLUMNS)
-_COMMIT_COLUMNS = (
-    "commit_number", "system_time", "actor", "run_id", "namespaces", "written", "unchanged", "deleted",
-    "first_write_id", "last_write_id", "hash", "prev_hash", "metadata",
-)
 
 
 class SQLiteCatalog(Catalog):
@@ -347,8 +346,8 @@ class SQLiteCatalog(Catalog):
 
     def files(self, namespace: str | None = None) -> list[FileEntry]:
         where, params = ("WHERE namespace = ?", (namespace,)) if namespace is not None else ("", ())
-        rows = self._query(f"SELECT {', '.join(_FILE_COLUMNS)} FROM files {where} ORDER BY namespace, min_commit, path", params)
-        return [FileEntry(**dict(zip(_FILE_FIELDS, (bytes(v) if k == "checksum" else v for k, v in zip(_FILE_FIELDS, r))))) for r in rows]
+        rows = self._query(f"SELECT {', '.join(FILE_COLUMNS)} FROM files {where} ORDER BY namespace, min_commit, path", params)
+        return [FileEntry(**dict(zip(FILE_FIELDS, (bytes(v) if k == "checksum" else v for k, v in zip(FILE_FIELDS, r))))) for r in rows]
 
     def pending(self, namespace: str, *, after: int = 0, upto: int | None = None,
                 kind: Literal["versions", "skips"] = "versions") -> list[PendingBlob]:
@@ -368,7 +367,7 @@ class SQLiteCatalog(Catalog):
 
     def commits(self, *, since: int = 0, until: int | None = None) -> list[CommitRecord]:
         rows = self._query(
-            f"SELECT {', '.join(_COMMIT_COLUMNS)} FROM commits WHERE commit_number > ? AND commit_number <= ? "
+            f"SELECT {', '.join(COMMIT_COLUMNS)} FROM commits WHERE commit_number > ? AND commit_number <= ? "
             "ORDER BY commit_number", (since, until if until is not None else 2**62),
         )
         return [_commit_record(r) for r in rows]
@@ -422,7 +421,7 @@ class SQLiteCatalog(Catalog):
                 hash=digest, prev_hash=prev, metadata=dict(draft.metadata or {}),
             )
             con.execute(
-                f"INSERT INTO commits VALUES ({', '.join('?' * len(_COMMIT_COLUMNS))})",
+                f"INSERT INTO commits VALUES ({', '.join('?' * len(COMMIT_COLUMNS))})",
                 (commit, system_time, draft.actor, draft.run_id, json.dumps(list(draft.namespaces)),
                  draft.written, draft.unchanged, draft.deleted, draft.first_write_id, draft.last_write_id,
                  digest, prev, json.dumps(draft.metadata, sort_keys=True) if draft.metadata else None),
@@ -488,7 +487,7 @@ class SQLiteCatalog(Catalog):
                 msg = f"{self.path}: bootstrap needs an empty catalog"
                 raise ConflictError(msg)
             con.executemany(
-                f"INSERT INTO commits VALUES ({', '.join('?' * len(_COMMIT_COLUMNS))})",
+                f"INSERT INTO commits VALUES ({', '.join('?' * len(COMMIT_COLUMNS))})",
                 [(c.commit, c.system_time, c.actor, c.run_id, json.dumps(list(c.namespaces)), c.written, c.unchanged,
                   c.deleted, c.first_write_id, c.last_write_id, c.hash, c.prev_hash,
                   json.dumps(c.metadata, sort_keys=True) if c.metadata else None) for c in commits],
@@ -619,13 +618,13 @@ def _out_of_space(path: Path) -> bool:
 
 
 def _insert_file(con: sqlite3.Connection, entry: FileEntry, *, commit: int | None, system_time: int | None) -> None:
-    values = {f: getattr(entry, f) for f in _FILE_FIELDS}
+    values = {f: getattr(entry, f) for f in FILE_FIELDS}
     values["commit"], values["system_time"] = commit, system_time
     if commit is not None:  # a warm file: its rows all belong to that commit
         values["min_commit"] = values["max_commit"] = commit
     con.execute(
-        f"INSERT INTO files ({', '.join(_FILE_COLUMNS)}) VALUES ({', '.join('?' * len(_FILE_COLUMNS))})",
-        tuple(values[f] for f in _FILE_FIELDS),
+        f"INSERT INTO files ({', '.join(FILE_COLUMNS)}) VALUES ({', '.join('?' * len(FILE_COLUMNS))})",
+        tuple(values[f] for f in FILE_FIELDS),
     )
 
 
