@@ -24,7 +24,11 @@ class WriteLock:
     """A re-entrant (per thread) inter-process write lock.
 
     Args:
-        path: The lock file (created if missing).
+        path: The lock file (created if missing); None for a store whose catalog is
+            shared (PostgreSQL): then only the threads of this process serialise, and
+            writers in other processes or hosts commit optimistically (the catalog
+            transaction checks what they committed meanwhile).
+        where: How messages name the store (default: the lock file's folder).
         timeout: Seconds to wait for another process's lock before
             :class:`StoreLockedError`; 0 fails at once.
         read_only: The store is read-only: every acquire raises :class:`ReadOnlyError`
@@ -34,8 +38,10 @@ class WriteLock:
     refused (its target is never created or locked), as is a folder in its place.
     """
 
-    def __init__(self, path: Path, *, timeout: float, read_only: bool = False, why: str = "") -> None:
+    def __init__(self, path: Path | None, *, timeout: float, read_only: bool = False, why: str = "",
+                 where: str = "") -> None:
         self.path = path
+        self._where = where or (str(path.parent) if path is not None else "the store")
         self.timeout = timeout
         self.read_only = read_only
         self._why = why or "opened with read_only=True, or its folder is not writable"
@@ -53,13 +59,13 @@ class WriteLock:
             StoreFullError: no space left to create the lock file.
         """
         if self.read_only:
-            msg = f"store {str(self.path.parent)!r} is read-only ({self._why}); nothing was written"
+            msg = f"store {self._where!r} is read-only ({self._why}); nothing was written"
             raise ReadOnlyError(msg)
         wait = self.timeout if timeout is None else timeout
         if not self._thread_lock.acquire(blocking=wait > 0, timeout=wait if wait > 0 else -1):
-            msg = f"{self.path.parent}: another thread holds the write lock"
+            msg = f"{self._where}: another thread holds the write lock"
             raise StoreLockedError(msg)
-        if self._depth:
+        if self._depth or self.path is None:  # re-entry, or a shared store (optimistic commits)
             self._depth += 1
             return
         try:

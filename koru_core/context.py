@@ -20,8 +20,9 @@ if TYPE_CHECKING:
     from koru_core.catalog.entries import FileEntry
     from koru_core.hot.pending import PendingCache
     from koru_core.hot.tier import HotTier
+    from koru_core.lifecycle.catalog_leases import CatalogLeases
     from koru_core.lifecycle.leases import Leases
-    from koru_core.storage.local import LocalStorage
+    from koru_core.storage import Storage
     from koru_core.storage.parquet import FileCache
 
 __all__ = ["StoreContext"]
@@ -35,25 +36,25 @@ class StoreContext:
     """The parts of one open store.
 
     Attributes:
-        root: The store folder (local stores) or the local staging folder.
+        root: The store folder (``Path``), or the ``s3://`` URL of a store on object storage (str).
         storage: Where data files are written and read.
         catalog: The store's catalog.
         files: Verified files and decoded row groups.
         pending: Decoded pending versions.
         hot: Current-state indexes and recently written values.
-        leases: Reader leases (what vacuum must keep).
-        lock: The write lock (one writer at a time).
+        leases: Reader leases (what vacuum must keep): lease files, or catalog rows on a shared store.
+        lock: The write lock (one writer at a time; on a shared store, this process's threads only).
         memory_limit: Bytes the caches may hold together.
         auto_maintain: Consolidate and vacuum after commits (see ``lifecycle/auto.py``).
     """
 
-    root: Path
-    storage: LocalStorage
+    root: Path | str
+    storage: Storage
     catalog: Catalog
     files: FileCache
     pending: PendingCache
     hot: HotTier
-    leases: Leases
+    leases: Leases | CatalogLeases
     lock: WriteLock
     memory_limit: int
     auto_maintain: bool = True
@@ -72,7 +73,7 @@ class StoreContext:
         text = self._retention.get(entry.path)
         if text is None:
             try:
-                meta = pq.read_metadata(self.storage.uri(entry.path)).metadata or {}
+                meta = pq.read_metadata(self.storage.source(entry.path)).metadata or {}
                 text = meta.get(RETENTION_KEY, b"retention policy unknown").decode()
             except OSError:
                 text = "retention policy unknown"

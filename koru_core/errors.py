@@ -68,7 +68,29 @@ class NamespaceNotFoundError(KoruError, LookupError):
 
 
 class ConflictError(KoruError):
-    """Raised when a concurrent commit changed what this commit depended on."""
+    """Raised when a concurrent commit changed what this commit depended on; nothing was written.
+
+    Attributes:
+        namespace, key: The key whose version changed (None when not about one key).
+        expected: The commit of the key's version the writer read (0: none).
+        actual: The commit of its current version when the commit was refused (0: none).
+
+    Example:
+        >>> e = ConflictError("key 'a' changed", namespace="t", key="a", expected=3, actual=5)
+        >>> (e.key, e.expected, e.actual)
+        ('a', 3, 5)
+    """
+
+    def __init__(self, message: str = "", *, namespace: str | None = None, key: str | None = None,
+                 expected: int | None = None, actual: int | None = None) -> None:
+        super().__init__(message)
+        self.namespace = namespace
+        self.key = key
+        self.expected = expected
+        self.actual = actual
+
+    def __reduce__(self) -> tuple[object, ...]:  # picklable across processes, keyword arguments kept
+        return (_conflict, (str(self), self.namespace, self.key, self.expected, self.actual))
 
 
 class HeadMovedError(ConflictError):
@@ -96,6 +118,11 @@ class HeadMovedError(ConflictError):
 
     def __reduce__(self) -> tuple[object, ...]:  # picklable across processes, keyword arguments kept
         return (_head_moved, (str(self), self.base, self.head))
+
+
+def _conflict(message: str, namespace: str | None, key: str | None, expected: int | None,
+              actual: int | None) -> ConflictError:
+    return ConflictError(message, namespace=namespace, key=key, expected=expected, actual=actual)
 
 
 def _head_moved(message: str, base: int, head: int) -> HeadMovedError:

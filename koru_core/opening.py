@@ -15,13 +15,17 @@ from pathlib import Path
 from typing import Literal
 
 from koru_core._lock import WriteLock
+from koru_core.catalog.postgres_schema import is_postgres_url
 from koru_core.catalog.sqlite import SQLiteCatalog
 from koru_core.context import StoreContext
 from koru_core.errors import InvalidInputError, StoreFullError
 from koru_core.hot.pending import PendingCache
 from koru_core.hot.tier import HotTier
+from koru_core.lifecycle.catalog_leases import CatalogLeases
 from koru_core.lifecycle.leases import Leases
+from koru_core.storage import Storage
 from koru_core.storage.local import LocalStorage, check_no_symlink
+from koru_core.storage.objects import ObjectStorage, is_object_url
 from koru_core.storage.parquet import FileCache
 
 __all__ = ["DEFAULT_MEMORY_LIMIT", "DEFAULT_STORE", "Durability", "close_context", "open_context"]
@@ -80,16 +84,32 @@ def _wal_has_commits(catalog: Path) -> bool:
 
 
 def open_context(
-    path: Path, *, durability: Durability, lock_timeout: float, auto_consolidate: bool, memory_limit: int,
-    create: bool | None, read_only: bool,
+    target: str | os.PathLike[str], *, durability: Durability, lock_timeout: float, auto_consolidate: bool,
+    memory_limit: int, create: bool | None, read_only: bool, catalog: str | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> StoreContext:
-    """Open (or create) the store in ``path`` and return its context.
+    """Open (or create) the store at ``target`` and return its context.
+
+    A local folder with no ``catalog`` is the embedded store (SQLite catalog, file
+    lock); an ``s3://`` URL, or any location with a ``catalog`` URL, is a shared store
+    (:func:`_open_shared`).
 
     Raises:
         InvalidInputError, CorruptionError, FormatError: see :func:`koru_core.open`.
     """
     _check_options(durability, lock_timeout, memory_limit, create, read_only, auto_consolidate)
-    root = path.absolute()
+    if is_object_url(target) or catalog is not None:
+        return _open_shared(target, catalog=catalog, storage_options=storage_options, lock_timeout=lock_timeout,
+                            auto_consolidate=auto_consolidate, memory_limit=memory_limit, create=create,
+                            read_only=read_only)
+    if storage_options is not None:
+        msg = "storage_options are for an object-store location (s3://bucket/prefix); a local folder takes none"
+        raise InvalidInputError(msg)
+    text = os.fspath(target)
+    if not isinstance(text, str) or ("://" in text and not text.startswith("file://")):
+        msg = f"a store is a local folder or an s3://bucket/prefix URL, got {target!r}"
+        raise InvalidInputError(msg)
+    root = Path(text.removeprefix("file://")).absolute()
     is_new = _check_folder(root, create, read_only)
     why = "opened with read_only=True"
     if is_new:
@@ -117,6 +137,50 @@ def open_context(
         hot=HotTier(limit=memory_limit - memory_limit // 2 - memory_limit // 8),
         leases=Leases(root, read_only=read_only),
         lock=WriteLock(root / "write.lock", timeout=lock_timeout, read_only=read_only, why=why),
+        memory_limit=memory_limit, auto_maintain=auto_consolidate and not read_only, read_only=read_only,
+    )
+
+
+def _open_shared(
+    target: str | os.PathLike[str], *, catalog: str | None, storage_options: dict[str, str] | None,
+    lock_timeout: float, auto_consolidate: bool, memory_limit: int, create: bool | None, read_only: bool,
+) -> StoreContext:
+    """A store shared by many processes and hosts: files on object storage (or a shared
+    folder), the catalog in PostgreSQL, optimistic commits, leases in the catalog."""
+    if catalog is None:
+        msg = (f"{target!r} is on object storage, which cannot hold a catalog: pass "
+               "catalog='postgresql://…' (or set KORU_CATALOG for the CLI)")
+        raise InvalidInputError(msg)
+    if not is_postgres_url(catalog):
+        msg = (f"a shared store's catalog is a postgresql:// URL, got {catalog!r} (the embedded SQLite "
+               "catalog lives in the store folder: open a local folder without catalog=)")
+        raise InvalidInputError(msg)
+    storage: Storage
+    if is_object_url(target):
+        storage = ObjectStorage(str(target), storage_options)
+        storage.check()
+        root: Path | str = storage.url
+    else:
+        if storage_options is not None:
+            msg = "storage_options are for an object-store location (s3://bucket/prefix); a local folder takes none"
+            raise InvalidInputError(msg)
+        path = Path(os.fspath(target)).absolute()
+        if not read_only and create is not False:
+            path.mkdir(parents=True, exist_ok=True)
+        storage = LocalStorage(path)
+        root = path
+    from koru_core.catalog.postgres import PostgresCatalog
+
+    cat = PostgresCatalog(catalog, create=create is not False and not read_only, read_only=read_only,
+                          timeout=lock_timeout)
+    return StoreContext(
+        root=root, storage=storage, catalog=cat,  # type: ignore[arg-type]
+        files=FileCache(storage, limit=memory_limit // 2),
+        pending=PendingCache(cat, limit=memory_limit // 8),
+        hot=HotTier(limit=memory_limit - memory_limit // 2 - memory_limit // 8),
+        leases=CatalogLeases(cat),  # type: ignore[arg-type]
+        lock=WriteLock(None, timeout=lock_timeout, read_only=read_only, where=str(root),
+                       why="opened with read_only=True"),
         memory_limit=memory_limit, auto_maintain=auto_consolidate and not read_only, read_only=read_only,
     )
 

@@ -38,11 +38,15 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
     memory_limit: int = DEFAULT_MEMORY_LIMIT,
     create: bool | None = None,
     read_only: bool = False,
+    catalog: str | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> Store:
-    """Open the store in folder ``path``, creating it if missing.
+    """Open the store at ``path``, creating it if missing.
 
     Args:
-        path: The store folder.
+        path: The store folder (the embedded default: a SQLite catalog inside it, one
+            writer at a time), or ``s3://bucket/prefix`` on object storage (needs
+            ``catalog``). Objects go through ``pyarrow.fs.S3FileSystem``.
         durability: ``"full"`` (default): every write call is on disk when it
             returns. ``"process"``: survives the process being killed, not a
             power loss; single puts are several times faster.
@@ -62,6 +66,20 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
             store is an error.
         read_only: Open for reads only (a read-only mount, a copy without write
             permission); writes raise. Detected on its own when the folder is not writable.
+        catalog: A ``postgresql://user@host/db?koru_schema=NAME`` URL: the store is
+            shared by any number of processes and hosts. Its catalog is in PostgreSQL
+            and commits are optimistic: blind writes (``put``, ``upsert``, ``delete``)
+            are rebased on other writers' commits and never fail for concurrency;
+            ``put(expected_version=…)`` and a transaction's reads raise
+            :class:`ConflictError` when another writer changed their key.
+            Reader leases are kept in the catalog, so vacuum on any host spares what a
+            reader on another host still reads. ``lock_timeout`` bounds lock waits on
+            the server. Needs ``pip install 'koru-lake[postgres]'``.
+        storage_options: For ``s3://``: the keys of ``deltalake`` and ``pl.scan_delta``
+            (``aws_endpoint_url``, ``aws_access_key_id``, ``aws_secret_access_key``,
+            ``aws_session_token``, ``aws_region``, ``aws_allow_http``); keys not given
+            are read from ``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID`` … as other tools
+            read them (:mod:`koru_core.storage.objects`).
 
     Returns:
         An open :class:`Store`; close it with ``close()`` or a ``with`` block.
@@ -70,7 +88,10 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
         CorruptionError: the catalog, or the file at fault, is unreadable (names it).
         FormatError: the store was written in another on-disk format (names the upgrade).
         InvalidInputError: bad options; ``path`` is not a folder, holds files but no
-            store (without ``create=True``), or holds no store and ``create=False``.
+            store (without ``create=True``), or holds no store and ``create=False``;
+            an ``s3://`` store without ``catalog``, a ``catalog`` that is not a
+            PostgreSQL URL, or a bucket that does not exist.
+        ConnectionError: the catalog's server cannot be reached.
 
     Example:
         >>> import tempfile, koru_core as koru
@@ -79,17 +100,23 @@ def open(  # noqa: A001 - mirrors sqlite3.connect / duckdb.connect style entry p
         1
     """
     return Store(open_context(
-        Path(path), durability=durability, lock_timeout=lock_timeout, auto_consolidate=auto_consolidate,
-        memory_limit=memory_limit, create=create, read_only=read_only,
+        path, durability=durability, lock_timeout=lock_timeout, auto_consolidate=auto_consolidate,
+        memory_limit=memory_limit, create=create, read_only=read_only, catalog=catalog,
+        storage_options=storage_options,
     ))
 
 
 class Store(LifecycleMethods, VectorMethods):
-    """A koru store: one folder holding a catalog and Parquet data files.
+    """A koru store: a catalog and Parquet data files.
 
     Thread-safe: threads share one store; writes serialise, reads run in parallel.
-    Across processes, one writer at a time (a file lock) and any number of readers.
+    An embedded store (a local folder): across processes, one writer at a time (a
+    file lock) and any number of readers. A shared store (``catalog=`` PostgreSQL):
+    any number of writers on any hosts, committing optimistically.
     Use :func:`open` to make one.
+
+    Attributes:
+        path: The store folder (``pathlib.Path``), or its ``s3://`` URL (str).
     """
 
     def __init__(self, ctx: Any) -> None:
@@ -121,6 +148,13 @@ class Store(LifecycleMethods, VectorMethods):
         close_context(self._ctx)
 
     @property
+    def storage_options(self) -> dict[str, str] | None:
+        """The object-store options engines read this store's files with (``aws_endpoint_url``
+        …, as ``pl.scan_delta`` takes them), resolved from ``storage_options`` and the
+        environment; None for a store in a local folder."""
+        return self._ctx.storage.storage_options()
+
+    @property
     def read_only(self) -> bool:
         """True when the store was opened (or found) read-only."""
         return bool(self._ctx.read_only)
@@ -130,7 +164,7 @@ class Store(LifecycleMethods, VectorMethods):
     def put(
         self, namespace: str, key: KeyLike, value: Any, *, valid_from: datetime | None = None,
         actor: str | None = None, run_id: str | None = None, parents: Iterable[str] = (),
-        metadata: dict[str, str] | None = None,
+        metadata: dict[str, str] | None = None, expected_version: int | None = None,
     ) -> Version:
         """Write one version of ``key``.
 
@@ -149,6 +183,11 @@ class Store(LifecycleMethods, VectorMethods):
             actor, run_id: Provenance.
             parents: Write ids this value was derived from.
             metadata: str → str recorded with the commit (:attr:`Commit.metadata`).
+            expected_version: Compare-and-set: the ``commit`` of the key's current
+                version as the caller read it (:attr:`Version.commit`, e.g. from
+                :meth:`version_at`), or 0 for a key that must have no version yet. If
+                another write has changed the key's current version since, nothing is
+                written and :class:`ConflictError` names the key and both commits.
 
         Returns:
             The :class:`Version` written; or, when the value equals the key's
@@ -160,6 +199,7 @@ class Store(LifecycleMethods, VectorMethods):
                 column differs from the key.
             SchemaError: a field's type cannot widen the stored type.
             StoreLockedError: another process holds the write lock.
+            ConflictError: ``expected_version`` is not the commit of the key's current version.
 
         Example:
             >>> store.put("users", "bob", {"name": "Bob"}).key
@@ -168,7 +208,11 @@ class Store(LifecycleMethods, VectorMethods):
         key_text, fields = reads.key_and_fields(self._ctx, namespace, key)
         value = value_with_key_fields(namespace, value, fields)
         batch = batch_from_value(namespace, key_text, value, valid_from=valid_from, parents=parents)
-        return self._write_one(Operation(batch), namespace, key_text, valid_from, value, actor, run_id, metadata)
+        expected = None
+        if expected_version is not None:
+            expected = {(namespace, key_text): reads.check_commit(expected_version, "expected_version")}
+        return self._write_one(Operation(batch), namespace, key_text, valid_from, value, actor, run_id, metadata,
+                               expected)
 
     def delete(
         self, namespace: str, key: KeyLike, *, valid_from: datetime | None = None,
@@ -193,10 +237,12 @@ class Store(LifecycleMethods, VectorMethods):
         return self._write_one(op, namespace, key_text, valid_from, None, actor, run_id, metadata)
 
     def _write_one(self, op: Operation, namespace: str, key: str, valid_from: datetime | None, value: Any,
-                   actor: str | None, run_id: str | None, metadata: dict[str, str] | None) -> Version:
+                   actor: str | None, run_id: str | None, metadata: dict[str, str] | None,
+                   expected: dict[tuple[str, str], int] | None = None) -> Version:
         actor, run_id = reads.provenance(actor, run_id)
         meta = check_metadata(metadata)
-        result, prepared, record = self._writer.commit([op], actor=actor, run_id=run_id, metadata=meta)
+        result, prepared, record = self._writer.commit([op], actor=actor, run_id=run_id, metadata=meta,
+                                                       expected=expected)
         return reads.version_written(self._ctx, namespace, key, result, prepared, valid_from, value, record=record)
 
     def upsert(

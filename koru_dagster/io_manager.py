@@ -8,7 +8,7 @@ from dagster import ConfigurableIOManager, InitResourceContext, InputContext, Ou
 from pydantic import Field, PrivateAttr, field_validator
 
 import koru_core as koru
-from koru_dagster import _context, _frames, _storage
+from koru_dagster import _config, _context, _frames, _storage
 
 __all__ = ["KoruIOManager"]
 
@@ -63,7 +63,9 @@ class KoruIOManager(ConfigurableIOManager):  # type: ignore[misc]
         True
     """
 
-    store: str = Field(description="Path of the koru store folder (created if missing).")
+    store: str = _config.field(_config.STORE_HELP)
+    catalog: str | None = _config.field(_config.CATALOG_HELP, default=None)
+    storage_options: dict[str, str] | None = _config.field(_config.STORAGE_OPTIONS_HELP, default=None)
     key: list[str] | None = Field(
         default=None,
         description="Default key column (a str) or columns (a list) for assets without `koru/key` metadata.",
@@ -98,7 +100,8 @@ class KoruIOManager(ConfigurableIOManager):  # type: ignore[misc]
     def _open(self) -> koru.Store:
         if self._store is None:
             self._store = koru.open(
-                self.store, durability=self.durability, lock_timeout=self.lock_timeout
+                self.store, durability=self.durability, lock_timeout=self.lock_timeout,
+                catalog=self.catalog, storage_options=self.storage_options,
             )
         return self._store
 

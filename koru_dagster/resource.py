@@ -8,6 +8,7 @@ from dagster import ConfigurableResource
 from pydantic import Field
 
 import koru_core as koru
+from koru_dagster import _config
 
 __all__ = ["KoruResource"]
 
@@ -26,7 +27,9 @@ class KoruResource(ConfigurableResource):  # type: ignore[misc]
         1
     """
 
-    store: str = Field(description="Path of the koru store folder (created if missing).")
+    store: str = _config.field(_config.STORE_HELP)
+    catalog: str | None = _config.field(_config.CATALOG_HELP, default=None)
+    storage_options: dict[str, str] | None = _config.field(_config.STORAGE_OPTIONS_HELP, default=None)
     durability: Literal["full", "process"] = Field(
         default="full",
         description=(
@@ -45,4 +48,5 @@ class KoruResource(ConfigurableResource):  # type: ignore[misc]
             CorruptionError: the catalog exists but is unreadable.
             InvalidInputError: the path exists and is not a folder.
         """
-        return koru.open(self.store, durability=self.durability, lock_timeout=self.lock_timeout)
+        return koru.open(self.store, durability=self.durability, lock_timeout=self.lock_timeout,
+                         catalog=self.catalog, storage_options=self.storage_options)

@@ -34,6 +34,8 @@ def connect(
     *,
     database: str = ":memory:",
     read_only: bool = True,
+    catalog: str | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> KoruConnection:
     """Open a DuckDB connection in which the namespaces of ``store`` are queryable by name.
 
@@ -65,6 +67,9 @@ def connect(
         database: The DuckDB database to open alongside (``":memory:"`` by
             default); koru's views and macros are TEMP objects, never written to it.
         read_only: Open ``database`` read-only (ignored for ``":memory:"``).
+        catalog, storage_options: For a shared store given by its URL (``s3://bucket/prefix``
+            with a ``postgresql://`` catalog), as :func:`koru_core.open`. DuckDB then
+            reads the ``s3://`` files through ``s3fs`` (``register_filesystem``).
 
     Returns:
         A :class:`KoruConnection`, which behaves as a ``duckdb.DuckDBPyConnection``.
@@ -85,7 +90,11 @@ def connect(
         [(31,)]
     """
     owns_store = not isinstance(store, koru_core.Store)
-    opened = koru_core.open(store, create=False) if owns_store else store
+    if not owns_store and (catalog is not None or storage_options is not None):
+        msg = "catalog and storage_options are for a store given by its URL, not an open Store"
+        raise koru_core.InvalidInputError(msg)
+    opened = (koru_core.open(store, create=False, catalog=catalog, storage_options=storage_options)
+              if owns_store else store)
     try:
         con = duckdb.connect(database) if database == ":memory:" else duckdb.connect(database, read_only=read_only)
         con.execute(macros.SET_TIME_ZONE)

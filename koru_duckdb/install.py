@@ -271,4 +271,25 @@ def install(con: duckdb.DuckDBPyConnection, store: koru_core.Store, *, views: bo
     if not isinstance(store, koru_core.Store):
         msg = f"install needs an open koru Store (koru_core.open(path)), got {type(store).__name__}"
         raise InvalidInputError(msg)
+    if store.storage_options is not None:  # a store on object storage: DuckDB reads s3:// through s3fs
+        _register_object_store(con, store.storage_options)
     return KoruInstall(con, store, views=views)
+
+
+def _register_object_store(con: duckdb.DuckDBPyConnection, storage_options: dict[str, str]) -> None:
+    """Let ``con`` read the plan's ``s3://`` files: an ``s3fs`` file system registered with
+    ``register_filesystem`` (DuckDB 2.0 has no httpfs extension offline here). A file system
+    already registered for ``s3`` on this connection is replaced by the store's."""
+    from koru_core.storage.objects import fsspec_filesystem
+
+    fs = fsspec_filesystem(storage_options)
+    if any(p in ("s3", "s3a") for p in _protocols(fs)):
+        for name in con.list_filesystems():
+            if name in ("S3FileSystem", "s3", "s3a"):
+                con.unregister_filesystem(name)
+    con.register_filesystem(fs)
+
+
+def _protocols(fs: object) -> tuple[str, ...]:
+    protocol = getattr(fs, "protocol", ())
+    return (protocol,) if isinstance(protocol, str) else tuple(protocol)

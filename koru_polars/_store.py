@@ -22,6 +22,7 @@ import polars as pl
 import koru_core as koru
 from koru_core import InvalidInputError, ReadPlan, Store
 from koru_core._time import to_ns
+from koru_core.storage.objects import is_object_url
 
 __all__ = ["Lease", "StoreLike", "hold", "plan_scan", "time_ns", "writing"]
 
@@ -48,7 +49,8 @@ class Lease:
 
 
 def plan_scan(source: StoreLike, namespace: str, *, version: int | None | Callable[[Store], int | None],
-              at: object = None, shape: str = "as_of") -> Lease:
+              at: object = None, shape: str = "as_of", catalog: str | None = None,
+              storage_options: dict[str, str] | None = None) -> Lease:
     """Resolve ``source`` and return the lease of the plan (``Store.plan``) of ``namespace``.
 
     Args:
@@ -58,6 +60,8 @@ def plan_scan(source: StoreLike, namespace: str, *, version: int | None | Callab
             (for bounds that depend on the store's head, as a change feed's ``until``).
         at: The valid time of an as-of plan.
         shape: As :meth:`koru_core.Store.plan`.
+        catalog, storage_options: As :func:`koru_core.open`, for a shared store
+            (``s3://`` or a PostgreSQL catalog), opened read-only for the scan.
 
     Raises:
         InvalidInputError: ``source`` is neither a Store nor a path, the path
@@ -65,15 +69,21 @@ def plan_scan(source: StoreLike, namespace: str, *, version: int | None | Callab
         NamespaceNotFoundError: the namespace was never written.
     """
     if isinstance(source, Store):
+        if catalog is not None or storage_options is not None:
+            msg = "catalog and storage_options are for a store given by its URL, not an open Store"
+            raise InvalidInputError(msg)
         return Lease(_plan(source, namespace, version=version, at=at, shape=shape), source)
     if not isinstance(source, (str, os.PathLike)):
         msg = f"source must be a store path or a koru Store, got {type(source).__name__}"
         raise InvalidInputError(msg)
-    path = Path(source)
-    if not (path / "catalog.sqlite").is_file():
-        msg = f"no koru store at {str(path)!r} (it has no catalog.sqlite)"
-        raise InvalidInputError(msg)
-    store = koru.open(path, create=False)
+    if catalog is not None or is_object_url(source):
+        store = koru.open(source, create=False, read_only=True, catalog=catalog, storage_options=storage_options)
+    else:
+        path = Path(source)
+        if not (path / "catalog.sqlite").is_file():
+            msg = f"no koru store at {str(path)!r} (it has no catalog.sqlite)"
+            raise InvalidInputError(msg)
+        store = koru.open(path, create=False, storage_options=storage_options)
     try:
         lease = Lease(_plan(store, namespace, version=version, at=at, shape=shape), store)
     except BaseException:
@@ -95,7 +105,8 @@ def hold(frame: pl.LazyFrame, lease: Lease) -> pl.LazyFrame:
 
 
 @contextmanager
-def writing(target: StoreLike) -> Iterator[Store]:
+def writing(target: StoreLike, *, catalog: str | None = None,
+            storage_options: dict[str, str] | None = None) -> Iterator[Store]:
     """Yield an open store for a write, creating the folder's store if missing.
 
     A store opened here is closed on exit; an open ``Store`` is left open.
@@ -109,7 +120,7 @@ def writing(target: StoreLike) -> Iterator[Store]:
     if not isinstance(target, (str, os.PathLike)):
         msg = f"target must be a store path or a koru Store, got {type(target).__name__}"
         raise InvalidInputError(msg)
-    store = koru.open(target)
+    store = koru.open(target, catalog=catalog, storage_options=storage_options)
     try:
         yield store
     finally:

@@ -97,6 +97,8 @@ def scan_koru(
     at: datetime | None = None,
     version: int | None = None,
     history: bool = False,
+    catalog: str | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> pl.LazyFrame:
     """Lazily read a namespace as it stood at valid time ``at`` and commit ``version``.
 
@@ -119,6 +121,11 @@ def scan_koru(
         history: Return every version up to ``version`` instead of the as-of
             state, with ``_valid_to``; with ``at``, only versions whose
             ``_valid_from <= at`` (their ``_valid_to`` still counts later ones).
+        catalog: A ``postgresql://`` catalog URL, for a shared store (``source`` is
+            then its ``s3://bucket/prefix`` or folder), as :func:`koru_core.open`.
+        storage_options: For ``s3://``: the keys of ``pl.scan_delta``
+            (``aws_endpoint_url``, ``aws_access_key_id`` …); Polars reads the
+            objects itself with them.
 
     Returns:
         As-of (default): one row per live key, the value columns then ``_key``
@@ -158,7 +165,7 @@ def scan_koru(
         31
     """
     lease = plan_scan(source, namespace, version=version, at=None if history else at,
-                      shape="versions" if history else "as_of")
+                      shape="versions" if history else "as_of", catalog=catalog, storage_options=storage_options)
     plan = lease.plan
     if history:
         frame = _hex(_with_valid_to(versions_frame(plan)))
@@ -177,11 +184,13 @@ def read_koru(
     at: datetime | None = None,
     version: int | None = None,
     history: bool = False,
+    catalog: str | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> pl.DataFrame:
     """Read a namespace into a DataFrame: ``scan_koru(...).collect()``.
 
     Args:
-        source, namespace, at, version, history: As :func:`scan_koru`.
+        source, namespace, at, version, history, catalog, storage_options: As :func:`scan_koru`.
 
     Returns:
         The collected frame of :func:`scan_koru` (as-of state, or every
@@ -198,7 +207,8 @@ def read_koru(
         >>> read_koru(store, "users")["age"].to_list()
         [31]
     """
-    return scan_koru(source, namespace, at=at, version=version, history=history).collect()
+    return scan_koru(source, namespace, at=at, version=version, history=history, catalog=catalog,
+                     storage_options=storage_options).collect()
 
 
 # -- translation ------------------------------------------------------------------------
@@ -220,7 +230,8 @@ def _source_frame(plan: ReadPlan, src: Source) -> pl.LazyFrame:
         assert src.uri is not None
         system = COLD_SCHEMA if src.is_cold else COMMIT_SCHEMA
         lazy = pl.scan_parquet(src.uri, schema=_schema(plan, system), missing_columns="insert", cast_options=_CAST,
-                               hive_partitioning=False, glob=False, extra_columns="ignore")
+                               hive_partitioning=False, glob=False, extra_columns="ignore",
+                               storage_options=plan.storage_options)
         have = set(_schema(plan, system).names())
     extra = []
     for name, dtype in cold.items():

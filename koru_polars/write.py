@@ -47,6 +47,8 @@ def write_koru(
     actor: str | None = None,
     run_id: str | None = None,
     batch_rows: int | None = DEFAULT_BATCH_ROWS,
+    catalog: str | None = None,
+    storage_options: dict[str, str] | None = None,
 ) -> CommitResult:
     """Write the rows of a frame as versions of ``namespace``; unchanged rows are skipped.
 
@@ -65,6 +67,8 @@ def write_koru(
         actor, run_id: Provenance recorded on every version.
         batch_rows: Rows per commit for a LazyFrame; None for one commit.
             Ignored for a DataFrame.
+        catalog, storage_options: For a shared store given by its URL (``s3://…``
+            with a ``postgresql://`` catalog), as :func:`koru_core.open`.
 
     Returns:
         :class:`koru_core.CommitResult`: ``commit`` (the last commit made, or
@@ -93,7 +97,7 @@ def write_koru(
         msg = f"namespace {namespace!r}: batch_rows must be a positive int or None, got {batch_rows!r}"
         raise InvalidInputError(msg)
     options = {"key": key, "valid_from": valid_from, "actor": actor, "run_id": run_id}
-    with writing(target) as store:
+    with writing(target, catalog=catalog, storage_options=storage_options) as store:
         if isinstance(df, pl.DataFrame):
             return store.upsert(namespace, df, delete_missing=delete_missing, **options)  # type: ignore[arg-type]
         if not isinstance(df, pl.LazyFrame):

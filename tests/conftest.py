@@ -15,7 +15,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # `import model` from any test folder
 
-from servers import pg_server, pg_url, s3_bucket, s3_server  # noqa: E402, F401  # real servers (issue 15)
+from servers import pg_server, pg_url, s3_bucket, s3_server, shared_store  # noqa: E402, F401  # real servers (issue 15)
 
 import koru_core as koru  # noqa: E402
 

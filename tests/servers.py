@@ -478,3 +478,32 @@ def s3_bucket(s3_server: S3Server) -> Iterator[S3Bucket]:
         yield bucket
     finally:
         s3_server.delete_bucket(bucket.name)
+
+
+class SharedStore(NamedTuple):
+    """Where a shared store lives: ``location`` (``s3://bucket/lake``), its ``catalog``
+    (a fresh PostgreSQL database) and the ``storage_options`` of the S3 server."""
+
+    location: str
+    catalog: str
+    storage_options: dict[str, str]
+
+    def open(self, **options: Any) -> Any:
+        """``koru.open`` of this store (``options`` as :func:`koru_core.open`)."""
+        import koru_core
+
+        return koru_core.open(self.location, catalog=self.catalog, storage_options=self.storage_options, **options)
+
+    def env(self) -> dict[str, str]:
+        """Environment variables that point the CLI and other tools at this store."""
+        o = self.storage_options
+        return {"KORU_STORE": self.location, "KORU_CATALOG": self.catalog, "AWS_ENDPOINT_URL": o["aws_endpoint_url"],
+                "AWS_ACCESS_KEY_ID": o["aws_access_key_id"], "AWS_SECRET_ACCESS_KEY": o["aws_secret_access_key"],
+                "AWS_REGION": o["aws_region"], "AWS_ALLOW_HTTP": "true"}
+
+
+@pytest.fixture
+def shared_store(pg_url: str, s3_bucket: S3Bucket) -> SharedStore:
+    """A new, empty shared store for this test: ``s3://<fresh bucket>/lake`` with its catalog
+    in a fresh PostgreSQL database (nothing is created until it is opened)."""
+    return SharedStore(f"{s3_bucket.url}/lake", pg_url, s3_bucket.storage_options)

@@ -122,6 +122,7 @@ class Catalog(abc.ABC):
     def swap_files(
         self, namespace: str, *, remove: Sequence[FileEntry], add: Sequence[FileEntry],
         absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int | None = None,
+        base_cold_commit: int | None = None,
     ) -> bool:
         """Replace files (consolidation, distillation) in one transaction.
 
@@ -131,8 +132,13 @@ class Catalog(abc.ABC):
         commits up to ``absorb_pending_upto`` are dropped (their versions are in
         ``add``); the namespace's ``cold_commit`` is raised to ``cold_commit``.
 
+        ``base_cold_commit``: the namespace's ``cold_commit`` the new files were built
+        from; when given and the namespace's is no longer that (another consolidation
+        swapped meanwhile, so ``add`` would hold its versions twice), the swap is refused.
+
         Returns:
-            False, changing nothing, when a file of ``remove`` is no longer listed.
+            False, changing nothing, when a file of ``remove`` is no longer listed, or
+            ``base_cold_commit`` is not the namespace's ``cold_commit``.
         """
 
     @abc.abstractmethod

@@ -376,20 +376,27 @@ class PostgresCatalog(Catalog):
     def swap_files(
         self, namespace: str, *, remove: Sequence[FileEntry], add: Sequence[FileEntry],
         absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int | None = None,
+        base_cold_commit: int | None = None,
     ) -> bool:
         paths = [e.path for e in remove]
         try:
             return self._swap(namespace, paths=paths, remove=remove, add=add, absorb_pending_upto=absorb_pending_upto,
-                              cold_commit=cold_commit, retired_at=retired_at)
+                              cold_commit=cold_commit, retired_at=retired_at, base_cold_commit=base_cold_commit)
         except _Refused:
             return False
 
     def _swap(
         self, namespace: str, *, paths: list[str], remove: Sequence[FileEntry], add: Sequence[FileEntry],
         absorb_pending_upto: int | None, cold_commit: int | None, retired_at: int | None,
+        base_cold_commit: int | None = None,
     ) -> bool:
         with self._write() as con:
             epoch = 0
+            if base_cold_commit is not None:  # the row lock serialises swaps of one namespace
+                row = con.execute("SELECT cold_commit FROM namespaces WHERE name = %s FOR UPDATE",
+                                  (namespace,)).fetchone()
+                if row is None or int(row[0]) != base_cold_commit:
+                    raise _Refused
             if paths:
                 gone = con.execute("DELETE FROM files WHERE path = ANY(%s)", (paths,)).rowcount
                 if gone != len(paths):  # a concurrent swap took one (READ COMMITTED re-checked it)

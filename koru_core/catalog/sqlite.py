@@ -446,10 +446,15 @@ class SQLiteCatalog(Catalog):
     def swap_files(
         self, namespace: str, *, remove: Sequence[FileEntry], add: Sequence[FileEntry],
         absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int | None = None,
+        base_cold_commit: int | None = None,
     ) -> bool:
         paths = [e.path for e in remove]
         marks = ", ".join("?" * len(paths))
         with self._write() as con:
+            if base_cold_commit is not None:
+                row = con.execute("SELECT cold_commit FROM namespaces WHERE name = ?", (namespace,)).fetchone()
+                if row is None or int(row[0]) != base_cold_commit:
+                    return False
             if paths:
                 listed = con.execute(f"SELECT count(*) FROM files WHERE path IN ({marks})", paths).fetchone()[0]
                 if listed != len(paths):

@@ -49,7 +49,15 @@ __all__ = ["main"]
     show_default=True,
     show_envvar=True,
     metavar="PATH",
-    help="The store folder.",
+    help="The store folder, or s3://bucket/prefix (with --catalog; credentials from AWS_* variables).",
+)
+@click.option(
+    "--catalog",
+    envvar="KORU_CATALOG",
+    default=None,
+    show_envvar=True,
+    metavar="URL",
+    help="The postgresql:// catalog of a store shared by many machines.",
 )
 @click.option(
     "--lock-timeout",
@@ -66,17 +74,20 @@ __all__ = ["main"]
 )
 @click.version_option(__version__, message="koru %(version)s")
 @click.pass_context
-def main(ctx: click.Context, store: str, lock_timeout: float, as_json: bool) -> None:
+def main(ctx: click.Context, store: str, catalog: str | None, lock_timeout: float, as_json: bool) -> None:
     """koru: a bitemporal, versioned record store.
 
     Every write of a key becomes an immutable version with a valid time and a
     system time (its commit). Read any key as of any time, see its history
     and what changed, and query namespaces with SQL.
 
-    --store, --lock-timeout and --json may also follow the command:
+    A store shared by many machines lives at s3://bucket/prefix (or a shared folder)
+    with its catalog in PostgreSQL: --catalog postgresql://… (or KORU_CATALOG).
+
+    --store, --catalog, --lock-timeout and --json may also follow the command:
     koru get users alice --store data.koru
     """
-    ctx.obj = Settings(store=store, as_json=as_json, lock_timeout=lock_timeout)
+    ctx.obj = Settings(store=store, as_json=as_json, lock_timeout=lock_timeout, catalog=catalog)
 
 
 @click.command()

@@ -35,6 +35,7 @@ class Settings:
     store: str
     as_json: bool
     lock_timeout: float = DEFAULT_LOCK_TIMEOUT
+    catalog: str | None = None
 
 
 class _KoruGroup(click.Group):
@@ -155,7 +156,11 @@ def common_options() -> list[click.Option]:
     return [
         click.Option(
             ["--store"], metavar="PATH", expose_value=False, callback=_override("store"),
-            help="The store folder (as 'koru --store'; default: $KORU_STORE, else ./koru-data).",
+            help="The store folder or s3:// URL (as 'koru --store'; default: $KORU_STORE, else ./koru-data).",
+        ),
+        click.Option(
+            ["--catalog"], metavar="URL", expose_value=False, callback=_override("catalog"),
+            help="The postgresql:// catalog of a shared store (as 'koru --catalog'; default: $KORU_CATALOG).",
         ),
         click.Option(
             ["--lock-timeout"], type=click.FloatRange(min=0), metavar="SECONDS", expose_value=False,
@@ -190,7 +195,13 @@ def open_store(*, create: bool | None) -> Store:
             that holds no store (``create=None``).
     """
     import koru_core
+    from koru_core.storage.objects import is_object_url
 
+    if settings().catalog is not None or is_object_url(settings().store):
+        # a shared store: object storage options come from the environment (AWS_ENDPOINT_URL …)
+        store = koru_core.open(settings().store, catalog=settings().catalog, create=create,
+                               lock_timeout=settings().lock_timeout)
+        return click.get_current_context().with_resource(store)
     path = Path(settings().store)
     has_store = (path / "catalog.sqlite").is_file()
     if create is False and not has_store:

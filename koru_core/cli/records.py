@@ -57,9 +57,12 @@ def init(force: bool) -> None:
     refused unless --force is given.
     """
     path = Path(settings().store)
-    existed = (path / "catalog.sqlite").is_file()
+    shared = settings().catalog is not None or "://" in settings().store
+    existed = (path / "catalog.sqlite").is_file() if not shared else None
     store = open_store(create=True if force else None)
     commits = len(store.commits())
+    if shared:
+        existed = commits > 0
     if settings().as_json:
         _emit_json({"store": str(store.path), "created": not existed, "commits": commits})
     elif existed:

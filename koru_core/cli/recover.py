@@ -27,6 +27,10 @@ def recover(apply_: bool) -> None:
     """
     from koru_core.lifecycle.recover import recover as run
 
+    if settings().catalog is not None or "://" in settings().store:
+        msg = ("koru recover repairs the SQLite catalog files of a store folder; a shared store's catalog is "
+               "PostgreSQL, recovered with PostgreSQL's own tools (run `koru verify` to check the store)")
+        raise click.ClickException(msg)
     report = run(settings().store, apply=apply_)
     if settings().as_json:
         data = {k: (str(v) if k in ("store", "backup") and v is not None else v) for k, v in asdict(report).items()}

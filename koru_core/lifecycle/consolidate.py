@@ -122,6 +122,14 @@ def consolidate_namespace(ctx: StoreContext, namespace: str) -> bool:
         CorruptionError: an input file is missing or corrupted (nothing is swapped).
         StoreFullError: no space for the new files (nothing is swapped, nothing left behind).
     """
+    token = ctx.leases.acquire()  # before the inputs' snapshot: a vacuum elsewhere keeps what it reads
+    try:
+        return _consolidate_leased(ctx, namespace)
+    finally:
+        ctx.leases.release(token)
+
+
+def _consolidate_leased(ctx: StoreContext, namespace: str) -> bool:
     inputs = _read_inputs(ctx, namespace)
     if inputs is None or (not inputs.overlay.num_rows and not inputs.overlay_skips.num_rows):
         return False
@@ -131,7 +139,7 @@ def consolidate_namespace(ctx: StoreContext, namespace: str) -> bool:
         with ctx.lock:
             ok = ctx.catalog.swap_files(namespace, remove=[*removed, *inputs.overlay_files], add=added,
                                         absorb_pending_upto=inputs.head, cold_commit=inputs.head,
-                                        retired_at=None)
+                                        retired_at=None, base_cold_commit=inputs.cold_commit)
     except BaseException:
         ctx.files.forget([e.path for e in added])
         for e in added:

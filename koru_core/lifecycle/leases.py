@@ -38,8 +38,13 @@ import threading
 import uuid
 from pathlib import Path
 
+from typing import TYPE_CHECKING
+
 from koru_core._time import now_ns
 from koru_core.errors import CorruptionError
+
+if TYPE_CHECKING:
+    from koru_core.catalog.base import Catalog
 
 __all__ = ["LEASE_DIR", "Lease", "Leases", "oldest_lease"]
 
@@ -119,6 +124,23 @@ class Leases:
     def lease(self) -> Lease:
         """Start a :class:`Lease` (ended when released or garbage collected)."""
         return Lease(self)
+
+    def vacuumable(self, catalog: Catalog, *, retired_before: int) -> list[str]:
+        """Retired paths vacuum may delete: retired at or before ``retired_before`` (ns),
+        before every live lease of any process, and not listed again."""
+        retired = catalog.retired()
+        if not retired:
+            return []
+        listed = {e.path for e in catalog.files()}
+        oldest = oldest_lease(self._dir.parent)  # read after the retired list (module docstring)
+        bound = retired_before if oldest is None else min(retired_before, oldest - 1)
+        return sorted(p for p, (_, _, _, at) in retired.items() if (at or 0) <= bound and p not in listed)
+
+    def orphan_bound(self, cutoff: int) -> int:
+        """The latest modification time (ns) at which an unlisted file is an orphan:
+        ``cutoff``, and before the oldest live lease (a writer may be about to list it)."""
+        oldest = oldest_lease(self._dir.parent)
+        return cutoff if oldest is None else min(cutoff, oldest - 1)
 
     def close(self) -> None:
         """Drop every lease and remove the lease file."""

@@ -23,7 +23,6 @@ from datetime import timedelta
 from typing import TYPE_CHECKING
 
 from koru_core._time import now_ns
-from koru_core.lifecycle.leases import oldest_lease
 from koru_core.model import MaintenanceResult
 
 if TYPE_CHECKING:
@@ -50,13 +49,7 @@ def delete_retired(ctx: StoreContext, *, limit: int) -> list[str]:
     Returns:
         The deleted paths.
     """
-    retired = ctx.catalog.retired()
-    if not retired:
-        return []
-    listed = {e.path for e in ctx.catalog.files()}
-    oldest = oldest_lease(ctx.root)  # read after the retired list (see leases.py)
-    bound = limit if oldest is None else min(limit, oldest - 1)
-    gone = [p for p, (_, _, _, at) in retired.items() if (at or 0) <= bound and p not in listed]
+    gone = ctx.leases.vacuumable(ctx.catalog, retired_before=limit)
     for rel in gone:
         ctx.storage.delete(rel)
     if gone:
@@ -78,8 +71,7 @@ def vacuum(ctx: StoreContext, *, retain: timedelta = DEFAULT_RETAIN) -> Maintena
         gone = delete_retired(ctx, limit=cutoff)
         listed = {e.path for e in ctx.catalog.files()}
         retired = ctx.catalog.retired()
-        oldest = oldest_lease(ctx.root)
-        bound = cutoff if oldest is None else min(cutoff, oldest - 1)
+        bound = ctx.leases.orphan_bound(cutoff)
         for rel, (_, mtime) in before.items():
             if rel not in listed and rel not in retired and rel not in gone and mtime <= bound:
                 ctx.storage.delete(rel)

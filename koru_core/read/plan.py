@@ -193,6 +193,9 @@ class ReadPlan:
         cold_commit: The namespace's consolidation head.
         key_columns: The namespace's key columns (for output that shows them).
         lease: Keeps every listed file on disk while the plan is alive.
+        storage_options: What an engine needs to read the files' URIs on object storage
+            (``pl.scan_parquet``'s ``storage_options``: ``aws_endpoint_url`` …); None for
+            local files.
     """
 
     namespace: str
@@ -210,6 +213,7 @@ class ReadPlan:
     cold_commit: int = 0
     key_columns: tuple[str, ...] = ()
     lease: Any = field(default=None, repr=False, compare=False)
+    storage_options: dict[str, str] | None = field(default=None, repr=False, compare=False)
 
     @property
     def sources(self) -> tuple[Source, ...]:
@@ -394,6 +398,7 @@ def plan_as_of(
         namespace=namespace, shape="as_of", commit=s, head=cat.head, valid_at=t, key=key, columns=wanted,
         schema=info.schema, strategy=strategy, exact=tuple(exact), candidates=tuple(candidates),
         cold_commit=info.cold_commit, key_columns=info.key_columns, lease=lease,
+        storage_options=ctx.storage.storage_options(),
     )
 
 
@@ -427,7 +432,7 @@ def _plan_all(ctx: StoreContext, namespace: str, *, version: int | None, key: st
         namespace=namespace, shape=shape, commit=s, head=cat.head, valid_at=None, key=key,
         columns=tuple(cat.info.schema.names), schema=cat.info.schema, strategy="latest",
         candidates=tuple(sources) + tuple(cat.pending), pruned=tuple(pruned), cold_commit=cat.info.cold_commit,
-        key_columns=cat.info.key_columns, lease=lease,
+        key_columns=cat.info.key_columns, lease=lease, storage_options=ctx.storage.storage_options(),
     )
 
 

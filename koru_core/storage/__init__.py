@@ -6,6 +6,13 @@ koru's Parquet files and reads them through a verified, decoded cache.
 """
 
 from koru_core.storage.local import FileStat, LocalStorage, check_no_symlink, full_disk
+from koru_core.storage.objects import ObjectStorage, is_object_url
 from koru_core.storage.parquet import FileCache, write_parquet
 
-__all__ = ["FileCache", "FileStat", "LocalStorage", "check_no_symlink", "full_disk", "write_parquet"]
+Storage = LocalStorage | ObjectStorage
+"""Where a store's data files are: a local folder or an object-store prefix."""
+
+__all__ = [
+    "FileCache", "FileStat", "LocalStorage", "ObjectStorage", "Storage", "check_no_symlink", "full_disk",
+    "is_object_url", "write_parquet",
+]

@@ -65,6 +65,9 @@ class LocalStorage:
         root: The store folder (absolute).
     """
 
+    immutable = False
+    """Files may be changed in place behind koru's back (the cache checks their stat)."""
+
     def __init__(self, root: Path) -> None:
         self.root = root
         self.filesystem = pafs.LocalFileSystem()
@@ -79,6 +82,10 @@ class LocalStorage:
     def storage_options(self) -> dict[str, str] | None:
         """Options for Polars' ``scan_parquet`` (none for local files)."""
         return None
+
+    def source(self, rel: str) -> str:
+        """What ``pq.ParquetFile`` opens for ``rel``: its local path (symlinks refused)."""
+        return str(self.path(rel))
 
     def path(self, rel: str) -> Path:
         """``root / rel``, symlinks refused."""

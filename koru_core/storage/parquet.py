@@ -39,7 +39,8 @@ from koru_core.catalog.entries import FileEntry
 from koru_core.errors import CorruptionError
 
 if TYPE_CHECKING:
-    from koru_core.storage.local import FileStat, LocalStorage
+    from koru_core.storage import Storage
+    from koru_core.storage.local import FileStat
 
 __all__ = ["RACY_NS", "FileCache", "write_parquet"]
 
@@ -54,7 +55,7 @@ hashed is hashed again at the next plan: its times cannot yet tell a later chang
 
 
 def write_parquet(
-    storage: LocalStorage, rel: str, table: pa.Table, *, row_group_size: int, compression: Compression = "zstd",
+    storage: Storage, rel: str, table: pa.Table, *, row_group_size: int, compression: Compression = "zstd",
 ) -> tuple[int, bytes]:
     """Write ``table`` durably as Parquet at ``rel``.
 
@@ -85,7 +86,7 @@ class FileCache:
     Thread-safe.
     """
 
-    def __init__(self, storage: LocalStorage, *, limit: int) -> None:
+    def __init__(self, storage: Storage, *, limit: int) -> None:
         self.storage = storage
         self.limit = limit
         self._lock = threading.RLock()
@@ -115,6 +116,9 @@ class FileCache:
             CorruptionError: a file is missing, a symlink, of the wrong size or blake3.
         """
         for e in entries:
+            known = self._verified.get(e.path)
+            if self.storage.immutable and known is not None and known[0] == e.checksum:
+                continue  # object storage: a file once written never changes
             st = self.storage.stat(e.path)
             if st is None:
                 msg = f"{self.storage.uri(e.path)}: data file of namespace {e.namespace!r} is missing"
@@ -148,7 +152,7 @@ class FileCache:
         md = self._meta.get(e.path)
         if md is None:
             try:
-                md = pq.ParquetFile(self.storage.uri(e.path)).metadata
+                md = pq.ParquetFile(self.storage.source(e.path)).metadata
             except (pa.ArrowException, OSError) as err:
                 msg = f"{self.storage.uri(e.path)}: data file is corrupted: {err}"
                 raise CorruptionError(msg) from err
@@ -311,7 +315,7 @@ class FileCache:
         columns = sorted({c for cs in missing.values() for c in cs})
         groups = sorted(missing)
         try:
-            f = pq.ParquetFile(self.storage.uri(e.path), metadata=md, page_checksum_verification=True)
+            f = pq.ParquetFile(self.storage.source(e.path), metadata=md, page_checksum_verification=True)
             table = f.read_row_groups(groups, columns=columns)
         except (pa.ArrowException, OSError) as err:
             msg = f"{self.storage.uri(e.path)}: data file is corrupted: {err}"

@@ -185,6 +185,10 @@ def _folder(store: Store, namespace: str) -> Path:
     written, read or deleted outside the store)."""
     from koru_core.storage.local import check_no_symlink
 
+    if not isinstance(store.path, Path):
+        msg = (f"{store.path}: vector indexes are kept in a local store folder; a store on object "
+               "storage has none (search its versions with DuckDB or Polars instead)")
+        raise InvalidInputError(msg)
     return check_no_symlink(store.path, f"vector/namespace={quote(namespace, safe='')}")
 
 

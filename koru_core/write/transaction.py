@@ -54,6 +54,7 @@ class Transaction:
         self._open = False
         self._outer: Transaction | None = None
         self._joined: list[Transaction] = []
+        self._reads: dict[tuple[str, str], int] = {}  # (namespace, _key) -> commit of the version read
         self.result: CommitResult | None = None
 
     def __enter__(self) -> Transaction:
@@ -80,7 +81,8 @@ class Transaction:
         try:
             if exc_type is None and self._ops:
                 self.result, _, _ = self._writer.commit(
-                    self._ops, actor=self._actor, run_id=self._run_id, metadata=self._metadata
+                    self._ops, actor=self._actor, run_id=self._run_id, metadata=self._metadata,
+                    expected=self._reads,
                 )
             elif exc_type is None:
                 self.result = CommitResult(commit=None)
@@ -106,6 +108,33 @@ class Transaction:
         if self._key_of is None:
             return encode_key(namespace, key), {}
         return self._key_of(namespace, key)  # type: ignore[no-any-return]
+
+    def get(self, namespace: str, key: str | int | Sequence[Any] | Mapping[str, Any]) -> Any:
+        """Read ``key``'s current value (see :meth:`Store.get`) and add it to the transaction's read set.
+
+        The read sees what is committed (not this transaction's own buffered writes). On
+        exit, if another writer has changed the current version of a key read here, the
+        transaction commits nothing and raises :class:`ConflictError` naming the key and
+        both commits (on an embedded store the write lock makes that impossible; on a
+        shared store it is how a read-modify-write stays correct).
+
+        Raises:
+            KeyNotFoundError: no live version (the key is still in the read set: a
+                concurrent first write of it is a conflict).
+            NamespaceNotFoundError: the namespace was never written.
+        """
+        from koru_core.read import reads
+        from koru_core.write import hotsync
+
+        if not self._open:
+            msg = "the transaction is not open: use it inside `with store.transaction() as tx:`"
+            raise InvalidInputError(msg)
+        ctx = self._writer.ctx
+        text = self._key(namespace, key)[0]
+        head = ctx.catalog.head()[0]
+        found = hotsync.index_at(ctx, namespace, head).get(text) if ctx.catalog.namespace(namespace) else None
+        (self._outer or self)._reads.setdefault((namespace, text), 0 if found is None else found.commit)
+        return reads.get(ctx, namespace, text, at=None, version=head or None)
 
     def put(
         self, namespace: str, key: str | int | Sequence[Any] | Mapping[str, Any], value: Any, *,

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -65,9 +65,14 @@ class Writer:
 
     def commit(
         self, operations: Sequence[Operation], *, actor: str | None, run_id: str | None,
-        metadata: dict[str, str] | None = None,
+        metadata: dict[str, str] | None = None, expected: Mapping[tuple[str, str], int] | None = None,
     ) -> tuple[CommitResult, list[Prepared], CommitRecord | None]:
         """Turn ``operations`` into one durable commit.
+
+        Args:
+            expected: (namespace, ``_key``) → the commit of the key's current version the
+                caller read (0: no version), checked on the head the commit is recorded on
+                (a compare-and-set, and a transaction's read set).
 
         Returns:
             The result, what was prepared per namespace, and the commit record (None
@@ -77,11 +82,15 @@ class Writer:
             StoreLockedError: another writer held the lock past the timeout.
             SchemaError, InvalidInputError, KeyNotFoundError: refused input (nothing written).
             StoreFullError: no space left (nothing written).
+            ConflictError: a key of ``expected`` has another current version (names the
+                key and both commits; nothing written).
         """
         ctx = self.ctx
         with ctx.lock:
             for _ in range(MAX_ATTEMPTS):
                 head, head_time, _ = ctx.catalog.head()
+                if expected:
+                    self._check_expected(expected, head)
                 system_time = max(now_ns() // 1000 * 1000, head_time + 1000)
                 rows = sum(op.batch.num_rows for op in operations)
                 first = ctx.catalog.allocate_write_ids(rows + 1024)
@@ -111,6 +120,23 @@ class Writer:
             namespaces=tuple(p.namespace for p in prepared if p.versions.num_rows),
         )
         return result, prepared, record
+
+    def _check_expected(self, expected: Mapping[tuple[str, str], int], head: int) -> None:
+        """Raise :class:`ConflictError` if a key's current version is not of the expected commit."""
+        by_namespace: dict[str, list[tuple[str, int]]] = {}
+        for (namespace, key), commit in expected.items():
+            by_namespace.setdefault(namespace, []).append((key, commit))
+        for namespace, items in sorted(by_namespace.items()):
+            index = hotsync.index_at(self.ctx, namespace, head)
+            for key, commit in items:
+                found = index.get(key)
+                actual = 0 if found is None else found.commit
+                if actual != commit:
+                    now = "no version" if actual == 0 else f"its version of commit {actual}"
+                    was = "no version" if commit == 0 else f"its version of commit {commit}"
+                    msg = (f"key {key!r} of namespace {namespace!r} has {now} (at head {head}), not {was} as "
+                           "expected: another write changed it; nothing was written")
+                    raise ConflictError(msg, namespace=namespace, key=key, expected=commit, actual=actual)
 
     def _prepare(self, operations: Sequence[Operation], *, head: int, system_time: int, first: int,
                  actor: str | None, run_id: str | None) -> list[Prepared]:
@@ -153,8 +179,10 @@ class Writer:
 
     def _untouched(self, prepared: Sequence[Prepared], operations: Sequence[Operation], base: int,
                    head: int) -> bool:
-        """True when the commits in (``base``, ``head``] changed none of the keys prepared
-        (so the unchanged rule and the version chain come out the same on ``head``)."""
+        """True when the commits in (``base``, ``head``] wrote none of the keys prepared and
+        changed no schema they write (so the unchanged rule, the version chain and the
+        namespace's schema come out the same on ``head``). Read from those commits' own
+        rows, never from the hot index (which another thread may have moved past ``base``)."""
         ctx = self.ctx
         ours = {p.namespace for p in prepared}
         theirs = {ns for c in ctx.catalog.commits(since=base, until=head) for ns in c.namespaces}
@@ -162,11 +190,16 @@ class Writer:
             if any(op.delete_missing for op in operations if op.batch.namespace == namespace):
                 return False  # the live keys it tombstones may have changed
             p = next(p for p in prepared if p.namespace == namespace)
-            keys = pa.concat_arrays([p.versions["_key"].combine_chunks(), p.skips["_key"].combine_chunks()])
-            keys = pc.unique(keys)
-            before = hotsync.index_at(ctx, namespace, base).lookup(keys)
-            after = hotsync.index_at(ctx, namespace, head).lookup(keys)
-            if not before.equals(after):
+            keys = pc.unique(pa.concat_arrays([p.versions["_key"].combine_chunks(), p.skips["_key"].combine_chunks()]))
+            with ctx.catalog.snapshot():
+                info = ctx.catalog.namespace(namespace)
+                if info is None or info.cold_commit > base or info.schema_commit > base:
+                    return False  # consolidated meanwhile (their rows moved), or a schema changed
+                files = ctx.catalog.files(namespace)
+                written = [t["_key"] for kind in ("versions", "skips")
+                           for _, t in hotsync.commit_rows(ctx, namespace, files, after=base, upto=head, kind=kind,
+                                                           columns=("_key",))]
+            if any(pc.any(pc.is_in(k, value_set=keys)).as_py() for k in written):
                 return False
         return True
 
@@ -194,6 +227,8 @@ class Writer:
         forget: set[str] = set()
         for p in prepared:
             index = self.ctx.hot.index(p.namespace)
+            if index is not None and index.commit < base:  # rebased over other writers' commits: catch up
+                index = hotsync.index_at(self.ctx, p.namespace, base)
             if index is None or index.commit != base:
                 self.ctx.hot.drop_index(p.namespace)
                 forget.add(p.namespace)

@@ -104,7 +104,9 @@ def test_threads_share_a_store_for_puts_upserts_and_reads(tmp_path: Path) -> Non
     assert not errors, errors[:10]
     assert not torn, f"a read saw part of an upsert: {torn[:5]}"
     assert len(refused) > 30, "too few refused writes to test anything"
-    assert sum(reads) + WRITERS * OPS >= 2000, f"only {sum(reads)} reads ran beside the writes"
+    # a floor, not a speed: enough reads interleaved with the writes to have met them (about
+    # 1,300-2,000 run here, fewer on a loaded machine)
+    assert sum(reads) >= 300, f"only {sum(reads)} reads ran beside the writes"
     store.close()
 
     with koru.open(tmp_path / "s") as fresh:

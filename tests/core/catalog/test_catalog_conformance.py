@@ -142,6 +142,22 @@ def test_swap_files_refuses_a_removed_file_and_changes_nothing(catalog: Catalog)
     assert (catalog.files(), catalog.pending("users"), catalog.retired(), catalog.namespace("users")) == before
 
 
+def test_a_swap_built_from_an_older_cold_commit_is_refused(catalog: Catalog) -> None:
+    """Two consolidations that read the same pending versions: the second swap would hold
+    them twice, so it is refused (issue 15: found by four writers consolidating at once)."""
+    for n in (1, 2, 3):
+        catalog.record_commit(draft(n - 1, tag=str(n), blobs=(blob(b"p%d" % n),), schemas={"users": (SCHEMA, ())}))
+    assert catalog.swap_files("users", remove=[], add=[cold("cold/a.parquet", upto=2)], absorb_pending_upto=2,
+                              cold_commit=2, retired_at=1, base_cold_commit=0)
+    before = (catalog.files(), catalog.pending("users"), catalog.namespace("users"))
+    assert catalog.swap_files("users", remove=[], add=[cold("cold/b.parquet", upto=3)], absorb_pending_upto=3,
+                              cold_commit=3, retired_at=1, base_cold_commit=0) is False
+    assert (catalog.files(), catalog.pending("users"), catalog.namespace("users")) == before
+    assert catalog.swap_files("users", remove=[], add=[cold("cold/c.parquet", upto=3)], absorb_pending_upto=3,
+                              cold_commit=3, retired_at=1, base_cold_commit=2)
+    assert catalog.namespace("users").cold_commit == 3  # type: ignore[union-attr]
+
+
 def test_bootstrap_fills_an_empty_catalog(backend: Backend) -> None:
     source = backend.open()
     records = commit_n(source, 3)
