@@ -61,6 +61,9 @@ class StoreContext:
     read_only: bool = False
     vector: dict[str, object] = field(default_factory=dict)
     """Loaded vector indexes and search candidates of this store (:mod:`koru_core.vector`)."""
+    overlay: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
+    """Per namespace, its overlay as of a commit: (commit, commits, versions, state rows),
+    kept by :mod:`koru_core.lifecycle.auto` so a small commit needs no catalog read to decide."""
     _retention: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -86,3 +89,4 @@ class StoreContext:
         self.pending.clear()
         self.hot.clear()
         self.vector.clear()
+        self.overlay.clear()

@@ -36,18 +36,30 @@ AUTO_ROWS = 64 * 1024
 """Overlay versions of a namespace that (with a quarter of its state) trigger consolidation."""
 
 
-def needs_consolidation(ctx: StoreContext, namespace: str) -> bool:
-    """True when the namespace's overlay passes a threshold (module docstring)."""
-    with ctx.catalog.snapshot():
-        info = ctx.catalog.namespace(namespace)
-        files = ctx.catalog.files(namespace)
-        pending = ctx.catalog.pending_commits(namespace)
-    if info is None:
-        return False
-    warm = [e for e in files if e.tier == "warm" and e.kind == "versions"]
-    commits = len(pending) + len(warm)
-    rows = sum(n for _, n in pending) + sum(e.rows for e in warm)
-    state = sum(e.rows for e in files if e.tier == "cold" and e.kind == "state")
+def needs_consolidation(ctx: StoreContext, namespace: str, record: CommitRecord | None = None) -> bool:
+    """True when the namespace's overlay passes a threshold (module docstring).
+
+    ``record``: the commit just made. When it wrote this namespace alone, right after the
+    commit the counts were last taken at (no other writer in between), the counts are
+    carried forward from :attr:`StoreContext.overlay` instead of read from the catalog.
+    """
+    known = ctx.overlay.get(namespace)
+    if (record is not None and known is not None and record.namespaces == (namespace,)
+            and known[0] == record.commit - 1):
+        at, commits, rows, state = record.commit, known[1] + 1, known[2] + record.written + record.deleted, known[3]
+    else:
+        with ctx.catalog.snapshot():
+            info = ctx.catalog.namespace(namespace)
+            files = ctx.catalog.files(namespace)
+            pending = ctx.catalog.pending_commits(namespace)
+            at = ctx.catalog.head()[0]
+        if info is None:
+            return False
+        warm = [e for e in files if e.tier == "warm" and e.kind == "versions"]
+        commits = len(pending) + len(warm)
+        rows = sum(n for _, n in pending) + sum(e.rows for e in warm)
+        state = sum(e.rows for e in files if e.tier == "cold" and e.kind == "state")
+    ctx.overlay[namespace] = (at, commits, rows, state)
     return commits >= AUTO_COMMITS or (rows >= AUTO_ROWS and rows * 4 >= state)
 
 
@@ -55,7 +67,7 @@ def after_commit(ctx: StoreContext, record: CommitRecord) -> None:
     """Consolidate the namespaces ``record`` wrote that need it, then delete replaced files."""
     changed = False
     for namespace in record.namespaces:
-        if needs_consolidation(ctx, namespace):
+        if needs_consolidation(ctx, namespace, record):
             changed |= consolidate_namespace(ctx, namespace)
     if changed or ctx.catalog.retired():
         delete_retired(ctx, limit=now_ns())

@@ -122,6 +122,7 @@ def consolidate_namespace(ctx: StoreContext, namespace: str) -> bool:
         CorruptionError: an input file is missing or corrupted (nothing is swapped).
         StoreFullError: no space for the new files (nothing is swapped, nothing left behind).
     """
+    ctx.overlay.pop(namespace, None)  # the overlay changes here: counted again from the catalog next time
     token = ctx.leases.acquire()  # before the inputs' snapshot: a vacuum elsewhere keeps what it reads
     try:
         return _consolidate_leased(ctx, namespace)
