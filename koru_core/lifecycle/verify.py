@@ -184,10 +184,12 @@ def _chained(table: pa.Table | None, namespace: str) -> pa.Table:
 
 
 def _check_chain(commits: list, versions: pa.Table, problems: list[str], *, format1_commits: int = 0) -> None:
-    dup = versions.group_by("_write_id").aggregate([("_write_id", "count")])
-    dup = dup.filter(pc.greater(dup["_write_id_count"], 1))
-    if dup.num_rows:
-        problems.append(f"write ids stored more than once: {', '.join(to_hex(dup['_write_id']).to_pylist()[:_SHOW])}")
+    # value_counts, not group_by: Acero's hash aggregate on fixed_size_binary(8) keys that
+    # differ in their last bytes (sequential write ids) takes minutes at 10^5 rows
+    counts = pc.value_counts(versions["_write_id"].combine_chunks())
+    dup = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
+    if len(dup):
+        problems.append(f"write ids stored more than once: {', '.join(to_hex(dup).to_pylist()[:_SHOW])}")
     order = versions.sort_by([("_commit", "ascending"), ("_write_id", "ascending")])
     numbers = order["_commit"].to_numpy()
     by_commit: dict[int, tuple[int, int]] = {}
