@@ -108,7 +108,7 @@ def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequenc
         groups = _row_groups(ctx, src, plan.key, valid_at, ended_by=valid_at is not None and src.is_cold
                              and plan.commit >= plan.cold_commit)
         if plan.key is not None and not src.is_key_sorted:
-            table = _key_rows_unsorted(ctx, src, plan.key, physical)
+            table = _key_rows_unsorted(ctx, src, plan.key, physical, groups)
         else:
             table = ctx.files.read(src.entry, physical, row_groups=groups)
     if plan.key is not None and "_key" in table.column_names and (src.table is not None or src.is_key_sorted):
@@ -140,18 +140,37 @@ def _value_types(schema: pa.Schema) -> dict[str, pa.DataType]:
     return {f.name: f.type for f in schema}
 
 
-def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[str]) -> pa.Table:
-    """One key's rows of a file not sorted by key (history files), in file order: found by
-    two binary searches over the file's key order (:meth:`FileCache.key_order`, computed
-    once per file), then taken from its columns (one chunk each, so only those rows are copied)."""
+STATS_PRUNE_SHARE = 2
+"""A one-key read of a file not sorted by key scans the ``_key`` column of the row groups
+whose statistics may hold the key when they hold at most half of its rows; else it uses
+the file's key order (:meth:`FileCache.key_order`, a sort computed once per file)."""
+
+
+def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[str],
+                       groups: list[int] | None) -> pa.Table:
+    """One key's rows of a file not sorted by key (history files), in file order.
+
+    A history file is sorted by valid time, then key: within each run of one valid time,
+    row groups hold disjoint key ranges, so ``groups`` (pruned by ``_key`` statistics) is
+    often a small share of the file. Then only their ``_key`` column is scanned, and the
+    row groups with a hit are read. Otherwise two binary searches over the file's key
+    order find the rows, which are taken from the row groups holding them (a history
+    file of millions of rows is never decoded whole)."""
     assert src.entry is not None
+    starts = ctx.files.row_group_starts(src.entry)
+    if groups is not None and (starts[-1] == 0 or
+                               sum(int(starts[g + 1] - starts[g]) for g in groups) * STATS_PRUNE_SHARE <= starts[-1]):
+        if not groups:
+            groups = [0] if len(starts) > 1 else []
+        keys = ctx.files.read(src.entry, ["_key"], row_groups=groups)["_key"]
+        hit = [g for g, part in zip(groups, _split(keys, [int(starts[g + 1] - starts[g]) for g in groups]))
+               if pc.any(pc.equal(part, key)).as_py()]
+        table = ctx.files.read(src.entry, physical, row_groups=hit or groups[:1])
+        return table.filter(pc.equal(table["_key"], key))
     keys, order = ctx.files.key_order(src.entry)
     lo = _bisect(keys, key, right=False, order=order)
     hi = _bisect(keys, key, right=True, order=order)
     hits = np.sort(order.slice(lo, hi - lo).to_numpy().astype(np.int64))
-    # only the row groups holding them are read (a history file of millions of rows is never decoded whole)
-    md = ctx.files.metadata(src.entry)
-    starts = np.cumsum([0] + [md.row_group(g).num_rows for g in range(md.num_row_groups)])
     group_of = np.searchsorted(starts, hits, side="right") - 1
     groups = np.unique(group_of)
     table = ctx.files.read(src.entry, physical, row_groups=[int(g) for g in groups])
@@ -159,6 +178,15 @@ def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[
     new_start = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(groups) else np.zeros(0, np.int64)
     local = hits - starts[group_of] + new_start[np.searchsorted(groups, group_of)]
     return table.take(pa.array(local, pa.int64()))
+
+
+def _split(column: pa.ChunkedArray | pa.Array, sizes: list[int]) -> list[pa.Array | pa.ChunkedArray]:
+    """``column`` cut into consecutive pieces of ``sizes`` rows."""
+    out, at = [], 0
+    for n in sizes:
+        out.append(column.slice(at, n))
+        at += n
+    return out
 
 
 def _rows_of_key(table: pa.Table, key: str, *, is_sorted: bool) -> pa.Table:

@@ -30,6 +30,7 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -93,6 +94,7 @@ class FileCache:
         self._verified: dict[str, tuple[bytes, FileStat, bool]] = {}  # checksum, stat, times trusted (not racy)
         self._meta: dict[str, pq.FileMetaData] = {}
         self._columns: dict[str, frozenset[str]] = {}
+        self._starts: dict[str, np.ndarray] = {}
         self._groups: OrderedDict[tuple[str, int], dict[str, pa.Array]] = OrderedDict()
         self._bytes = 0
         self.hits = 0
@@ -144,6 +146,7 @@ class FileCache:
             if known is None or known[:2] != (e.checksum, st):  # other bytes than those decoded before
                 self._meta.pop(e.path, None)
                 self._columns.pop(e.path, None)
+                self._starts.pop(e.path, None)
                 for k in [k for k in self._groups if k[0] == e.path]:
                     self._drop(k)
 
@@ -207,6 +210,17 @@ class FileCache:
             with self._lock:
                 self._columns[e.path] = names
         return names
+
+    def row_group_starts(self, e: FileEntry) -> np.ndarray:
+        """The first row of each row group, then the row count (int64, ``num_row_groups + 1``
+        values), from the footer; computed once per file."""
+        starts = self._starts.get(e.path)
+        if starts is None:
+            md = self.metadata(e)
+            starts = np.cumsum([0] + [md.row_group(g).num_rows for g in range(md.num_row_groups)]).astype(np.int64)
+            with self._lock:
+                self._starts[e.path] = starts
+        return starts
 
     def column_index(self, e: FileEntry, name: str) -> int | None:
         """The leaf index of a top-level primitive column (for row-group statistics), or None."""
@@ -355,5 +369,6 @@ class FileCache:
                 self._verified.pop(p, None)
                 self._meta.pop(p, None)
                 self._columns.pop(p, None)
+                self._starts.pop(p, None)
                 for k in [k for k in self._groups if k[0] == p]:
                     self._drop(k)
