@@ -71,7 +71,7 @@ class CatalogLeases:
         self._ttl = ttl
         self._reuse = reuse
         self._holder = f"{socket.gethostname()}:{os.getpid()}"
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a Lease the GC collects inside a locked section releases here
         self._refs: dict[str, int] = {}  # lease id -> plans holding it
         self._taken: dict[str, float] = {}  # lease id -> time.monotonic() when taken
         self._tokens: dict[int, str] = {}

@@ -61,7 +61,7 @@ class Leases:
 
     def __init__(self, root: Path, *, read_only: bool = False) -> None:
         self._dir = root / LEASE_DIR
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # a Lease the GC collects inside a locked section releases here
         self._active: dict[int, int] = {}
         self._next = 0
         self._fd: int | None = None

@@ -163,8 +163,8 @@ def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[
         if not groups:
             groups = [0] if len(starts) > 1 else []
         keys = ctx.files.read(src.entry, ["_key"], row_groups=groups)["_key"]
-        hit = [g for g, part in zip(groups, _split(keys, [int(starts[g + 1] - starts[g]) for g in groups]))
-               if pc.any(pc.equal(part, key)).as_py()]
+        sizes = [int(starts[g + 1] - starts[g]) for g in groups]
+        hit = [g for g, part in zip(groups, _split(keys, sizes), strict=True) if pc.any(pc.equal(part, key)).as_py()]
         table = ctx.files.read(src.entry, physical, row_groups=hit or groups[:1])
         return table.filter(pc.equal(table["_key"], key))
     keys, order = ctx.files.key_order(src.entry)

@@ -35,8 +35,6 @@ from typing import Any
 import pytest
 from servers import SharedStore
 
-import koru_core as koru
-
 pytest.importorskip("psycopg")
 pytest.importorskip("s3fs")
 
@@ -111,7 +109,7 @@ def _check_against_model(shared: SharedStore, mode: str, acked: dict[int, list[d
         assert report.is_ok, report.problems
         # the core: as-of now and every key's history
         core = store.as_of("t")
-        assert dict(zip(core["_key"].to_pylist(), core["v"].to_pylist())) == state
+        assert dict(zip(core["_key"].to_pylist(), core["v"].to_pylist(), strict=True)) == state
         for key, cs in writes.items():
             hist = store.history("t", key).to_pylist()
             assert [r["_commit"] for r in hist] == cs
@@ -129,7 +127,7 @@ def _check_against_model(shared: SharedStore, mode: str, acked: dict[int, list[d
     finally:
         con.close()
     frame = koru_polars.read_koru(shared.location, "t", catalog=shared.catalog, storage_options=shared.storage_options)
-    assert dict(zip(frame["_key"].to_list(), frame["v"].to_list())) == state
+    assert dict(zip(frame["_key"].to_list(), frame["v"].to_list(), strict=True)) == state
     return state
 
 
@@ -170,7 +168,8 @@ def test_writers_with_consolidation_vacuum_and_a_reader_on_another_machine(
         assert any(r["tier"] == "cold" and r["files"] > 0 for r in tiers), "consolidation never swapped in a cold file"
 
 
-def test_writers_killed_at_random_moments_lose_no_acknowledged_commit(shared_store: SharedStore, tmp_path: Path) -> None:
+def test_writers_killed_at_random_moments_lose_no_acknowledged_commit(shared_store: SharedStore,
+                                                                     tmp_path: Path) -> None:
     shared_store.open().close()
     rng = random.Random(15)
     procs = [_spawn(shared_store, tmp_path, "writer", f"w{w}", writer=w, commits=COMMITS, mode="same")
@@ -197,7 +196,8 @@ def test_writers_killed_at_random_moments_lose_no_acknowledged_commit(shared_sto
     _check_against_model(shared_store, "same", acked, whole=False)
 
 
-def test_compare_and_set_increments_from_four_processes_are_never_lost(shared_store: SharedStore, tmp_path: Path) -> None:
+def test_compare_and_set_increments_from_four_processes_are_never_lost(shared_store: SharedStore,
+                                                                     tmp_path: Path) -> None:
     shared_store.open().close()
     per = 25
     procs = [_spawn(shared_store, tmp_path, "counter", f"c{w}", commits=per) for w in range(WRITERS)]

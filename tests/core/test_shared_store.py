@@ -107,7 +107,8 @@ def test_put_with_expected_version_is_a_compare_and_set(shared_store: SharedStor
         assert (caught.value.key, caught.value.expected, caught.value.actual) == ("x", 0, first.commit)
         assert f"commit {first.commit}" in str(caught.value)
         second = b.put("acct", "x", {"balance": 20}, expected_version=first.commit)
-        with pytest.raises(koru.ConflictError, match=rf"commit {second.commit}.*not its version of commit {first.commit}"):
+        refused = rf"commit {second.commit}.*not its version of commit {first.commit}"
+        with pytest.raises(koru.ConflictError, match=refused):
             a.put("acct", "x", {"balance": 30}, expected_version=first.commit)
         assert a.version() == second.commit  # the refused puts wrote nothing
         assert a.get("acct", "x") == {"balance": 20}
