@@ -98,13 +98,13 @@ def open_context(
         InvalidInputError, CorruptionError, FormatError: see :func:`koru_core.open`.
     """
     _check_options(durability, lock_timeout, memory_limit, create, read_only, auto_consolidate)
+    if storage_options is not None and not is_object_url(target):
+        msg = "storage_options are for an object-store location (s3://bucket/prefix); a local folder takes none"
+        raise InvalidInputError(msg)
     if is_object_url(target) or catalog is not None:
         return _open_shared(target, catalog=catalog, storage_options=storage_options, lock_timeout=lock_timeout,
                             auto_consolidate=auto_consolidate, memory_limit=memory_limit, create=create,
                             read_only=read_only)
-    if storage_options is not None:
-        msg = "storage_options are for an object-store location (s3://bucket/prefix); a local folder takes none"
-        raise InvalidInputError(msg)
     text = os.fspath(target)
     if not isinstance(text, str) or ("://" in text and not text.startswith("file://")):
         msg = f"a store is a local folder or an s3://bucket/prefix URL, got {target!r}"
@@ -161,9 +161,6 @@ def _open_shared(
         storage.check()
         root: Path | str = storage.url
     else:
-        if storage_options is not None:
-            msg = "storage_options are for an object-store location (s3://bucket/prefix); a local folder takes none"
-            raise InvalidInputError(msg)
         path = Path(os.fspath(target)).absolute()
         if not read_only and create is not False:
             path.mkdir(parents=True, exist_ok=True)

@@ -63,9 +63,9 @@ class KoruIOManager(ConfigurableIOManager):  # type: ignore[misc]
         True
     """
 
-    store: str = _config.field(_config.STORE_HELP)
-    catalog: str | None = _config.field(_config.CATALOG_HELP, default=None)
-    storage_options: dict[str, str] | None = _config.field(_config.STORAGE_OPTIONS_HELP, default=None)
+    store: str = Field(description=_config.STORE_HELP)
+    catalog: str | None = Field(default=None, description=_config.CATALOG_HELP)
+    storage_options: dict[str, str] | None = Field(default=None, description=_config.STORAGE_OPTIONS_HELP)
     key: list[str] | None = Field(
         default=None,
         description="Default key column (a str) or columns (a list) for assets without `koru/key` metadata.",

@@ -27,9 +27,9 @@ class KoruResource(ConfigurableResource):  # type: ignore[misc]
         1
     """
 
-    store: str = _config.field(_config.STORE_HELP)
-    catalog: str | None = _config.field(_config.CATALOG_HELP, default=None)
-    storage_options: dict[str, str] | None = _config.field(_config.STORAGE_OPTIONS_HELP, default=None)
+    store: str = Field(description=_config.STORE_HELP)
+    catalog: str | None = Field(default=None, description=_config.CATALOG_HELP)
+    storage_options: dict[str, str] | None = Field(default=None, description=_config.STORAGE_OPTIONS_HELP)
     durability: Literal["full", "process"] = Field(
         default="full",
         description=(

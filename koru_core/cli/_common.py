@@ -181,6 +181,13 @@ def add_common_options(command: click.Command) -> click.Command:
     return command
 
 
+def is_shared() -> bool:
+    """True when ``--store``/``--catalog`` name a shared store (an ``s3://`` URL, or any store with a catalog URL)."""
+    from koru_core.storage.objects import is_object_url
+
+    return settings().catalog is not None or is_object_url(settings().store)
+
+
 def open_store(*, create: bool | None) -> Store:
     """Open the store of ``--store`` for this command; it is closed when the command ends.
 
@@ -195,9 +202,8 @@ def open_store(*, create: bool | None) -> Store:
             that holds no store (``create=None``).
     """
     import koru_core
-    from koru_core.storage.objects import is_object_url
 
-    if settings().catalog is not None or is_object_url(settings().store):
+    if is_shared():
         # a shared store: object storage options come from the environment (AWS_ENDPOINT_URL …)
         store = koru_core.open(settings().store, catalog=settings().catalog, create=create,
                                lock_timeout=settings().lock_timeout)

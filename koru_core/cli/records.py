@@ -9,7 +9,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from koru_core.cli._common import TIME, _emit_json, _print_table, _show, key_argument, open_store, settings
+from koru_core.cli._common import (
+    TIME, _emit_json, _print_table, _show, is_shared, key_argument, open_store, settings,
+)
 from koru_core.errors import InvalidInputError
 
 if TYPE_CHECKING:
@@ -57,7 +59,7 @@ def init(force: bool) -> None:
     refused unless --force is given.
     """
     path = Path(settings().store)
-    shared = settings().catalog is not None or "://" in settings().store
+    shared = is_shared()
     existed = (path / "catalog.sqlite").is_file() if not shared else None
     store = open_store(create=True if force else None)
     commits = len(store.commits())

@@ -6,7 +6,7 @@ from dataclasses import asdict
 
 import click
 
-from koru_core.cli._common import _emit_json, settings
+from koru_core.cli._common import _emit_json, is_shared, settings
 
 __all__ = ["recover"]
 
@@ -27,7 +27,7 @@ def recover(apply_: bool) -> None:
     """
     from koru_core.lifecycle.recover import recover as run
 
-    if settings().catalog is not None or "://" in settings().store:
+    if is_shared():
         msg = ("koru recover repairs the SQLite catalog files of a store folder; a shared store's catalog is "
                "PostgreSQL, recovered with PostgreSQL's own tools (run `koru verify` to check the store)")
         raise click.ClickException(msg)

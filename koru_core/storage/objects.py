@@ -15,7 +15,7 @@ prefix; a key not given is read from the environment variable tools already read
 (``AWS_ENDPOINT_URL``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
 ``AWS_SESSION_TOKEN``, ``AWS_REGION`` or ``AWS_DEFAULT_REGION``, ``AWS_ALLOW_HTTP``).
 The same resolved options go to Polars (``storage_options``) and to the ``s3fs``
-file system DuckDB reads through (:meth:`ObjectStorage.fsspec`).
+file system DuckDB reads through (:func:`fsspec_filesystem`).
 
 Example:
     >>> storage = ObjectStorage("s3://lake/sales", {"aws_endpoint_url": "http://127.0.0.1:8333",
@@ -112,6 +112,7 @@ def fsspec_filesystem(storage_options: Mapping[str, Any] | None) -> Any:
 
     Raises:
         InvalidInputError: bad options.
+        ImportError: s3fs is not installed.
     """
     import s3fs
 
@@ -191,10 +192,6 @@ class ObjectStorage:
         if endpoint.startswith("http://"):
             out["aws_allow_http"] = "true"
         return out
-
-    def fsspec(self) -> Any:
-        """An ``s3fs.S3FileSystem`` with the same options (see :func:`fsspec_filesystem`)."""
-        return fsspec_filesystem(self.storage_options())
 
     def source(self, rel: str) -> pa.NativeFile:
         """An open random-access file of ``rel`` (for ``pq.ParquetFile``)."""

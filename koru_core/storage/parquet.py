@@ -125,7 +125,6 @@ class FileCache:
             if st is None:
                 msg = f"{self.storage.uri(e.path)}: data file of namespace {e.namespace!r} is missing"
                 raise CorruptionError(msg)
-            known = self._verified.get(e.path)
             if known is not None and known == (e.checksum, st, True):
                 continue
             self._verify(e, st)

@@ -23,7 +23,7 @@ from koru_core.model import TIMESTAMP
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
-__all__ = ["commit_rows", "index_at", "late_history", "late_skips"]
+__all__ = ["commit_rows", "current_commit", "index_at", "late_history", "late_skips"]
 
 _STATE_COLUMNS = ["_key", "_valid_from", "_commit", "_content_id", "_deleted", "_last_write_id", "_last_valid"]
 
@@ -56,6 +56,14 @@ def commit_rows(
         out.append((c, _with_commit(t, c, columns)))
     out.sort(key=lambda p: p[0])
     return out
+
+
+def current_commit(ctx: StoreContext, namespace: str, key: str, head: int) -> int:
+    """The commit of ``key``'s current version as of commit ``head`` (the head of the
+    namespace's index: its last version by valid time), 0 if the key has none: what a
+    compare-and-set (``put(expected_version=)``) and a transaction's read set record."""
+    found = index_at(ctx, namespace, head).get(key)
+    return 0 if found is None else found.commit
 
 
 def index_at(ctx: StoreContext, namespace: str, head: int) -> HeadIndex:

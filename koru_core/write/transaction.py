@@ -132,8 +132,8 @@ class Transaction:
         ctx = self._writer.ctx
         text = self._key(namespace, key)[0]
         head = ctx.catalog.head()[0]
-        found = hotsync.index_at(ctx, namespace, head).get(text) if ctx.catalog.namespace(namespace) else None
-        (self._outer or self)._reads.setdefault((namespace, text), 0 if found is None else found.commit)
+        seen = hotsync.current_commit(ctx, namespace, text, head) if ctx.catalog.namespace(namespace) else 0
+        (self._outer or self)._reads.setdefault((namespace, text), seen)
         return reads.get(ctx, namespace, text, at=None, version=head or None)
 
     def put(

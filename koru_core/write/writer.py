@@ -127,10 +127,8 @@ class Writer:
         for (namespace, key), commit in expected.items():
             by_namespace.setdefault(namespace, []).append((key, commit))
         for namespace, items in sorted(by_namespace.items()):
-            index = hotsync.index_at(self.ctx, namespace, head)
             for key, commit in items:
-                found = index.get(key)
-                actual = 0 if found is None else found.commit
+                actual = hotsync.current_commit(self.ctx, namespace, key, head)
                 if actual != commit:
                     now = "no version" if actual == 0 else f"its version of commit {actual}"
                     was = "no version" if commit == 0 else f"its version of commit {commit}"
