@@ -227,3 +227,23 @@ def test_engines_read_cold_files(store: koru.Store) -> None:
 def test_consolidate_unknown_namespace(store: koru.Store) -> None:
     with pytest.raises(koru.NamespaceNotFoundError, match="nope"):
         store.consolidate("nope")
+
+
+def test_cold_files_dictionary_encode_repeating_columns_only(tmp_path: Path) -> None:
+    """A column that repeats (a tag of 3 values) is dictionary-encoded in the state file; a
+    column of distinct values (the key, a price) is written as plain pages, and the ids never
+    get a dictionary (Parquet writers drop a dictionary past its page limit; building one for
+    distinct values only costs time and bytes)."""
+    store = koru.open(tmp_path / "s")
+    n = 20_000
+    store.upsert("items", pa.table({"id": [f"i{j:06d}" for j in range(n)], "tag": [("a", "b", "c")[j % 3] for j in range(n)],
+                                    "price": [j * 1.37 for j in range(n)]}), key="id")
+    store.consolidate()
+    store.close()
+    [state] = list((tmp_path / "s").rglob("state-*.parquet"))
+    meta = pq.ParquetFile(state).metadata
+    names = [meta.schema.column(i).name for i in range(meta.num_columns)]
+    encodings = {name: set(meta.row_group(0).column(i).encodings) for i, name in enumerate(names)}
+    assert "RLE_DICTIONARY" in encodings["tag"]
+    for name in ("id", "price", "_key", "_content_id", "_write_id"):
+        assert "RLE_DICTIONARY" not in encodings[name], (name, encodings[name])
