@@ -105,14 +105,31 @@ def _read_inputs(ctx: StoreContext, namespace: str) -> _Inputs | None:
                             columns=SKIP_SCHEMA.names)
     overlay_files = [e for e in files if e.tier == "warm" and e.commit is not None and e.commit <= head]
     systimes = {c.commit: c.system_time for c in ctx.catalog.commits(since=info.cold_commit, until=head)}
-    parts = []
-    for c, t in rows:
-        t = t.set_column(t.column_names.index("_system_from"), "_system_from",
-                         pa.repeat(pa.scalar(systimes[c], TIMESTAMP), t.num_rows))
-        parts.append(_cold(t, info.schema))
-    overlay = pa.concat_tables(parts) if parts else _cold(pa.table({}), info.schema).slice(0, 0)
+    overlay = _overlay(rows, systimes, info.schema)
     skip_table = pa.concat_tables([t.cast(SKIP_SCHEMA) for _, t in skips]) if skips else SKIP_SCHEMA.empty_table()
     return _Inputs(head, info.cold_commit, info.schema, files, overlay, skip_table, overlay_files)
+
+
+def _overlay(rows: list[tuple[int, pa.Table]], systimes: dict[int, int], values: pa.Schema) -> pa.Table:
+    """The overlay's (commit, rows) as one cold-schema table, ``_system_from`` set from each
+    commit's system time. Runs of commits with one schema are joined first and conformed
+    once (64 one-row puts: one conform, not 64)."""
+    if not rows:
+        return _cold(pa.table({}), values).slice(0, 0)
+    runs: list[list[tuple[int, pa.Table]]] = []
+    for c, t in rows:
+        if runs and runs[-1][0][1].schema == t.schema:
+            runs[-1].append((c, t))
+        else:
+            runs.append([(c, t)])
+    parts = []
+    for run in runs:
+        t = pa.concat_tables([t for _, t in run])
+        lengths = np.array([t.num_rows for _, t in run], dtype=np.int64)
+        times = np.repeat(np.array([systimes[c] for c, _ in run], dtype=np.int64), lengths)
+        t = t.set_column(t.column_names.index("_system_from"), "_system_from", pa.array(times).cast(TIMESTAMP))
+        parts.append(_cold(t, values))
+    return pa.concat_tables(parts)
 
 
 def consolidate_namespace(ctx: StoreContext, namespace: str) -> bool:

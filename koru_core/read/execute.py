@@ -406,3 +406,14 @@ def to_api(table: pa.Table) -> pa.Table:
             table = table.set_column(i, name, to_hex(table[name]))
     drop = [c for c in ("_valid_to_commit", "_last_write_id", "_last_valid") if c in table.column_names]
     return table.drop_columns(drop) if drop else table
+
+
+def row_to_api(table: pa.Table, columns: Sequence[str]) -> dict[str, Any]:
+    """The first row of ``table``'s ``columns`` as reads show it (:func:`to_api`), as a dict:
+    for one version (a put's result) without a pass over Arrow arrays per id column."""
+    row = table.slice(0, 1).select(list(columns)).to_pylist()[0]
+    for name in _ID_COLUMNS:
+        value = row.get(name)
+        if isinstance(value, bytes):
+            row[name] = value.hex()
+    return row

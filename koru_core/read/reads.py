@@ -34,6 +34,10 @@ __all__ = [
     "require_namespace", "version_at", "version_written", "versions",
 ]
 
+_VERSION_ROW = ("_key", "_valid_from", "_write_id", "_prev_write_id", "_content_id", "_deleted", "_actor", "_run_id",
+                "_parents")
+"""The columns of a put's prepared version that its :class:`Version` shows (the value is the caller's)."""
+
 
 # -- arguments -------------------------------------------------------------------
 
@@ -248,7 +252,7 @@ def version_written(
     ``record``: the commit's catalog record, when the writer returned it (spares a query)."""
     versions_ = prepared[0].versions if prepared else None
     if result.commit is not None and versions_ is not None and versions_.num_rows:
-        row = execute.to_api(versions_.slice(0, 1)).to_pylist()[0]
+        row = execute.row_to_api(versions_, _VERSION_ROW)
         if record is None or record.commit != result.commit:
             record = ctx.catalog.commits(since=result.commit - 1, until=result.commit)[0]
         row.update({"_commit": record.commit, "_system_from": from_ns(record.system_time)})

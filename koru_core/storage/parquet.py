@@ -103,7 +103,11 @@ def dictionary_columns(table: pa.Table) -> list[str]:
         if pa.types.is_boolean(kind) or pa.types.is_nested(kind) or pa.types.is_dictionary(kind):
             out.append(name)  # booleans are never dictionary-encoded; nested and dictionary columns as Arrow gives them
             continue
-        if pc.count_distinct(column, mode="all").as_py() * DICTIONARY_MAX_SHARE <= n:
+        try:
+            distinct = pc.count_distinct(column, mode="all").as_py()
+        except pa.ArrowNotImplementedError:  # a type with no distinct count (null): written plain
+            continue
+        if distinct * DICTIONARY_MAX_SHARE <= n:
             out.append(name)
     return out
 

@@ -82,9 +82,15 @@ def decide_in_order(
     # content of each row's before: its head for a key's first row, the previous row otherwise
     prev = pa.concat_arrays([pa.nulls(1, cids.type), cids.slice(0, n - 1)]) if n else cids
     before = pc.if_else(pa.array(first), head_cid, prev)
-    before_exists = np.where(first, has_head, True)
-    before_valid = np.where(first, head_valid_np, np.concatenate([[0], valid[:-1]]) if n else valid)
     is_tomb = cids.is_null().to_numpy(zero_copy_only=False)
+    # some version is in force before a row: the key's head, or an earlier row of this
+    # commit that records one (a live row, or a tombstone at an explicit time); a tombstone
+    # at the commit's time for a key never written records nothing, so it is no "before"
+    records = ~is_tomb | explicit
+    seen = np.cumsum(records) - records  # rows that record one, before each row
+    run_start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, dtype=np.int64)
+    before_exists = has_head | (seen > seen[run_start])
+    before_valid = np.where(first, head_valid_np, np.concatenate([[0], valid[:-1]]) if n else valid)
     before_tomb = before.is_null().to_numpy(zero_copy_only=False)  # a tombstone, or nothing at all
     same = pc.fill_null(pc.equal(cids, before), False).to_numpy(zero_copy_only=False) | (is_tomb & before_tomb)
     action = np.full(n, WRITE, dtype=np.int8)
