@@ -174,7 +174,8 @@ def _consolidate_leased(ctx: StoreContext, namespace: str) -> bool:
 def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEntry], list[FileEntry]]:
     schema = pa.schema([*COLD_SCHEMA, *x.values])
     state_files = sorted((e for e in x.files if e.tier == "cold" and e.kind == "state"), key=lambda e: e.min_key or "")
-    overlay = x.overlay.sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
+    overlay = x.overlay  # sorted with the rest below; the late-key check sorts its two columns
+    by_key = overlay.select(["_key", "_valid_from"]).sort_by([("_key", "ascending"), ("_valid_from", "ascending")])
     keys = pc.unique(overlay["_key"].combine_chunks()) if overlay.num_rows else pa.array([], pa.string())
     touched = [e for e in state_files if _touches(e, keys)]
     old_state = (pa.concat_tables([_cold_read(ctx, e, schema) for e in touched])
@@ -182,7 +183,7 @@ def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEn
     is_new = pc.is_in(old_state["_key"], value_set=keys) if len(keys) else pa.repeat(pa.scalar(False), old_state.num_rows)
     kept_state = old_state.filter(pc.invert(is_new))
     changed_state = old_state.filter(is_new)
-    late = _late_keys(changed_state, overlay)
+    late = _late_keys(changed_state, by_key)
     history_rows = pa.schema([*schema]).empty_table()
     rewritten: list[FileEntry] = []
     remainders: list[FileEntry] = []
@@ -256,7 +257,8 @@ def _with_state_extra(t: pa.Table) -> pa.Table:
 def _late_keys(changed_state: pa.Table, overlay: pa.Table) -> pa.Array:
     """Keys with an overlay version valid before their state row (their history must be recomputed).
 
-    Both are sorted by key; every key of ``changed_state`` is in ``overlay``.
+    Both are sorted by key (``overlay`` by key and valid time: ``_key``, ``_valid_from``
+    at least); every key of ``changed_state`` is in ``overlay``.
     """
     if not changed_state.num_rows or not overlay.num_rows:
         return pa.array([], pa.string())
