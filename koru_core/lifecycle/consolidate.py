@@ -27,6 +27,7 @@ deleted by vacuum once no reader needs them.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -111,19 +112,15 @@ def _read_inputs(ctx: StoreContext, namespace: str) -> _Inputs | None:
 
 
 def _overlay(rows: list[tuple[int, pa.Table]], systimes: dict[int, int], values: pa.Schema) -> pa.Table:
-    """The overlay's (commit, rows) as one cold-schema table, ``_system_from`` set from each
-    commit's system time. Runs of commits with one schema are joined first and conformed
-    once (64 one-row puts: one conform, not 64)."""
+    """The overlay's (commit, rows) pairs, in commit order, as one table of
+    :data:`~koru_core.layout.COLD_SCHEMA` + ``values`` columns, ``_system_from`` (ns, UTC)
+    set from each commit's system time in ``systimes`` (commit → ns). Runs of commits
+    with one schema are joined first and conformed once (64 one-row puts: one conform, not 64)."""
     if not rows:
         return _cold(pa.table({}), values).slice(0, 0)
-    runs: list[list[tuple[int, pa.Table]]] = []
-    for c, t in rows:
-        if runs and runs[-1][0][1].schema == t.schema:
-            runs[-1].append((c, t))
-        else:
-            runs.append([(c, t)])
     parts = []
-    for run in runs:
+    for _, group in itertools.groupby(rows, key=lambda row: row[1].schema):
+        run = list(group)
         t = pa.concat_tables([t for _, t in run])
         lengths = np.array([t.num_rows for _, t in run], dtype=np.int64)
         times = np.repeat(np.array([systimes[c] for c, _ in run], dtype=np.int64), lengths)

@@ -409,8 +409,9 @@ def to_api(table: pa.Table) -> pa.Table:
 
 
 def row_to_api(table: pa.Table, columns: Sequence[str]) -> dict[str, Any]:
-    """The first row of ``table``'s ``columns`` as reads show it (:func:`to_api`), as a dict:
-    for one version (a put's result) without a pass over Arrow arrays per id column."""
+    """The first row of ``table``'s ``columns`` as reads show it (:func:`to_api`: ids as
+    lowercase hex), as a dict of column → Python value: for one version (a put's result)
+    without a pass over Arrow arrays per id column. ``table`` must have a row and the columns."""
     row = table.slice(0, 1).select(list(columns)).to_pylist()[0]
     for name in _ID_COLUMNS:
         value = row.get(name)
