@@ -23,12 +23,20 @@ history file and one skips file, and swaps them in with one catalog transaction
 (:meth:`Catalog.swap_files`), raising ``cold_commit`` to its head. Readers see the
 old files and overlay or the new files, never a mix. Replaced files are retired and
 deleted by vacuum once no reader needs them.
+
+Memory: a run of more rows than :func:`range_rows` (``memory_limit`` / 2,048: 256k rows at
+the default 512 MiB) goes key range by key range: each range's state rows stream into
+the new shards, and its closed versions are a sorted run; the runs (spilled to temporary
+files past the same bound) and the small history files folded in are merged into the
+one new history file (:mod:`koru_core.lifecycle.runs`). A run with late keys is done at
+once (their history is pulled whole).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -38,16 +46,21 @@ import pyarrow.compute as pc
 
 from koru_core.catalog.entries import FileEntry
 from koru_core.layout import COLD_SCHEMA, SKIP_SCHEMA, cold_name
+from koru_core.lifecycle.runs import HISTORY_ORDER, Runs, merge_runs
 from koru_core.model import TIMESTAMP, WRITE_ID
+from koru_core.read.rules import bisect_key
 from koru_core.schema import conform
-from koru_core.storage.parquet import write_parquet
+from koru_core.storage.parquet import ParquetSink, write_parquet
 from koru_core.write.decide import first_of_key
 from koru_core.write.hotsync import commit_rows
 
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
-__all__ = ["COLD_ROW_GROUP_ROWS", "HISTORY_MERGE_ROWS", "HISTORY_ORDER", "STATE_SHARD_ROWS", "consolidate_namespace"]
+__all__ = [
+    "COLD_ROW_GROUP_ROWS", "HISTORY_MERGE_ROWS", "HISTORY_ORDER", "RANGE_BYTES_PER_ROW", "STATE_SHARD_ROWS",
+    "consolidate_namespace", "range_rows",
+]
 
 COLD_ROW_GROUP_ROWS = 16 * 1024
 """Rows per row group in cold files: a key's rows are one small group per file."""
@@ -65,11 +78,15 @@ HISTORY_MAX_FILES = 16
 HISTORY_TIER_RATIO = 4
 """A run folds in a newest history file whose rows are at most 1/4 of the rows gathered so far."""
 
-HISTORY_ORDER = [("_valid_from", "ascending"), ("_key", "ascending"), ("_commit", "ascending")]
-"""History files are sorted by valid time, then key: the versions that hold at a time *t*
-start at or before it, a prefix of each file that row-group statistics find (an as-of
-read decodes little more than the versions alive at *t*); a key's rows are found by its
-``_key`` statistics within runs of one valid time, or by a scan of the ``_key`` column."""
+RANGE_BYTES_PER_ROW = 2048
+"""Bytes of ``memory_limit`` a run budgets per row of one key range (the range's rows are
+read, split, merged and sorted: about five copies of ~150-byte rows, with room)."""
+
+
+def range_rows(memory_limit: int) -> int:
+    """Rows (overlay and state together) one key range of a run holds: ``memory_limit``
+    (bytes) / :data:`RANGE_BYTES_PER_ROW`, at least 4096 (256k at the default 512 MiB)."""
+    return max(4096, memory_limit // RANGE_BYTES_PER_ROW)
 
 STATE_EXTRA = pa.schema([pa.field("_last_write_id", WRITE_ID), pa.field("_last_valid", TIMESTAMP)])
 """Columns state files keep beyond :data:`~koru_core.layout.COLD_SCHEMA` (for the write path's index)."""
@@ -77,13 +94,24 @@ STATE_EXTRA = pa.schema([pa.field("_last_write_id", WRITE_ID), pa.field("_last_v
 
 @dataclass(frozen=True, slots=True)
 class _Inputs:
+    """What a run read: the overlay as each commit's rows (sorted by key and valid time)."""
+
     head: int
     cold_commit: int
     values: pa.Schema
     files: list[FileEntry]
-    overlay: pa.Table
+    parts: list[tuple[int, pa.Table]]
+    systimes: dict[int, int]
     overlay_skips: pa.Table
     overlay_files: list[FileEntry]
+
+    @property
+    def overlay_rows(self) -> int:
+        return sum(t.num_rows for _, t in self.parts)
+
+    def overlay(self) -> pa.Table:
+        """The whole overlay as one table (:func:`_overlay`)."""
+        return _overlay(self.parts, self.systimes, self.values)
 
 
 def _cold(table: pa.Table, values: pa.Schema) -> pa.Table:
@@ -106,9 +134,8 @@ def _read_inputs(ctx: StoreContext, namespace: str) -> _Inputs | None:
                             columns=SKIP_SCHEMA.names)
     overlay_files = [e for e in files if e.tier == "warm" and e.commit is not None and e.commit <= head]
     systimes = {c.commit: c.system_time for c in ctx.catalog.commits(since=info.cold_commit, until=head)}
-    overlay = _overlay(rows, systimes, info.schema)
     skip_table = pa.concat_tables([t.cast(SKIP_SCHEMA) for _, t in skips]) if skips else SKIP_SCHEMA.empty_table()
-    return _Inputs(head, info.cold_commit, info.schema, files, overlay, skip_table, overlay_files)
+    return _Inputs(head, info.cold_commit, info.schema, files, rows, systimes, skip_table, overlay_files)
 
 
 def _overlay(rows: list[tuple[int, pa.Table]], systimes: dict[int, int], values: pa.Schema) -> pa.Table:
@@ -146,7 +173,7 @@ def consolidate_namespace(ctx: StoreContext, namespace: str) -> bool:
 
 def _consolidate_leased(ctx: StoreContext, namespace: str) -> bool:
     inputs = _read_inputs(ctx, namespace)
-    if inputs is None or (not inputs.overlay.num_rows and not inputs.overlay_skips.num_rows):
+    if inputs is None or (not inputs.overlay_rows and not inputs.overlay_skips.num_rows):
         return False
     added: list[FileEntry] = []
     try:
@@ -168,32 +195,36 @@ def _consolidate_leased(ctx: StoreContext, namespace: str) -> bool:
     return True
 
 
+_BY_KEY = [("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")]
+
+
 def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEntry], list[FileEntry]]:
+    """Write the run's new files; returns (files replaced, files added).
+
+    A run whose overlay and touched state shards hold more than :func:`range_rows` rows
+    goes key range by key range (:func:`_rewrite_by_range`), in bounded memory; a
+    smaller one, or one with late keys, at once."""
     schema = pa.schema([*COLD_SCHEMA, *x.values])
     state_files = sorted((e for e in x.files if e.tier == "cold" and e.kind == "state"), key=lambda e: e.min_key or "")
-    overlay = x.overlay  # sorted with the rest below; the late-key check sorts its two columns
-    by_key = overlay.select(["_key", "_valid_from"]).sort_by([("_key", "ascending"), ("_valid_from", "ascending")])
-    keys = pc.unique(overlay["_key"].combine_chunks()) if overlay.num_rows else pa.array([], pa.string())
-    touched = [e for e in state_files if _touches(e, keys)]
+    span = _key_span(x.parts)
+    touched = [e for e in state_files if _touches(e, span)]
+    limit = range_rows(ctx.memory_limit)
+    if x.overlay_rows + sum(e.rows for e in touched) > limit:
+        ranges = _ranges(ctx, x.parts, touched, limit)
+        if len(ranges) > 1:
+            done = _rewrite_by_range(ctx, namespace, x, schema, touched, ranges, limit)
+            if done is not None:
+                return done
+    overlay = x.overlay()
     old_state = (pa.concat_tables([_cold_read(ctx, e, schema) for e in touched])
                  if touched else _with_state_extra(schema.empty_table()))
-    is_new = pc.is_in(old_state["_key"], value_set=keys) if len(keys) else pa.repeat(pa.scalar(False), old_state.num_rows)
-    kept_state = old_state.filter(pc.invert(is_new))
-    changed_state = old_state.filter(is_new)
-    late = _late_keys(changed_state, by_key)
+    kept_state, changed_state, late = _split_state(old_state, overlay)
     history_rows = pa.schema([*schema]).empty_table()
     rewritten: list[FileEntry] = []
     remainders: list[FileEntry] = []
     if len(late):
         history_rows, rewritten, remainders = _pull_history(ctx, namespace, x, schema, late)
-    merged = pa.concat_tables([
-        changed_state.select(schema.names), overlay.select(schema.names), history_rows.select(schema.names),
-    ]).sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
-    merged = _intervals(merged)
-    tips = _tips(changed_state, overlay, x.overlay_skips)
-    is_open = pc.is_null(merged["_valid_to"])
-    new_state = _with_tips(merged.filter(is_open), tips)
-    closed = merged.filter(pc.invert(is_open))
+    new_state, closed = _close(schema, changed_state, overlay, history_rows, x.overlay_skips)
     state = pa.concat_tables([kept_state, new_state.select(kept_state.column_names)])
     state = state.sort_by([("_key", "ascending")])
     added = [*remainders, *_write_state(ctx, namespace, x.head, state)]
@@ -208,6 +239,221 @@ def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEn
     if skips is not None:
         added.append(_write(ctx, namespace, "skips", x.head, skips))
     return [*touched, *rewritten], added
+
+
+def _split_state(old_state: pa.Table, overlay: pa.Table) -> tuple[pa.Table, pa.Table, pa.Array]:
+    """(state rows of keys the overlay does not write, those it writes, the late keys among them)."""
+    keys = pc.unique(overlay["_key"].combine_chunks()) if overlay.num_rows else pa.array([], pa.string())
+    is_new = pc.is_in(old_state["_key"], value_set=keys) if len(keys) else pa.repeat(pa.scalar(False), old_state.num_rows)
+    changed_state = old_state.filter(is_new)
+    by_key = overlay.select(["_key", "_valid_from"]).sort_by([("_key", "ascending"), ("_valid_from", "ascending")])
+    return old_state.filter(pc.invert(is_new)), changed_state, _late_keys(changed_state, by_key)
+
+
+def _close(schema: pa.Schema, changed_state: pa.Table, overlay: pa.Table, history_rows: pa.Table,
+           skips: pa.Table) -> tuple[pa.Table, pa.Table]:
+    """(new state rows with their tips, closed versions) of the keys the overlay writes."""
+    merged = pa.concat_tables([
+        changed_state.select(schema.names), overlay.select(schema.names), history_rows.select(schema.names),
+    ]).sort_by(_BY_KEY)
+    merged = _intervals(merged)
+    tips = _tips(changed_state, overlay, skips)
+    is_open = pc.is_null(merged["_valid_to"])
+    return _with_tips(merged.filter(is_open), tips), merged.filter(pc.invert(is_open))
+
+
+def _key_span(parts: list[tuple[int, pa.Table]]) -> tuple[str, str] | None:
+    """The smallest and largest key of the overlay's parts (each sorted by key), None if empty."""
+    ends = [(t["_key"][0].as_py(), t["_key"][t.num_rows - 1].as_py()) for _, t in parts if t.num_rows]
+    return (min(a for a, _ in ends), max(b for _, b in ends)) if ends else None
+
+
+def _group_keys(ctx: StoreContext, e: FileEntry) -> list[tuple[int, str | None, str | None]]:
+    """(row group, min key, max key) of a key-sorted file from its footer (None: no statistics)."""
+    md = ctx.files.metadata(e)
+    i = ctx.files.column_index(e, "_key")
+    out = []
+    for g in range(md.num_row_groups):
+        st = md.row_group(g).column(i).statistics if i is not None else None
+        ok = st is not None and st.has_min_max
+        out.append((g, st.min if ok else None, st.max if ok else None))
+    return out
+
+
+def _ranges(ctx: StoreContext, parts: list[tuple[int, pa.Table]], touched: list[FileEntry],
+            limit: int) -> list[tuple[str | None, str | None]]:
+    """Key ranges ``[lo, hi)`` (None: unbounded) of about ``limit`` overlay and state rows each.
+
+    Their bounds come from a sample of the overlay's keys (every ``limit // 16``-th of
+    each commit's rows) and the first key of each row group of the touched state shards."""
+    marks: list[tuple[str, int]] = []
+    step = max(1, limit // 16)
+    for _, t in parts:
+        at = np.arange(0, t.num_rows, step)
+        marks += [(k, min(step, t.num_rows - int(a))) for k, a in zip(t["_key"].take(pa.array(at)).to_pylist(), at)]
+    for e in touched:
+        md = ctx.files.metadata(e)
+        for g, lo, _ in _group_keys(ctx, e):
+            marks.append((lo if lo is not None else e.min_key or "", md.row_group(g).num_rows))
+    marks.sort(key=lambda m: m[0])
+    bounds: list[str] = []
+    held = 0
+    for key, rows in marks:
+        if held >= limit and (not bounds or key > bounds[-1]) and key > marks[0][0]:
+            bounds.append(key)
+            held = 0
+        held += rows
+    return list(zip([None, *bounds], [*bounds, None]))
+
+
+def _in_range(keys: pa.Array | pa.ChunkedArray, lo: str | None, hi: str | None) -> tuple[int, int]:
+    """The slice ``[a, b)`` of sorted ``keys`` with ``lo <= key < hi``."""
+    if isinstance(keys, pa.ChunkedArray):
+        keys = keys.combine_chunks() if keys.num_chunks != 1 else keys.chunk(0)
+    a = 0 if lo is None else bisect_key(keys, lo, right=False)
+    b = len(keys) if hi is None else bisect_key(keys, hi, right=False)
+    return a, max(a, b)
+
+
+def _state_in_range(ctx: StoreContext, touched: list[FileEntry], groups: dict[str, list],
+                    schema: pa.Schema, lo: str | None, hi: str | None) -> pa.Table:
+    """The touched state shards' rows with ``lo <= _key < hi`` (row groups picked by statistics)."""
+    parts = []
+    full = pa.schema([*schema, *STATE_EXTRA])
+    for e in touched:
+        picked = [g for g, gmin, gmax in groups[e.path]
+                  if (lo is None or gmax is None or gmax >= lo) and (hi is None or gmin is None or gmin < hi)]
+        if not picked:
+            continue
+        t = ctx.files.read(e, full.names, row_groups=picked)
+        a, b = _in_range(t["_key"], lo, hi)
+        if b > a:
+            parts.append(conform(t.slice(a, b - a), full))
+    return pa.concat_tables(parts) if parts else _with_state_extra(schema.empty_table())
+
+
+class _ShardSink:
+    """New state files from key-sorted tables, a new shard every :data:`STATE_SHARD_ROWS` rows."""
+
+    def __init__(self, ctx: StoreContext, namespace: str, head: int) -> None:
+        self.ctx, self.namespace, self.head = ctx, namespace, head
+        self.entries: list[FileEntry] = []
+        self.paths: list[str] = []
+        self._sink: ParquetSink | None = None
+        self._stats: list[FileEntry] = []
+
+    def write(self, table: pa.Table) -> None:
+        while table.num_rows:
+            if self._sink is None:
+                rel = cold_name(self.namespace, "state", self.head)
+                self.paths.append(rel)
+                self._sink = ParquetSink(self.ctx.storage, rel, table.schema, row_group_size=COLD_ROW_GROUP_ROWS)
+                self._stats = []
+            piece = table.slice(0, STATE_SHARD_ROWS - self._sink.rows)
+            self._sink.write(piece)
+            self._stats.append(_entry(self.namespace, "state", self._sink.rel, piece, 0, b""))
+            table = table.slice(piece.num_rows)
+            if self._sink.rows >= STATE_SHARD_ROWS:
+                self._finish_shard()
+
+    def _finish_shard(self) -> None:
+        assert self._sink is not None
+        size, checksum = self._sink.close()
+        self.entries.append(_merged_entry(self._stats, size, checksum))
+        self._sink = None
+
+    def close(self) -> list[FileEntry]:
+        if self._sink is not None:
+            self._finish_shard()
+        return self.entries
+
+
+def _merged_entry(parts: list[FileEntry], size: int, checksum: bytes) -> FileEntry:
+    """The entry of a file written in pieces, from each piece's entry (statistics combined)."""
+    def some(values: list, pick):  # noqa: ANN001, ANN202
+        values = [v for v in values if v is not None]
+        return pick(values) if values else None
+
+    open_ = any(p.max_valid_to is None for p in parts)
+    open_commit = any(p.max_valid_to_commit is None for p in parts)
+    return dataclasses.replace(
+        parts[0], rows=sum(p.rows for p in parts), bytes=size, checksum=checksum,
+        min_commit=min(p.min_commit for p in parts), max_commit=max(p.max_commit for p in parts),
+        min_valid=some([p.min_valid for p in parts], min), max_valid=some([p.max_valid for p in parts], max),
+        max_valid_to=None if open_ else max(p.max_valid_to for p in parts),  # type: ignore[type-var]
+        max_valid_to_commit=None if open_commit else max(p.max_valid_to_commit for p in parts),  # type: ignore[type-var]
+        min_key=some([p.min_key for p in parts], min), max_key=some([p.max_key for p in parts], max),
+    )
+
+
+def _file_groups(ctx: StoreContext, e: FileEntry, schema: pa.Schema) -> Iterator[pa.Table]:
+    """A history file's rows, a row group at a time (a sorted run for :func:`merge_runs`)."""
+    for g in range(ctx.files.metadata(e).num_row_groups):
+        yield conform(ctx.files.read(e, schema.names, row_groups=[g]), schema)
+
+
+def _rewrite_by_range(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.Schema, touched: list[FileEntry],
+                      ranges: list[tuple[str | None, str | None]],
+                      limit: int) -> tuple[list[FileEntry], list[FileEntry]] | None:
+    """:func:`_rewrite` key range by key range: per range, the overlay's rows (binary
+    searches in each commit's key-sorted rows), the touched shards' rows (row groups by
+    their key statistics) and the skip records; their new state rows stream into new
+    shards and their closed versions become a sorted run, all runs merged into one
+    history file at the end (with the small history files folded in, themselves runs).
+    Peak memory: about ``limit`` rows of one range, plus the runs kept in memory.
+
+    Returns:
+        As :func:`_rewrite`; None when a range has late keys (nothing is left behind: the
+        caller does the run at once, which pulls their history).
+    """
+    groups = {e.path: _group_keys(ctx, e) for e in touched}
+    shards = _ShardSink(ctx, namespace, x.head)
+    runs = Runs(memory_rows=limit)
+    skip_keys = x.overlay_skips["_key"]
+    written: list[str] = shards.paths
+    try:
+        for lo, hi in ranges:
+            slices = []
+            for c, t in x.parts:
+                a, b = _in_range(t["_key"], lo, hi)
+                if b > a:
+                    slices.append((c, t.slice(a, b - a)))
+            overlay = _overlay(slices, x.systimes, x.values)
+            old_state = _state_in_range(ctx, touched, groups, schema, lo, hi)
+            kept_state, changed_state, late = _split_state(old_state, overlay)
+            if len(late):
+                return None
+            mask = pc.and_(pc.greater_equal(skip_keys, lo) if lo is not None else pa.repeat(pa.scalar(True), len(skip_keys)),
+                           pc.less(skip_keys, hi) if hi is not None else pa.repeat(pa.scalar(True), len(skip_keys)))
+            new_state, closed = _close(schema, changed_state, overlay, schema.empty_table(), x.overlay_skips.filter(mask))
+            state = pa.concat_tables([kept_state, new_state.select(kept_state.column_names)])
+            shards.write(state.sort_by([("_key", "ascending")]))
+            runs.add(closed.sort_by(HISTORY_ORDER))
+            del overlay, old_state, kept_state, changed_state, new_state, closed, state
+        added = shards.close()
+        small = _history_to_merge([e for e in x.files if e.tier == "cold" and e.kind == "history"], runs.rows)
+        if runs.rows:
+            rel = cold_name(namespace, "history", x.head)
+            written.append(rel)
+            sink = ParquetSink(ctx.storage, rel, schema, row_group_size=COLD_ROW_GROUP_ROWS)
+            stats = []
+            for t in merge_runs([*runs.sources(), *(_file_groups(ctx, e, schema) for e in small)], schema):
+                sink.write(t)
+                stats.append(_entry(namespace, "history", rel, t, 0, b""))
+            size, checksum = sink.close()
+            added.append(_merged_entry(stats, size, checksum))
+        else:
+            small = []
+        skips = _cold_skips(ctx, x)
+        if skips is not None:
+            added.append(_write(ctx, namespace, "skips", x.head, skips))
+            written.append(added[-1].path)
+        written = []  # handed to the caller
+        return [*touched, *small], added
+    finally:
+        runs.close()
+        for rel in written:
+            ctx.storage.delete(rel)
 
 
 def _history_to_merge(history: list[FileEntry], new_rows: int) -> list[FileEntry]:
@@ -233,11 +479,11 @@ def _history_to_merge(history: list[FileEntry], new_rows: int) -> list[FileEntry
     return chosen
 
 
-def _touches(e: FileEntry, keys: pa.Array) -> bool:
-    if not len(keys) or e.min_key is None:
-        return bool(len(keys))
-    lo, hi = pc.min_max(keys).values()
-    return not (hi.as_py() < e.min_key or lo.as_py() > (e.max_key or ""))
+def _touches(e: FileEntry, span: tuple[str, str] | None) -> bool:
+    """True when the file's key range meets the overlay's (or the file has no key bounds)."""
+    if span is None or e.min_key is None:
+        return span is not None
+    return not (span[1] < e.min_key or span[0] > (e.max_key or ""))
 
 
 def _cold_read(ctx: StoreContext, e: FileEntry, schema: pa.Schema) -> pa.Table:

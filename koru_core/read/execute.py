@@ -168,8 +168,8 @@ def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[
         table = ctx.files.read(src.entry, physical, row_groups=hit or groups[:1])
         return table.filter(pc.equal(table["_key"], key))
     keys, order = ctx.files.key_order(src.entry)
-    lo = _bisect(keys, key, right=False, order=order)
-    hi = _bisect(keys, key, right=True, order=order)
+    lo = rules.bisect_key(keys, key, right=False, order=order)
+    hi = rules.bisect_key(keys, key, right=True, order=order)
     hits = np.sort(order.slice(lo, hi - lo).to_numpy().astype(np.int64))
     group_of = np.searchsorted(starts, hits, side="right") - 1
     groups = np.unique(group_of)
@@ -197,27 +197,9 @@ def _rows_of_key(table: pa.Table, key: str, *, is_sorted: bool) -> pa.Table:
         return table.filter(pc.equal(keys, key))
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks() if keys.num_chunks != 1 else keys.chunk(0)
-    lo = _bisect(keys, key, right=False)
-    hi = _bisect(keys, key, right=True)
+    lo = rules.bisect_key(keys, key, right=False)
+    hi = rules.bisect_key(keys, key, right=True)
     return table.slice(lo, hi - lo)
-
-
-def _bisect(keys: pa.Array, key: str, *, right: bool, order: pa.Array | None = None) -> int:
-    """The first position whose key is > ``key`` (``right``) or >= ``key``, in a sorted array
-    (or in ``keys`` taken in ``order``).
-
-    Strings compare as their UTF-8 bytes (code points), as Parquet and
-    :func:`pyarrow.compute.sort_indices` order them.
-    """
-    lo, hi = 0, len(keys) if order is None else len(order)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        here = keys[mid if order is None else order[mid].as_py()].as_py()
-        if here < key or (right and here == key):
-            lo = mid + 1
-        else:
-            hi = mid
-    return lo
 
 
 class _Arrow:

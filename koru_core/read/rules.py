@@ -22,6 +22,7 @@ __all__ = [
     "CHANGE_COLUMNS",
     "ORDER_COLUMNS",
     "as_of_rule",
+    "bisect_key",
     "change_feed",
     "history_order",
     "latest_per_key",
@@ -72,6 +73,24 @@ def visible(versions: pa.Table, *, valid_at: int | None, max_commit: int | None)
         by_commit = pc.less_equal(versions["_commit"], max_commit)
         mask = by_commit if mask is None else pc.and_(mask, by_commit)
     return versions if mask is None else versions.filter(mask)
+
+
+def bisect_key(keys: pa.Array, key: str, *, right: bool, order: pa.Array | None = None) -> int:
+    """The first position whose key is > ``key`` (``right``) or >= ``key``, in a sorted array
+    (or in ``keys`` taken in ``order``).
+
+    Strings compare as their UTF-8 bytes (code points), as Parquet and
+    :func:`pyarrow.compute.sort_indices` order them.
+    """
+    lo, hi = 0, len(keys) if order is None else len(order)
+    while lo < hi:
+        mid = (lo + hi) // 2
+        here = keys[mid if order is None else order[mid].as_py()].as_py()
+        if here < key or (right and here == key):
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo
 
 
 def _first_per_key(keys: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -44,7 +44,10 @@ if TYPE_CHECKING:
     from koru_core.storage import Storage
     from koru_core.storage.local import FileStat
 
-__all__ = ["DICTIONARY_MAX_SHARE", "DICTIONARY_SAMPLE_ROWS", "RACY_NS", "FileCache", "dictionary_columns", "write_parquet"]
+__all__ = [
+    "DICTIONARY_MAX_SHARE", "DICTIONARY_SAMPLE_ROWS", "RACY_NS", "FileCache", "ParquetSink", "dictionary_columns",
+    "write_parquet",
+]
 
 Compression = Literal["zstd", "lz4", "none"]
 
@@ -82,6 +85,75 @@ def write_parquet(
     data = sink.getvalue()
     storage.write(rel, memoryview(data))
     return data.size, blake3(data).digest()
+
+
+class ParquetSink:
+    """One Parquet file written from a sequence of tables, as :func:`write_parquet` writes one.
+
+    Rows are buffered until a whole row group of ``row_group_size`` rows is there, so the
+    file has the same row groups as if it were written at once; the encoded file is kept
+    in memory (compressed: the data's decoded size is never held) and written durably by
+    the storage in :meth:`close`. Dictionary columns are chosen from the first rows
+    (:func:`dictionary_columns`).
+
+    Args:
+        storage: Where the file goes.
+        rel: Its path in the storage.
+        schema: The tables' Arrow schema (every :meth:`write` is cast to it).
+        row_group_size: Rows per row group.
+        compression: The Parquet codec.
+    """
+
+    def __init__(self, storage: Storage, rel: str, schema: pa.Schema, *, row_group_size: int,
+                 compression: Compression = "zstd") -> None:
+        self.storage, self.rel, self.schema = storage, rel, schema
+        self.row_group_size = max(1, row_group_size)
+        self.compression = compression
+        self.rows = 0
+        self._sink = pa.BufferOutputStream()
+        self._writer: pq.ParquetWriter | None = None
+        self._buffer: list[pa.Table] = []
+        self._buffered = 0
+
+    def write(self, table: pa.Table) -> None:
+        """Append ``table``'s rows (a table of :attr:`schema`'s columns)."""
+        if not table.num_rows:
+            return
+        self._buffer.append(table.select(self.schema.names).cast(self.schema))
+        self._buffered += table.num_rows
+        self.rows += table.num_rows
+        if self._buffered >= self.row_group_size:
+            self._flush(whole_groups=True)
+
+    def _flush(self, *, whole_groups: bool) -> None:
+        table = pa.concat_tables(self._buffer)
+        n = table.num_rows // self.row_group_size * self.row_group_size if whole_groups else table.num_rows
+        if not n:
+            return
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(
+                self._sink, self.schema, compression=self.compression, write_page_checksum=True,
+                write_statistics=True, use_dictionary=dictionary_columns(table),
+            )
+        self._writer.write_table(table.slice(0, n), row_group_size=self.row_group_size)
+        rest = table.slice(n)
+        self._buffer, self._buffered = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def close(self) -> tuple[int, bytes]:
+        """Write the file durably; returns (size in bytes, blake3 of its bytes).
+
+        Raises:
+            StoreFullError: no space left (nothing is left behind).
+        """
+        if self._buffer:
+            self._flush(whole_groups=False)
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._sink, self.schema, compression=self.compression,
+                                            write_page_checksum=True, write_statistics=True)
+        self._writer.close()
+        data = self._sink.getvalue()
+        self.storage.write(self.rel, memoryview(data))
+        return data.size, blake3(data).digest()
 
 
 def dictionary_columns(table: pa.Table) -> list[str]:

@@ -35,19 +35,18 @@ from koru_core.write.versions import Prepared
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
-__all__ = ["CACHE_MAX_ROWS", "MAX_ATTEMPTS", "RELEASE_AFTER_ROWS", "Writer"]
+__all__ = ["CACHE_MAX_ROWS", "MAX_ATTEMPTS", "Writer"]
 
 MAX_ATTEMPTS = 50
 """Times a commit is prepared again because other writers changed its keys before it gives up."""
 
 log = logging.getLogger("koru")
 
-RELEASE_AFTER_ROWS = 10_000
-"""After a commit of more versions than this, the Arrow memory pool returns freed
-memory to the operating system, so a long ingest does not hold its peak."""
-
 CACHE_MAX_ROWS = 1024
-"""Commits writing at most this many versions to a namespace refresh the value cache."""
+"""Commits writing at most this many versions to a namespace refresh the value cache. A
+commit of more versions frees its tables before automatic maintenance runs (its
+:meth:`Writer.commit` returns no :class:`Prepared`), and the Arrow memory pool returns
+freed memory to the operating system, so a long ingest does not hold its peak."""
 
 
 class Writer:
@@ -75,8 +74,9 @@ class Writer:
                 (a compare-and-set, and a transaction's read set).
 
         Returns:
-            The result, what was prepared per namespace, and the commit record (None
-            when nothing was recorded).
+            The result, what was prepared per namespace (none for a commit of more
+            than :data:`CACHE_MAX_ROWS` versions: its tables are freed before automatic
+            maintenance), and the commit record (None when nothing was recorded).
 
         Raises:
             StoreLockedError: another writer held the lock past the timeout.
@@ -109,16 +109,21 @@ class Writer:
                 if record is None:  # other writers touched these keys: prepare again on the new head
                     discard(ctx, staged)
                     continue
-                self._after(record, prepared, record.commit - 1)
+                self._update_hot_or_clear(record, prepared, record.commit - 1)
                 break
             else:
                 msg = f"koru: gave up after {MAX_ATTEMPTS} attempts: other writers kept changing the same keys"
                 raise ConflictError(msg)
-        result = CommitResult(
-            commit=record.commit,
-            written=record.written, unchanged=record.unchanged, deleted=record.deleted,
-            namespaces=tuple(p.namespace for p in prepared if p.versions.num_rows),
-        )
+            result = CommitResult(
+                commit=record.commit,
+                written=record.written, unchanged=record.unchanged, deleted=record.deleted,
+                namespaces=tuple(p.namespace for p in prepared if p.versions.num_rows),
+            )
+            if sum(p.versions.num_rows for p in prepared) > CACHE_MAX_ROWS:
+                del staged  # a large commit's tables go before maintenance reads the store again
+                prepared = []
+                pa.default_memory_pool().release_unused()
+            self._maintain(record)
         return result, prepared, record
 
     def _check_expected(self, expected: Mapping[tuple[str, str], int], head: int) -> None:
@@ -201,16 +206,17 @@ class Writer:
                 return False
         return True
 
-    def _after(self, record: CommitRecord, prepared: list[Prepared], base: int) -> None:
-        """Work after the commit point: it never fails the call."""
+    def _update_hot_or_clear(self, record: CommitRecord, prepared: list[Prepared], base: int) -> None:
+        """Bring the hot tier past the commit (work after the commit point: it never fails the call)."""
         try:
             self._update_hot(record, prepared, base)
         except Exception as e:  # noqa: BLE001 - the commit is durable; the caches are rebuilt
             self.ctx.hot.clear()
             warnings.warn(f"koru: commit {record.commit} is durable, but updating the hot tier failed: {e!r}",
                           RuntimeWarning, stacklevel=4)
-        if sum(p.versions.num_rows for p in prepared) > RELEASE_AFTER_ROWS:
-            pa.default_memory_pool().release_unused()
+
+    def _maintain(self, record: CommitRecord) -> None:
+        """Automatic maintenance after the commit point: it never fails the call."""
         if self.after_commit is not None:
             try:
                 self.after_commit(self.ctx, record)
