@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -367,14 +368,12 @@ def _check_unique(namespace: str, keys: pa.Array, valid: pa.Array | None) -> Non
     same = pc.equal(t["k"].slice(1), t["k"].slice(0, n - 1))
     if valid is not None:
         same = pc.and_(same, pc.equal(t["v"].slice(1), t["v"].slice(0, n - 1)))
-    at = pc.indices_nonzero(pc.fill_null(same, False))
+    at = pc.indices_nonzero(pc.fill_null(same, False)).to_numpy()
     if len(at):
-        pairs = len(pc.unique(pc.binary_join_element_wise(
-            t["k"].take(at).cast(pa.string()), t["v"].take(at).cast(pa.string()) if valid is not None
-            else pa.repeat(pa.scalar(""), len(at)), "\x00")))
+        pairs = 1 + int((np.diff(at) > 1).sum())  # each run of equal neighbours is one pair
         msg = (
             f"namespace {namespace!r}: {pairs} (key, valid time) pair(s) occur more than "
-            f"once in one batch, e.g. key {t['k'][at[0].as_py()].as_py()!r}"
+            f"once in one batch, e.g. key {t['k'][int(at[0])].as_py()!r}"
         )
         raise InvalidInputError(msg)
 

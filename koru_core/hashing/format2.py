@@ -116,8 +116,6 @@ def content_ids(table: pa.Table) -> pa.Array:
     parts = _parts(table)
     if len(parts) == 1:
         return hash_rows(encode_rows(table))
-    if _workers() == 1:
-        return pa.concat_arrays([hash_rows(encode_rows(part)) for part in parts])
     return pa.concat_arrays(list(_pool().map(lambda part: hash_rows(encode_rows(part)), parts)))
 
 

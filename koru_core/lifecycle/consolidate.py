@@ -88,6 +88,9 @@ def range_rows(memory_limit: int) -> int:
     (bytes) / :data:`RANGE_BYTES_PER_ROW`, at least 4096 (256k at the default 512 MiB)."""
     return max(4096, memory_limit // RANGE_BYTES_PER_ROW)
 
+_BY_KEY = [("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")]
+"""The order of a key's versions in state files and while a run merges them."""
+
 STATE_EXTRA = pa.schema([pa.field("_last_write_id", WRITE_ID), pa.field("_last_valid", TIMESTAMP)])
 """Columns state files keep beyond :data:`~koru_core.layout.COLD_SCHEMA` (for the write path's index)."""
 
@@ -195,9 +198,6 @@ def _consolidate_leased(ctx: StoreContext, namespace: str) -> bool:
     return True
 
 
-_BY_KEY = [("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")]
-
-
 def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEntry], list[FileEntry]]:
     """Write the run's new files; returns (files replaced, files added).
 
@@ -210,9 +210,10 @@ def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEn
     touched = [e for e in state_files if _touches(e, span)]
     limit = range_rows(ctx.memory_limit)
     if x.overlay_rows + sum(e.rows for e in touched) > limit:
-        ranges = _ranges(ctx, x.parts, touched, limit)
+        groups = {e.path: _group_keys(ctx, e) for e in touched}
+        ranges = _ranges(x.parts, touched, groups, limit)
         if len(ranges) > 1:
-            done = _rewrite_by_range(ctx, namespace, x, schema, touched, ranges, limit)
+            done = _rewrite_by_range(ctx, namespace, x, schema, touched, groups, ranges, limit)
             if done is not None:
                 return done
     overlay = x.overlay()
@@ -268,33 +269,33 @@ def _key_span(parts: list[tuple[int, pa.Table]]) -> tuple[str, str] | None:
     return (min(a for a, _ in ends), max(b for _, b in ends)) if ends else None
 
 
-def _group_keys(ctx: StoreContext, e: FileEntry) -> list[tuple[int, str | None, str | None]]:
-    """(row group, min key, max key) of a key-sorted file from its footer (None: no statistics)."""
+def _group_keys(ctx: StoreContext, e: FileEntry) -> list[tuple[int, int, str | None, str | None]]:
+    """(row group, rows, min key, max key) of a key-sorted file from its footer (keys None: no statistics)."""
     md = ctx.files.metadata(e)
     i = ctx.files.column_index(e, "_key")
     out = []
     for g in range(md.num_row_groups):
-        st = md.row_group(g).column(i).statistics if i is not None else None
+        rg = md.row_group(g)
+        st = rg.column(i).statistics if i is not None else None
         ok = st is not None and st.has_min_max
-        out.append((g, st.min if ok else None, st.max if ok else None))
+        out.append((g, rg.num_rows, st.min if ok else None, st.max if ok else None))
     return out
 
 
-def _ranges(ctx: StoreContext, parts: list[tuple[int, pa.Table]], touched: list[FileEntry],
+def _ranges(parts: list[tuple[int, pa.Table]], touched: list[FileEntry], groups: dict[str, list],
             limit: int) -> list[tuple[str | None, str | None]]:
     """Key ranges ``[lo, hi)`` (None: unbounded) of about ``limit`` overlay and state rows each.
 
     Their bounds come from a sample of the overlay's keys (every ``limit // 16``-th of
-    each commit's rows) and the first key of each row group of the touched state shards."""
+    each commit's rows) and the first key of each row group of the touched state shards
+    (``groups``: :func:`_group_keys` by path)."""
     marks: list[tuple[str, int]] = []
     step = max(1, limit // 16)
     for _, t in parts:
         at = np.arange(0, t.num_rows, step)
         marks += [(k, min(step, t.num_rows - int(a))) for k, a in zip(t["_key"].take(pa.array(at)).to_pylist(), at)]
     for e in touched:
-        md = ctx.files.metadata(e)
-        for g, lo, _ in _group_keys(ctx, e):
-            marks.append((lo if lo is not None else e.min_key or "", md.row_group(g).num_rows))
+        marks += [(lo if lo is not None else e.min_key or "", rows) for _, rows, lo, _ in groups[e.path]]
     marks.sort(key=lambda m: m[0])
     bounds: list[str] = []
     held = 0
@@ -315,13 +316,23 @@ def _in_range(keys: pa.Array | pa.ChunkedArray, lo: str | None, hi: str | None) 
     return a, max(a, b)
 
 
+def _key_mask(keys: pa.ChunkedArray, lo: str | None, hi: str | None) -> pa.ChunkedArray | pa.Array:
+    """bool per key (any order): ``lo <= key < hi`` (None: unbounded)."""
+    mask = pa.repeat(pa.scalar(True), len(keys))
+    if lo is not None:
+        mask = pc.and_(mask, pc.greater_equal(keys, lo))
+    if hi is not None:
+        mask = pc.and_(mask, pc.less(keys, hi))
+    return mask
+
+
 def _state_in_range(ctx: StoreContext, touched: list[FileEntry], groups: dict[str, list],
                     schema: pa.Schema, lo: str | None, hi: str | None) -> pa.Table:
     """The touched state shards' rows with ``lo <= _key < hi`` (row groups picked by statistics)."""
     parts = []
     full = pa.schema([*schema, *STATE_EXTRA])
     for e in touched:
-        picked = [g for g, gmin, gmax in groups[e.path]
+        picked = [g for g, _, gmin, gmax in groups[e.path]
                   if (lo is None or gmax is None or gmax >= lo) and (hi is None or gmin is None or gmin < hi)]
         if not picked:
             continue
@@ -369,20 +380,17 @@ class _ShardSink:
 
 
 def _merged_entry(parts: list[FileEntry], size: int, checksum: bytes) -> FileEntry:
-    """The entry of a file written in pieces, from each piece's entry (statistics combined)."""
-    def some(values: list, pick):  # noqa: ANN001, ANN202
-        values = [v for v in values if v is not None]
-        return pick(values) if values else None
-
+    """The entry of a file written in non-empty pieces, from each piece's :func:`_entry`
+    (statistics combined; ``max_valid_to`` None when any piece has an open version)."""
     open_ = any(p.max_valid_to is None for p in parts)
     open_commit = any(p.max_valid_to_commit is None for p in parts)
     return dataclasses.replace(
         parts[0], rows=sum(p.rows for p in parts), bytes=size, checksum=checksum,
         min_commit=min(p.min_commit for p in parts), max_commit=max(p.max_commit for p in parts),
-        min_valid=some([p.min_valid for p in parts], min), max_valid=some([p.max_valid for p in parts], max),
+        min_valid=min(p.min_valid for p in parts), max_valid=max(p.max_valid for p in parts),  # type: ignore[type-var]
         max_valid_to=None if open_ else max(p.max_valid_to for p in parts),  # type: ignore[type-var]
         max_valid_to_commit=None if open_commit else max(p.max_valid_to_commit for p in parts),  # type: ignore[type-var]
-        min_key=some([p.min_key for p in parts], min), max_key=some([p.max_key for p in parts], max),
+        min_key=min(p.min_key for p in parts), max_key=max(p.max_key for p in parts),  # type: ignore[type-var]
     )
 
 
@@ -393,7 +401,7 @@ def _file_groups(ctx: StoreContext, e: FileEntry, schema: pa.Schema) -> Iterator
 
 
 def _rewrite_by_range(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.Schema, touched: list[FileEntry],
-                      ranges: list[tuple[str | None, str | None]],
+                      groups: dict[str, list], ranges: list[tuple[str | None, str | None]],
                       limit: int) -> tuple[list[FileEntry], list[FileEntry]] | None:
     """:func:`_rewrite` key range by key range: per range, the overlay's rows (binary
     searches in each commit's key-sorted rows), the touched shards' rows (row groups by
@@ -406,11 +414,10 @@ def _rewrite_by_range(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.
         As :func:`_rewrite`; None when a range has late keys (nothing is left behind: the
         caller does the run at once, which pulls their history).
     """
-    groups = {e.path: _group_keys(ctx, e) for e in touched}
     shards = _ShardSink(ctx, namespace, x.head)
     runs = Runs(memory_rows=limit)
-    skip_keys = x.overlay_skips["_key"]
-    written: list[str] = shards.paths
+    history_rel: list[str] = []
+    handed = False  # the new files go to the caller (or are deleted here)
     try:
         for lo, hi in ranges:
             slices = []
@@ -423,18 +430,17 @@ def _rewrite_by_range(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.
             kept_state, changed_state, late = _split_state(old_state, overlay)
             if len(late):
                 return None
-            mask = pc.and_(pc.greater_equal(skip_keys, lo) if lo is not None else pa.repeat(pa.scalar(True), len(skip_keys)),
-                           pc.less(skip_keys, hi) if hi is not None else pa.repeat(pa.scalar(True), len(skip_keys)))
-            new_state, closed = _close(schema, changed_state, overlay, schema.empty_table(), x.overlay_skips.filter(mask))
+            skips = x.overlay_skips.filter(_key_mask(x.overlay_skips["_key"], lo, hi))
+            new_state, closed = _close(schema, changed_state, overlay, schema.empty_table(), skips)
             state = pa.concat_tables([kept_state, new_state.select(kept_state.column_names)])
             shards.write(state.sort_by([("_key", "ascending")]))
             runs.add(closed.sort_by(HISTORY_ORDER))
-            del overlay, old_state, kept_state, changed_state, new_state, closed, state
+            del overlay, old_state, kept_state, changed_state, new_state, closed, state, skips
         added = shards.close()
         small = _history_to_merge([e for e in x.files if e.tier == "cold" and e.kind == "history"], runs.rows)
         if runs.rows:
             rel = cold_name(namespace, "history", x.head)
-            written.append(rel)
+            history_rel.append(rel)
             sink = ParquetSink(ctx.storage, rel, schema, row_group_size=COLD_ROW_GROUP_ROWS)
             stats = []
             for t in merge_runs([*runs.sources(), *(_file_groups(ctx, e, schema) for e in small)], schema):
@@ -444,16 +450,16 @@ def _rewrite_by_range(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.
             added.append(_merged_entry(stats, size, checksum))
         else:
             small = []
-        skips = _cold_skips(ctx, x)
-        if skips is not None:
-            added.append(_write(ctx, namespace, "skips", x.head, skips))
-            written.append(added[-1].path)
-        written = []  # handed to the caller
+        skip_table = _cold_skips(ctx, x)
+        if skip_table is not None:
+            added.append(_write(ctx, namespace, "skips", x.head, skip_table))
+        handed = True
         return [*touched, *small], added
     finally:
         runs.close()
-        for rel in written:
-            ctx.storage.delete(rel)
+        if not handed:
+            for rel in [*shards.paths, *history_rel]:
+                ctx.storage.delete(rel)
 
 
 def _history_to_merge(history: list[FileEntry], new_rows: int) -> list[FileEntry]:
@@ -657,7 +663,7 @@ def write_layout(ctx: StoreContext, namespace: str, values: pa.Schema, versions:
         head: The consolidation head (the namespace's ``cold_commit``).
     """
     schema = pa.schema([*COLD_SCHEMA, *values])
-    table = conform(versions, schema).sort_by([("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")])
+    table = conform(versions, schema).sort_by(_BY_KEY)
     table = _intervals(table)
     empty = _with_state_extra(schema.empty_table())
     tips = _tips(empty, table.select(["_key", "_write_id", "_valid_from"]), skips)
