@@ -298,11 +298,13 @@ def _has_key(e: FileEntry, key: str | None) -> bool:
     return key is None or e.min_key is None or (e.min_key <= key <= (e.max_key or key))
 
 
-def _check_pruned(ctx: StoreContext, namespace: str, deep: list[FileEntry], t: int, s: int) -> None:
-    """Raise :class:`PrunedError` when a version a retention run dropped would be the rule's choice at (t, s).
+def _check_pruned(ctx: StoreContext, namespace: str, deep: list[FileEntry], t: int, s: int,
+                  key: str | None = None) -> None:
+    """Raise :class:`PrunedError` when a version a retention run dropped would be the rule's choice at (t, s)
+    (of ``key`` alone, for a one-key read: another key's pruned versions do not make its answer incomplete).
 
     1. Per deep file, the catalog entry bounds its rows: a file none of whose rows can
-       hold at (t, s) is passed over without reading it.
+       hold at (t, s), or whose key range leaves out ``key``, is passed over without reading it.
     2. A skeleton row ``d`` can hold only where ``_valid_from(d) <= t``, ``_commit(d) <= s``
        and not (``_valid_to_commit(d) <= s`` and ``_valid_to(d) <= t``): its stored
        successor is then visible and started.
@@ -319,6 +321,8 @@ def _check_pruned(ctx: StoreContext, namespace: str, deep: list[FileEntry], t: i
     for e in deep:
         if t < e.min_valid or s < e.min_commit:
             continue
+        if key is not None and e.min_key is not None and not (e.min_key <= key <= (e.max_key or key)):
+            continue
         if (e.max_valid_to is not None and t >= e.max_valid_to
                 and e.max_valid_to_commit is not None and s >= e.max_valid_to_commit):
             continue
@@ -327,6 +331,8 @@ def _check_pruned(ctx: StoreContext, namespace: str, deep: list[FileEntry], t: i
                              False)
         mask = pc.and_(pc.and_(pc.less_equal(rows["_valid_from"], ts), pc.less_equal(rows["_commit"], s)),
                        pc.invert(ended))
+        if key is not None:
+            mask = pc.and_(mask, pc.equal(rows["_key"], key))
         hit = rows.filter(mask)
         if hit.num_rows:
             left.append((e, hit))
@@ -373,7 +379,7 @@ def plan_as_of(
     wanted = _columns(namespace, info, columns)
     deep = [e for e in cat.files if e.tier == "deep"]
     if deep:
-        _check_pruned(ctx, namespace, deep, t, s)
+        _check_pruned(ctx, namespace, deep, t, s, key)
     exact: list[Source] = []
     candidates: list[Source] = []
     use_exact = s >= info.cold_commit

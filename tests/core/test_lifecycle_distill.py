@@ -50,6 +50,23 @@ def test_keep_last_drops_old_versions_and_history_shows_them_pruned(store: koru.
     assert report.is_ok, report.problems
 
 
+def test_a_one_key_read_is_refused_only_for_its_own_pruned_versions(store: koru.Store) -> None:
+    """Found by the Polars property test: a put that recorded nothing read its key back
+    through a plan that refused the point for another key's pruned version."""
+    for d in range(3):
+        store.put("h", "a", {"x": d}, valid_from=T0 + d * DAY)
+    store.put("h", "b", {"x": 7}, valid_from=T0)
+    store.distill(koru.KeepLast(1))
+    noon = T0 + DAY / 2
+    with pytest.raises(koru.PrunedError):
+        store.as_of("h", at=noon)  # key a's version at noon was dropped
+    with pytest.raises(koru.PrunedError):
+        store.get("h", "a", at=noon)
+    assert store.get("h", "b", at=noon) == {"x": 7}
+    again = store.put("h", "b", {"x": 7}, valid_from=T0)  # records nothing; returns b's version
+    assert again.key == "b" and again.value == {"x": 7}
+
+
 def test_current_tombstone_future_and_tagged_versions_are_never_dropped(store: koru.Store) -> None:
     _fill(store)
     pinned = store.as_of("users", version=2, at=T0 + 30 * DAY, sort=True)
