@@ -11,6 +11,8 @@ a failure: updating the hot tier and the automatic maintenance
 from __future__ import annotations
 
 import logging
+import random
+import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -35,10 +37,19 @@ from koru_core.write.versions import Prepared
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
-__all__ = ["CACHE_MAX_ROWS", "MAX_ATTEMPTS", "Writer"]
+__all__ = ["CACHE_MAX_ROWS", "MAX_ATTEMPTS", "RETRY_WAIT_MAX_S", "RETRY_WAIT_S", "Writer"]
 
 MAX_ATTEMPTS = 50
 """Times a commit is prepared again because other writers changed its keys before it gives up."""
+
+RETRY_WAIT_S = 0.002
+"""Before preparing again, a writer waits a random time up to this many seconds, doubled
+with every attempt, at most :data:`RETRY_WAIT_MAX_S` (full-jitter exponential backoff, as
+AWS's "Exponential Backoff and Jitter" describes): writers that keep losing to each other
+on shared keys spread out instead of meeting again at once."""
+
+RETRY_WAIT_MAX_S = 0.25
+"""The longest wait between two attempts of one commit (seconds)."""
 
 log = logging.getLogger("koru")
 
@@ -87,7 +98,7 @@ class Writer:
         """
         ctx = self.ctx
         with ctx.lock:
-            for _ in range(MAX_ATTEMPTS):
+            for attempt in range(MAX_ATTEMPTS):
                 head, head_time, _ = ctx.catalog.head()
                 if expected:
                     self._check_expected(expected, head)
@@ -108,6 +119,7 @@ class Writer:
                     raise
                 if record is None:  # other writers touched these keys: prepare again on the new head
                     discard(ctx, staged)
+                    time.sleep(random.uniform(0, min(RETRY_WAIT_MAX_S, RETRY_WAIT_S * 2**attempt)))
                     continue
                 self._update_hot_or_clear(record, prepared, record.commit - 1)
                 break
