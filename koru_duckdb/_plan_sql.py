@@ -27,10 +27,10 @@ from typing import TYPE_CHECKING
 
 import duckdb
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from koru_core.layout import COLD_SCHEMA
-from koru_core.model import TIMESTAMP
 from koru_core.read.plan import OUTPUT_SYSTEM_COLUMNS, candidate_filter, exact_filter
 from koru_duckdb import macros
 from koru_duckdb._sql import quote_identifier
@@ -127,28 +127,16 @@ class PlanSQL:
         if not sources:
             return None
         schema = pa.schema([*COLD_SCHEMA, *plan.schema])
-        key = ",".join(str(s.commit) for s in sources) + schema.serialize().to_pybytes().hex()
-        digest = hashlib.blake2b(key.encode(), digest_size=8).hexdigest()
+        tables = [s.table for s in sources if s.table is not None]
+        commits = b"".join(pc.unique(t["_commit"]).to_numpy().tobytes() for t in tables)
+        digest = hashlib.blake2b(commits + schema.serialize().to_pybytes(), digest_size=8).hexdigest()
         name = f"pending-{plan.namespace}-{digest}"
         if name in self._files:
             return str(self._files[name])
-        parts = []
-        for s in sources:
-            t = s.table
-            assert t is not None
-            n = t.num_rows
-            columns = []
-            for f in schema:
-                if f.name == "_commit":
-                    columns.append(pa.repeat(pa.scalar(s.commit, pa.int64()), n))
-                elif f.name == "_system_from":
-                    columns.append(pa.repeat(pa.scalar(s.system_time, TIMESTAMP), n))
-                elif f.name in t.column_names:
-                    columns.append(t[f.name].cast(f.type))
-                else:
-                    columns.append(pa.nulls(n, f.type))
-            parts.append(pa.table(columns, schema=schema))
-        return self._write(name, pa.concat_tables(parts))
+        table = pa.concat_tables([
+            pa.table([t[f.name].cast(f.type) if f.name in t.column_names else pa.nulls(t.num_rows, f.type)
+                      for f in schema], schema=schema) for t in tables])
+        return self._write(name, table)
 
     # -- sources ---------------------------------------------------------------------
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Literal
 import pyarrow as pa
 
 from koru_core.catalog.blobs import decode_blob
+from koru_core.model import TIMESTAMP
 
 if TYPE_CHECKING:
     from koru_core.catalog.base import Catalog
@@ -36,17 +37,19 @@ class PendingCache:
         self.limit = limit
         self._tables: OrderedDict[tuple[str, int, str], tuple[pa.Table, int]] = OrderedDict()
         self._bytes = 0
+        self._combined: dict[str, tuple[tuple[int, ...], pa.Table]] = {}  # namespace -> (commits, table)
         self._lock = threading.Lock()
 
     @property
     def nbytes(self) -> int:
-        """Decoded bytes held."""
-        return self._bytes
+        """Decoded bytes held (the commits' tables and the concatenations)."""
+        return self._bytes + sum(t.nbytes for _, t in self._combined.values())
 
     def clear(self) -> None:
         """Drop every decoded table."""
         with self._lock:
             self._tables.clear()
+            self._combined.clear()
             self._bytes = 0
 
     def tables(self, namespace: str, *, upto: int | None = None, after: int = 0,
@@ -86,7 +89,34 @@ class PendingCache:
         return [(c, found[c][1], found[c][0]) for c in listed]
 
     def load(self, namespace: str, *, upto: int | None = None) -> list[Source]:
-        """The pending versions of ``namespace`` up to commit ``upto``, as plan sources."""
+        """The pending versions of ``namespace`` up to commit ``upto``, as one plan source.
+
+        The commits' tables are concatenated (columns a commit lacks are null, types
+        promoted) with ``_commit`` and ``_system_from`` as columns, so a read handles one
+        table however many small commits are pending. The concatenation is kept for the
+        last list of commits read (a new commit makes a new one), within the byte limit.
+
+        Returns:
+            ``[]`` when nothing is pending, else one ``Source(kind="pending")`` whose
+            ``table`` holds the system columns of a pending blob, ``_commit`` (int64),
+            ``_system_from`` (timestamp ns, UTC) and the value columns.
+        """
         from koru_core.read.plan import Source
 
-        return [Source(kind="pending", table=t, commit=c, system_time=st) for c, st, t in self.tables(namespace, upto=upto)]
+        parts = self.tables(namespace, upto=upto)
+        if not parts:
+            return []
+        commits = tuple(c for c, _, _ in parts)
+        with self._lock:
+            hit = self._combined.get(namespace)
+        if hit is not None and hit[0] == commits:
+            table = hit[1]
+        else:
+            table = pa.concat_tables(
+                [t.append_column("_commit", pa.repeat(pa.scalar(c, pa.int64()), t.num_rows))
+                  .append_column("_system_from", pa.repeat(pa.scalar(st, TIMESTAMP), t.num_rows))
+                 for c, st, t in parts], promote_options="permissive").combine_chunks()
+            with self._lock:
+                if self.limit > 0 and table.nbytes <= self.limit:
+                    self._combined[namespace] = (commits, table)
+        return [Source(kind="pending", table=table)]

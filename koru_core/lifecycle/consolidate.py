@@ -58,7 +58,7 @@ if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
 __all__ = [
-    "COLD_ROW_GROUP_ROWS", "HISTORY_MERGE_ROWS", "HISTORY_ORDER", "RANGE_BYTES_PER_ROW", "STATE_SHARD_ROWS",
+    "COLD_ROW_GROUP_ROWS", "HISTORY_MERGE_ROWS", "HISTORY_ORDER", "HISTORY_SMALL_ROWS", "RANGE_BYTES_PER_ROW", "STATE_SHARD_ROWS",
     "consolidate_namespace", "range_rows",
 ]
 
@@ -77,6 +77,11 @@ HISTORY_MAX_FILES = 16
 
 HISTORY_TIER_RATIO = 4
 """A run folds in a newest history file whose rows are at most 1/4 of the rows gathered so far."""
+
+HISTORY_SMALL_ROWS = 4 * COLD_ROW_GROUP_ROWS
+"""A run always folds in history files of fewer rows than this (64k: four row groups), so that
+many runs of a few versions each leave one small history file, not one apiece: a one-key
+read opens every history file that may hold its key."""
 
 RANGE_BYTES_PER_ROW = 2048
 """Bytes of ``memory_limit`` a run budgets per row of one key range (the range's rows are
@@ -468,8 +473,8 @@ def _history_to_merge(history: list[FileEntry], new_rows: int) -> list[FileEntry
     Files stay in the order of the runs that wrote them, so each covers a span of
     ``_valid_to`` next to its neighbours' and an as-of read skips most of them. The
     newest files are folded in while they are small next to what is gathered
-    (:data:`HISTORY_TIER_RATIO`: a row is rewritten O(log n) times, as in LSM stores),
-    and while the namespace would keep more than :data:`HISTORY_MAX_FILES`; files of
+    (:data:`HISTORY_TIER_RATIO`: a row is rewritten O(log n) times, as in LSM stores)
+    or below :data:`HISTORY_SMALL_ROWS`, and while the namespace would keep more than :data:`HISTORY_MAX_FILES`; files of
     :data:`HISTORY_MERGE_ROWS` rows or more are folded only for the count.
     """
     newest_first = sorted(history, key=lambda e: (e.max_commit, e.path), reverse=True)
@@ -477,7 +482,7 @@ def _history_to_merge(history: list[FileEntry], new_rows: int) -> list[FileEntry
     acc = new_rows
     for e in newest_first:
         too_many = len(history) - len(chosen) + 1 > HISTORY_MAX_FILES
-        small = e.rows * HISTORY_TIER_RATIO <= acc and e.rows < HISTORY_MERGE_ROWS
+        small = e.rows < HISTORY_SMALL_ROWS or (e.rows * HISTORY_TIER_RATIO <= acc and e.rows < HISTORY_MERGE_ROWS)
         if not (too_many or small):
             break
         chosen.append(e)

@@ -171,6 +171,8 @@ def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[
     lo = rules.bisect_key(keys, key, right=False, order=order)
     hi = rules.bisect_key(keys, key, right=True, order=order)
     hits = np.sort(order.slice(lo, hi - lo).to_numpy().astype(np.int64))
+    if len(starts) == 2:  # one row group: its rows are the file's
+        return ctx.files.read(src.entry, physical).take(pa.array(hits, pa.int64()))
     group_of = np.searchsorted(starts, hits, side="right") - 1
     groups = np.unique(group_of)
     table = ctx.files.read(src.entry, physical, row_groups=[int(g) for g in groups])

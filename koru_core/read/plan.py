@@ -143,14 +143,15 @@ class Source:
 
     Attributes:
         kind: ``"state"``, ``"history"`` (cold files, every system column stored),
-            ``"versions"`` (a warm file) or ``"pending"`` (decoded versions of one
-            small commit); ``"skeleton"`` (deep) in history plans.
+            ``"versions"`` (a warm file) or ``"pending"`` (the decoded versions of the
+            small commits in the catalog, with ``_commit`` and ``_system_from`` as
+            columns); ``"skeleton"`` (deep) in history plans.
         entry: The file's catalog entry (None for pending).
         uri: Where an engine reads the file (None for pending).
         table: The pending versions (None for files).
-        commit, system_time: For ``versions`` and ``pending`` sources, the one
-            commit and its system time (ns): their rows carry no ``_commit`` or
-            ``_system_from`` column; a reader adds both as constants.
+        commit, system_time: For ``versions`` sources, the one commit and its system
+            time (ns): their rows carry no ``_commit`` or ``_system_from`` column; a
+            reader adds both as constants.
     """
 
     kind: Literal["state", "history", "versions", "pending", "skeleton"]

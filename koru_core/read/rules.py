@@ -124,6 +124,11 @@ def as_of_rule(versions: pa.Table, *, valid_at: int | None, max_commit: int | No
     return latest.filter(pc.invert(latest["_deleted"]))
 
 
+SORT_ALL_ROWS = 8192
+"""Below this many candidates, :func:`latest_per_key` sorts them all (a hash aggregation
+costs more than the sort of a few thousand rows)."""
+
+
 def latest_per_key(candidates: pa.Table) -> pa.Table:
     """Per ``_key``, the row with the largest (``_valid_from``, ``_commit``), tombstones kept.
 
@@ -136,6 +141,8 @@ def latest_per_key(candidates: pa.Table) -> pa.Table:
     """
     if candidates.num_rows < 2:
         return candidates
+    if candidates.num_rows <= SORT_ALL_ROWS:
+        return _last_of_each_key(candidates)
     # Keys with one candidate need no ordering: find the others with one hash
     # aggregation and sort only their rows.
     counts = candidates.group_by("_key").aggregate([([], "count_all")])
@@ -143,13 +150,17 @@ def latest_per_key(candidates: pa.Table) -> pa.Table:
     if len(several):
         is_several = pc.is_in(candidates["_key"], value_set=several.combine_chunks())
         single = candidates.filter(pc.invert(is_several))
-        rest = candidates.filter(is_several)
-        order = pc.sort_indices(
-            rest, sort_keys=[("_key", "ascending"), ("_valid_from", "descending"), ("_commit", "descending")]
-        )
-        rest = rest.take(order)
-        candidates = pa.concat_tables([single, rest.filter(_first_per_key(rest["_key"]))])
+        candidates = pa.concat_tables([single, _last_of_each_key(candidates.filter(is_several))])
     return candidates
+
+
+def _last_of_each_key(rows: pa.Table) -> pa.Table:
+    """Per key, the row with the largest (``_valid_from``, ``_commit``), by one sort."""
+    order = pc.sort_indices(
+        rows, sort_keys=[("_key", "ascending"), ("_valid_from", "descending"), ("_commit", "descending")]
+    )
+    rows = rows.take(order)
+    return rows.filter(_first_per_key(rows["_key"]))
 
 
 def with_valid_to(versions: pa.Table) -> pa.Table:

@@ -10,8 +10,8 @@ size and blake3 against the catalog the first time the store reads it, and
 remembers the file's (size, mtime, ctime, inode). Every read plan re-checks those
 with one ``stat`` per file; a file that changed in any way is hashed again before it
 is read. File times tick coarsely (a kernel clock tick, a few ms; seconds on some
-file systems), so a file changed within :data:`RACY_NS` of the moment it was hashed
-could keep the same times: such a file stays *racy* and is hashed again by every plan
+file systems), so a file changed within :data:`RACY_NS` (:data:`FINE_RACY_NS` where
+times have sub-second digits) of the moment it was hashed could keep the same times: such a file stays *racy* and is hashed again by every plan
 until its times are older than that (the "racily clean" rule of git's index). Decoded row groups are kept (least recently used first out), so repeated
 reads of the same files decode nothing: the hot tier of DESIGN.md. Parquet page
 checksums are verified on every decode.
@@ -45,7 +45,7 @@ if TYPE_CHECKING:
     from koru_core.storage.local import FileStat
 
 __all__ = [
-    "DICTIONARY_MAX_SHARE", "DICTIONARY_SAMPLE_ROWS", "RACY_NS", "FileCache", "ParquetSink", "dictionary_columns",
+    "DICTIONARY_MAX_SHARE", "DICTIONARY_SAMPLE_ROWS", "FINE_RACY_NS", "RACY_NS", "FileCache", "ParquetSink", "dictionary_columns",
     "write_parquet",
 ]
 
@@ -62,7 +62,19 @@ DICTIONARY_MAX_SHARE = 4
 
 RACY_NS = 2_000_000_000
 """A file whose mtime or ctime is less than this (2 s, in ns) before the moment it was
-hashed is hashed again at the next plan: its times cannot yet tell a later change."""
+hashed is hashed again at the next plan: its times cannot yet tell a later change. For
+file times that carry sub-second digits, :data:`FINE_RACY_NS` applies instead."""
+
+FINE_RACY_NS = 50_000_000
+"""The racy window (50 ms, in ns) of a file whose mtime and ctime have sub-second digits:
+such a file system stamps times from the kernel's coarse clock, which ticks every 1–10 ms
+(one jiffy), so a change 50 ms after the hash shows in the times."""
+
+
+def racy_window(st: FileStat) -> int:
+    """The racy window (ns) for a file of :data:`FileStat` ``st``: :data:`FINE_RACY_NS` when
+    its mtime and ctime are not whole seconds (a fine-grained file system), else :data:`RACY_NS`."""
+    return FINE_RACY_NS if st[1] % 1_000_000_000 and st[2] % 1_000_000_000 else RACY_NS
 
 
 def write_parquet(
@@ -254,7 +266,7 @@ class FileCache:
         with self._lock:
             known = self._verified.get(e.path)
             # racy: a change in the same clock tick as this hash would not show in its times
-            self._verified[e.path] = (e.checksum, st, started - max(st[1], st[2]) >= RACY_NS)
+            self._verified[e.path] = (e.checksum, st, started - max(st[1], st[2]) >= racy_window(st))
             if known is None or known[:2] != (e.checksum, st):  # other bytes than those decoded before
                 self._meta.pop(e.path, None)
                 self._columns.pop(e.path, None)
@@ -284,7 +296,7 @@ class FileCache:
             return
         md = self.metadata(e)
         with self._lock:  # racy until its times are RACY_NS old: hashed again by the next plan till then
-            self._verified[e.path] = (e.checksum, st, time.time_ns() - max(st[1], st[2]) >= RACY_NS)
+            self._verified[e.path] = (e.checksum, st, time.time_ns() - max(st[1], st[2]) >= racy_window(st))
             if self.limit <= 0 or table.nbytes > self.limit // 4 or not md.num_row_groups:
                 return
             slot = self._groups.setdefault((e.path, -1 if md.num_row_groups > 1 else 0), {})

@@ -188,3 +188,14 @@ def test_a_lazy_frame_made_before_the_damage_and_collected_after(tmp_path: Path)
         flip(target, offset, bit, keep_mtime=False)
         assert got == want, "a LazyFrame collected after the damage answered without checking its files"
     store.close()
+
+
+@pytest.mark.parametrize(("mtime", "ctime", "window"), [
+    (1_700_000_000_123_456_789, 1_700_000_000_223_456_789, parquet.FINE_RACY_NS),
+    (1_700_000_000_000_000_000, 1_700_000_001_000_000_000, parquet.RACY_NS),
+    (1_700_000_000_000_000_000, 1_700_000_000_223_456_789, parquet.RACY_NS),
+])
+def test_the_racy_window_follows_the_grain_of_file_times(mtime: int, ctime: int, window: int) -> None:
+    """Times with sub-second digits come from a fine-grained file system (the kernel's coarse
+    clock, a few ms a tick): 50 ms. Whole seconds may be a file system of 1 or 2 s: 2 s."""
+    assert parquet.racy_window((100, mtime, ctime, 7)) == window

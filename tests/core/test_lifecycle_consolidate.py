@@ -18,7 +18,7 @@ import pytest
 
 import koru_core as koru
 from koru_core.lifecycle.auto import AUTO_COMMITS
-from koru_core.lifecycle.consolidate import COLD_ROW_GROUP_ROWS, HISTORY_ORDER
+from koru_core.lifecycle.consolidate import COLD_ROW_GROUP_ROWS, HISTORY_ORDER, HISTORY_SMALL_ROWS
 
 T0 = datetime(2026, 1, 15, tzinfo=timezone.utc)
 
@@ -98,21 +98,43 @@ def test_state_and_history_files_are_sorted_and_carry_exact_intervals(tmp_path: 
 
 
 def test_a_small_overlay_rewrites_the_state_and_adds_one_history_file(tmp_path: Path) -> None:
+    """A history file of HISTORY_SMALL_ROWS rows or more is kept as it is; the run's closed
+    versions go to a new file."""
+    n = HISTORY_SMALL_ROWS + 100
     store = koru.open(tmp_path / "s", auto_consolidate=False)
-    store.upsert("users", [{"id": f"k{j}", "n": j} for j in range(20_000)], key="id", valid_from=T0)
+    store.upsert("users", pa.table({"id": [f"k{j}" for j in range(n)], "n": list(range(n))}), key="id", valid_from=T0)
     store.upsert("users", [{"id": f"k{j}", "n": -j} for j in range(300_000, 300_010)], key="id", valid_from=T0)
-    store.upsert("users", [{"id": f"k{j}", "n": j + 1} for j in range(20_000)], key="id", valid_from=T0 + timedelta(days=1))
+    store.upsert("users", pa.table({"id": [f"k{j}" for j in range(n)], "n": [j + 1 for j in range(n)]}), key="id",
+                 valid_from=T0 + timedelta(days=1))
     store.consolidate()
     first_history = _cold(store, "history")
-    assert [s.entry.rows for s in first_history] == [20_000]
+    assert [s.entry.rows for s in first_history] == [n]
     store.upsert("users", [{"id": f"k{j}", "n": -j - 1} for j in range(100)], key="id",
                  valid_from=T0 + timedelta(days=2))
     expected = store.versions("users")
     store.consolidate()
-    assert sorted(s.entry.rows for s in _cold(store, "history")) == [100, 20_000]
+    assert sorted(s.entry.rows for s in _cold(store, "history")) == [100, n]
     assert first_history[0].entry in [s.entry for s in _cold(store, "history")], "the old history file is kept"
-    assert sum(s.entry.rows for s in _cold(store, "state")) == 20_010
+    assert sum(s.entry.rows for s in _cold(store, "state")) == n + 10
     assert store.versions("users").equals(expected)
+    store.close()
+
+
+def test_many_small_runs_leave_one_small_history_file(tmp_path: Path) -> None:
+    """Runs that each close a few versions fold the small history file before them into
+    theirs, so a one-key read opens one history file, not one per run (issue 17: reads
+    flat as small commits pile up)."""
+    store = koru.open(tmp_path / "s")
+    runs = 6
+    for r in range(runs * AUTO_COMMITS):
+        store.upsert("users", [{"id": f"k{(3 * r + j) % 20}", "n": r} for j in range(3)], key="id")
+    history = _cold(store, "history")
+    assert len(history) == 1
+    assert history[0].entry.rows < HISTORY_SMALL_ROWS
+    for k in ("k0", "k7", "k19"):
+        j = int(k[1:])
+        written = [r for r in range(runs * AUTO_COMMITS) if j in {(3 * r + i) % 20 for i in range(3)}]
+        assert store.history("users", k)["n"].to_pylist() == written
     store.close()
 
 
