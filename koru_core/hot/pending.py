@@ -94,7 +94,8 @@ class PendingCache:
         The commits' tables are concatenated (columns a commit lacks are null, types
         promoted) with ``_commit`` and ``_system_from`` as columns, so a read handles one
         table however many small commits are pending. The concatenation is kept for the
-        last list of commits read (a new commit makes a new one), within the byte limit.
+        last list of commits read (a new commit makes a new one), when it fits in the byte
+        limit beside the commits' tables.
 
         Returns:
             ``[]`` when nothing is pending, else one ``Source(kind="pending")`` whose
@@ -117,6 +118,6 @@ class PendingCache:
                   .append_column("_system_from", pa.repeat(pa.scalar(st, TIMESTAMP), t.num_rows))
                  for c, st, t in parts], promote_options="permissive").combine_chunks()
             with self._lock:
-                if self.limit > 0 and table.nbytes <= self.limit:
+                if self._bytes + table.nbytes <= self.limit:  # the byte limit covers both
                     self._combined[namespace] = (commits, table)
         return [Source(kind="pending", table=table)]

@@ -58,8 +58,8 @@ if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
 __all__ = [
-    "COLD_ROW_GROUP_ROWS", "HISTORY_MERGE_ROWS", "HISTORY_ORDER", "HISTORY_SMALL_ROWS", "RANGE_BYTES_PER_ROW", "STATE_SHARD_ROWS",
-    "consolidate_namespace", "range_rows",
+    "COLD_ROW_GROUP_ROWS", "HISTORY_MERGE_ROWS", "HISTORY_ORDER", "HISTORY_SMALL_ROWS", "RANGE_BYTES_PER_ROW",
+    "STATE_SHARD_ROWS", "consolidate_namespace", "range_rows",
 ]
 
 COLD_ROW_GROUP_ROWS = 16 * 1024
@@ -474,8 +474,9 @@ def _history_to_merge(history: list[FileEntry], new_rows: int) -> list[FileEntry
     ``_valid_to`` next to its neighbours' and an as-of read skips most of them. The
     newest files are folded in while they are small next to what is gathered
     (:data:`HISTORY_TIER_RATIO`: a row is rewritten O(log n) times, as in LSM stores)
-    or below :data:`HISTORY_SMALL_ROWS`, and while the namespace would keep more than :data:`HISTORY_MAX_FILES`; files of
-    :data:`HISTORY_MERGE_ROWS` rows or more are folded only for the count.
+    or below :data:`HISTORY_SMALL_ROWS`, and while the namespace would keep more than
+    :data:`HISTORY_MAX_FILES`; files of :data:`HISTORY_MERGE_ROWS` rows or more are
+    folded only for the count.
     """
     newest_first = sorted(history, key=lambda e: (e.max_commit, e.path), reverse=True)
     chosen: list[FileEntry] = []

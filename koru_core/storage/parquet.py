@@ -10,11 +10,13 @@ size and blake3 against the catalog the first time the store reads it, and
 remembers the file's (size, mtime, ctime, inode). Every read plan re-checks those
 with one ``stat`` per file; a file that changed in any way is hashed again before it
 is read. File times tick coarsely (a kernel clock tick, a few ms; seconds on some
-file systems), so a file changed within :data:`RACY_NS` (:data:`FINE_RACY_NS` where
-times have sub-second digits) of the moment it was hashed could keep the same times: such a file stays *racy* and is hashed again by every plan
-until its times are older than that (the "racily clean" rule of git's index). Decoded row groups are kept (least recently used first out), so repeated
-reads of the same files decode nothing: the hot tier of DESIGN.md. Parquet page
-checksums are verified on every decode.
+file systems), so a file changed within :func:`racy_window` (:data:`FINE_RACY_NS`
+where times have sub-second digits, else :data:`RACY_NS`) of the moment it was hashed
+could keep the same times: such a file stays *racy* and is hashed again by every plan
+until its times are older than that (the "racily clean" rule of git's index). Decoded
+row groups are kept (least recently used first out), so repeated reads of the same
+files decode nothing: the hot tier of DESIGN.md. Parquet page checksums are verified
+on every decode.
 
 Residual window (documented in README, "Integrity"): bytes that rot on the device
 underneath an unchanged file after it was hashed are caught by the page checksums
@@ -45,8 +47,8 @@ if TYPE_CHECKING:
     from koru_core.storage.local import FileStat
 
 __all__ = [
-    "DICTIONARY_MAX_SHARE", "DICTIONARY_SAMPLE_ROWS", "FINE_RACY_NS", "RACY_NS", "FileCache", "ParquetSink", "dictionary_columns",
-    "write_parquet",
+    "DICTIONARY_MAX_SHARE", "DICTIONARY_SAMPLE_ROWS", "FINE_RACY_NS", "RACY_NS", "FileCache", "ParquetSink",
+    "dictionary_columns", "racy_window", "write_parquet",
 ]
 
 Compression = Literal["zstd", "lz4", "none"]
@@ -295,7 +297,7 @@ class FileCache:
         if st is None:
             return
         md = self.metadata(e)
-        with self._lock:  # racy until its times are RACY_NS old: hashed again by the next plan till then
+        with self._lock:  # racy until its times are racy_window old: hashed again by the next plan till then
             self._verified[e.path] = (e.checksum, st, time.time_ns() - max(st[1], st[2]) >= racy_window(st))
             if self.limit <= 0 or table.nbytes > self.limit // 4 or not md.num_row_groups:
                 return
