@@ -63,6 +63,9 @@ def to_hex(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     raw = raw.reshape(n, width)
     chars[:, 0::2] = _DIGITS[raw >> 4]
     chars[:, 1::2] = _DIGITS[raw & 15]
-    offsets = np.arange(0, 2 * width * (n + 1), 2 * width, dtype=np.int32)
-    out = pa.StringArray.from_buffers(n, pa.py_buffer(offsets.tobytes()), pa.py_buffer(chars.tobytes()))
-    return out if values.null_count == 0 else pc.if_else(pc.is_valid(values), out, pa.scalar(None, pa.string()))
+    offsets = pa.py_buffer(np.arange(0, 2 * width * (n + 1), 2 * width, dtype=np.int32).tobytes())
+    nulls = values.null_count
+    if nulls and values.offset == 0:  # the input's validity bitmap serves as is
+        return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(chars.tobytes()), values.buffers()[0], nulls)
+    out = pa.StringArray.from_buffers(n, offsets, pa.py_buffer(chars.tobytes()))
+    return out if nulls == 0 else pc.if_else(pc.is_valid(values), out, pa.scalar(None, pa.string()))

@@ -13,6 +13,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Literal
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from koru_core.catalog.blobs import decode_blob
 from koru_core.model import TIMESTAMP
@@ -22,6 +23,8 @@ if TYPE_CHECKING:
     from koru_core.read.plan import Source
 
 __all__ = ["PendingCache"]
+
+_ORDER = ("_key", "_valid_from", "_commit")
 
 
 class PendingCache:
@@ -93,7 +96,9 @@ class PendingCache:
 
         The commits' tables are concatenated (columns a commit lacks are null, types
         promoted) with ``_commit`` and ``_system_from`` as columns, so a read handles one
-        table however many small commits are pending. The concatenation is kept for the
+        table however many small commits are pending, and sorted by ``_key``,
+        ``_valid_from`` and ``_commit``, so a point read finds one key's rows by binary
+        search (:attr:`Source.is_key_sorted`). The concatenation is kept for the
         last list of commits read (a new commit makes a new one), when it fits in the byte
         limit beside the commits' tables.
 
@@ -116,7 +121,9 @@ class PendingCache:
             table = pa.concat_tables(
                 [t.append_column("_commit", pa.repeat(pa.scalar(c, pa.int64()), t.num_rows))
                   .append_column("_system_from", pa.repeat(pa.scalar(st, TIMESTAMP), t.num_rows))
-                 for c, st, t in parts], promote_options="permissive").combine_chunks()
+                 for c, st, t in parts], promote_options="permissive")
+            table = table.take(pc.sort_indices(table, sort_keys=[(c, "ascending") for c in _ORDER])).combine_chunks()
+            table = table.cast(pa.schema([f.with_nullable(True) for f in table.schema]))  # as files read
             with self._lock:
                 if self._bytes + table.nbytes <= self.limit:  # the byte limit covers both
                     self._combined[namespace] = (commits, table)

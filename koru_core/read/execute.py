@@ -10,7 +10,6 @@ into the hex strings every read returns.
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
@@ -32,7 +31,8 @@ if TYPE_CHECKING:
 __all__ = ["as_of", "read_source", "to_api", "versions"]
 
 _SYSTEM_TYPES = {f.name: f.type for f in COLD_SCHEMA}
-_ID_COLUMNS = ("_write_id", "_prev_write_id", "_content_id", "before_write_id", "before_content_id", "after_content_id")
+_ID_COLUMNS = frozenset(("_write_id", "_prev_write_id", "_content_id", "before_write_id", "before_content_id",
+                         "after_content_id"))
 _VIRTUAL = ("_commit", "_system_from")
 _COLD_ONLY = ("_valid_to", "_valid_to_commit")
 
@@ -99,27 +99,51 @@ def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequenc
     """
     if src.table is not None:
         table = src.table
+        if plan.key is not None:
+            table = _rows_of_key(table, plan.key)
         present = set(table.column_names)
         table = table.select([c for c in dict.fromkeys(["_key", *columns]) if c in present])
     else:
         assert src.entry is not None
         physical = [c for c in dict.fromkeys(["_key", *columns]) if not (src.commit is not None and c in _VIRTUAL)]
-        valid_at = plan.valid_at if plan.shape == "as_of" else None
-        groups = _row_groups(ctx, src, plan.key, valid_at, ended_by=valid_at is not None and src.is_cold
-                             and plan.commit >= plan.cold_commit)
-        if plan.key is not None and not src.is_key_sorted:
-            table = _key_rows_unsorted(ctx, src, plan.key, physical, groups)
+        if plan.key is not None and not src.is_key_sorted and len(ctx.files.row_group_starts(src.entry)) == 2:
+            # one row group: the file's rows in key order (kept by the cache), sliced
+            table = _rows_of_key(ctx.files.read_by_key(src.entry, physical), plan.key)
         else:
-            table = ctx.files.read(src.entry, physical, row_groups=groups)
-    if plan.key is not None and "_key" in table.column_names and (src.table is not None or src.is_key_sorted):
-        table = _rows_of_key(table, plan.key, is_sorted=src.table is None)
+            valid_at = plan.valid_at if plan.shape == "as_of" and not src.keep_all else None
+            groups = _row_groups(ctx, src, plan.key, valid_at, ended_by=valid_at is not None and src.is_cold
+                                 and plan.commit >= plan.cold_commit)
+            if plan.key is not None and not src.is_key_sorted:
+                table = _key_rows_unsorted(ctx, src, plan.key, physical, groups)
+            else:
+                table = ctx.files.read(src.entry, physical, row_groups=groups)
+                if plan.key is not None and "_key" in table.column_names:
+                    table = _rows_of_key(table, plan.key)
+    return _conform(table, plan.schema, src, columns)
+
+
+def _conform(table: pa.Table, schema: pa.Schema, src: Source, columns: Sequence[str]) -> pa.Table:
+    """``table``'s ``columns`` in order with the namespace's types (``schema`` for value
+    columns, :data:`COLD_SCHEMA` for system ones): narrower types cast, absent columns
+    added (a warm file's ``_commit``/``_system_from`` from ``src``, others null)."""
+    fields = list(table.schema)
+    index = {f.name: i for i, f in enumerate(fields)}
+    types = {f.name: f.type for f in schema}
+    plain = []
+    for c in columns:
+        i = index.get(c)
+        want = _SYSTEM_TYPES.get(c) if c.startswith("_") else types[c]
+        if i is None or not fields[i].nullable or (want is not None and fields[i].type != want):
+            break
+        plain.append(i)
+    else:
+        return table.select(plain)  # every column there, nullable, with its type: no copy
     n = table.num_rows
-    present = dict(zip(table.column_names, table.columns, strict=True))
-    types = _value_types(plan.schema)
     out = []
     for c in columns:
-        col = present.get(c)
-        if col is not None:
+        i = index.get(c)
+        if i is not None:
+            col = table.column(i)
             want = _SYSTEM_TYPES.get(c) if c.startswith("_") else types[c]
             if want is not None and col.type != want:
                 col = col.cast(want)
@@ -133,11 +157,6 @@ def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequenc
         else:
             out.append(pa.nulls(n, types[c]))
     return pa.table(out, names=list(columns))
-
-
-@functools.lru_cache(maxsize=256)
-def _value_types(schema: pa.Schema) -> dict[str, pa.DataType]:
-    return {f.name: f.type for f in schema}
 
 
 STATS_PRUNE_SHARE = 2
@@ -171,8 +190,6 @@ def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[
     lo = rules.bisect_key(keys, key, right=False, order=order)
     hi = rules.bisect_key(keys, key, right=True, order=order)
     hits = np.sort(order.slice(lo, hi - lo).to_numpy().astype(np.int64))
-    if len(starts) == 2:  # one row group: its rows are the file's
-        return ctx.files.read(src.entry, physical).take(pa.array(hits, pa.int64()))
     group_of = np.searchsorted(starts, hits, side="right") - 1
     groups = np.unique(group_of)
     table = ctx.files.read(src.entry, physical, row_groups=[int(g) for g in groups])
@@ -191,12 +208,10 @@ def _split(column: pa.ChunkedArray | pa.Array, sizes: list[int]) -> list[pa.Arra
     return out
 
 
-def _rows_of_key(table: pa.Table, key: str, *, is_sorted: bool) -> pa.Table:
-    """The rows of one key. Data files are sorted by ``_key`` (the layout's invariant), so
-    two binary searches over the key column give the slice; a pending table is masked."""
+def _rows_of_key(table: pa.Table, key: str) -> pa.Table:
+    """The rows of one key of a table sorted by ``_key`` (data files but history files, and
+    pending versions): two binary searches over the key column give the slice."""
     keys = table["_key"]
-    if not is_sorted:
-        return table.filter(pc.equal(keys, key))
     if isinstance(keys, pa.ChunkedArray):
         keys = keys.combine_chunks() if keys.num_chunks != 1 else keys.chunk(0)
     lo = rules.bisect_key(keys, key, right=False)
@@ -282,6 +297,8 @@ def _where(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str], t
     """``columns`` of the rows of ``src`` for which ``predicate`` holds: the predicate is
     evaluated over the ``tested`` columns alone, then only the matching rows of the other
     columns are gathered (no expression engine over every column)."""
+    if src.keep_all:  # the planner proved every row passes
+        return read_source(ctx, plan, src, columns)
     if plan.key is not None:  # one key's rows: few, so read them whole and filter once
         table = read_source(ctx, plan, src, list(dict.fromkeys([*columns, *tested])))
         mask = pc.fill_null(predicate(_Eager(table)), False)
@@ -302,9 +319,6 @@ def _where(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str], t
 def _exact_rows(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str]) -> pa.Table:
     t = plan.valid_at
     assert t is not None
-    e = src.entry
-    if e is not None and e.max_valid <= t and src.kind == "state":
-        return read_source(ctx, plan, src, columns)  # every row starts by t and none ends: the filter keeps all
     return _where(ctx, plan, src, columns, ["_valid_from", "_valid_to"], lambda p: exact_filter(p, t))
 
 
@@ -329,6 +343,10 @@ def as_of(ctx: StoreContext, plan: ReadPlan) -> pa.Table:
         state = exact_rows
     else:
         cands = [_candidate_rows(ctx, plan, src, needed) for src in plan.candidates]
+        if (plan.strategy == "merge" and exact_rows is not None
+                and exact_rows.num_rows + sum(c.num_rows for c in cands) <= rules.SORT_ALL_ROWS):
+            # few rows: the rule over the exact rows and the candidates at once (one sort)
+            return _live(rules.latest_per_key(pa.concat_tables([exact_rows, *cands])), output)
         latest = rules.latest_per_key(pa.concat_tables(cands)) if cands else None
         if plan.strategy == "latest" or exact_rows is None or latest is None or latest.num_rows == 0:
             state = latest if exact_rows is None else exact_rows
@@ -336,7 +354,15 @@ def as_of(ctx: StoreContext, plan: ReadPlan) -> pa.Table:
             state = _merge(exact_rows, latest)
     if state is None:
         return pa.schema([*_output_fields(plan)]).empty_table()
-    return state.filter(pc.invert(state["_deleted"])).select(output)
+    return _live(state, output)
+
+
+def _live(state: pa.Table, output: list[str]) -> pa.Table:
+    """``output`` columns of the rows of ``state`` that are not tombstones."""
+    deleted = state["_deleted"]
+    if not pc.any(deleted).as_py():  # no tombstone: nothing to drop
+        return state.select(output)
+    return state.filter(pc.invert(deleted)).select(output)
 
 
 def _merge(exact: pa.Table, latest: pa.Table) -> pa.Table:
@@ -384,12 +410,20 @@ def versions(ctx: StoreContext, plan: ReadPlan, *, pruned: bool = False) -> pa.T
 
 def to_api(table: pa.Table) -> pa.Table:
     """Return ``table`` as reads show it: ids as lowercase hex strings, internal columns dropped."""
-    for name in _ID_COLUMNS:
-        if name in table.column_names and pa.types.is_fixed_size_binary(table.schema.field(name).type):
-            i = table.column_names.index(name)
-            table = table.set_column(i, name, to_hex(table[name]))
-    drop = [c for c in ("_valid_to_commit", "_last_write_id", "_last_valid") if c in table.column_names]
-    return table.drop_columns(drop) if drop else table
+    schema = table.schema
+    names, columns = [], []
+    for i, f in enumerate(schema):
+        if f.name in _INTERNAL:
+            continue
+        col = table.column(i)
+        if f.name in _ID_COLUMNS and pa.types.is_fixed_size_binary(f.type):
+            col = to_hex(col)
+        names.append(f.name)
+        columns.append(col)
+    return pa.Table.from_arrays(columns, names=names)
+
+
+_INTERNAL = frozenset(("_valid_to_commit", "_last_write_id", "_last_valid"))
 
 
 def row_to_api(table: pa.Table, columns: Sequence[str]) -> dict[str, Any]:

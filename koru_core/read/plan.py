@@ -46,6 +46,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal, Protocol, TypeVar
 
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from koru_core._time import now_ns, to_ns
 from koru_core.catalog.entries import FileEntry, NamespaceInfo
@@ -152,6 +153,9 @@ class Source:
         commit, system_time: For ``versions`` sources, the one commit and its system
             time (ns): their rows carry no ``_commit`` or ``_system_from`` column; a
             reader adds both as constants.
+        keep_all: The planner proved, from the file's catalog entry (or the pending
+            versions' bounds), that every row passes the plan's filter
+            (:data:`EXACT_FILTER` or :data:`CANDIDATE_FILTER`): an engine may skip it.
     """
 
     kind: Literal["state", "history", "versions", "pending", "skeleton"]
@@ -160,6 +164,7 @@ class Source:
     table: pa.Table | None = None
     commit: int | None = None
     system_time: int | None = None
+    keep_all: bool = False
 
     @property
     def is_cold(self) -> bool:
@@ -168,7 +173,8 @@ class Source:
 
     @property
     def is_key_sorted(self) -> bool:
-        """True when rows are sorted by ``_key`` (history files are sorted by valid time, then key)."""
+        """True when rows are sorted by ``_key`` (history files are sorted by valid time, then
+        key; pending versions by key, valid time and commit)."""
         return self.kind != "history"
 
 
@@ -290,9 +296,31 @@ def _columns(namespace: str, info: NamespaceInfo, columns: Sequence[str] | None)
     return tuple(columns)
 
 
-def _file_source(ctx: StoreContext, e: FileEntry) -> Source:
+def _file_source(ctx: StoreContext, e: FileEntry, *, keep_all: bool = False) -> Source:
     kind = "versions" if e.tier == "warm" else e.kind
-    return Source(kind=kind, entry=e, uri=ctx.storage.uri(e.path), commit=e.commit, system_time=e.system_time)
+    return Source(kind=kind, entry=e, uri=ctx.storage.uri(e.path), commit=e.commit, system_time=e.system_time,
+                  keep_all=keep_all)
+
+
+def _candidates_all_pass(e: FileEntry, t: int | None, s: int) -> bool:
+    """Every row of the file passes :data:`CANDIDATE_FILTER` at (t, s) (t None: every
+    valid time): its commits are by ``s``, its valid times start by ``t``, and no row has
+    a stored successor (warm files store none; a state file's rows are open)."""
+    if e.max_commit > s or (t is not None and e.max_valid > t):
+        return False
+    return t is None or e.tier == "warm" or e.kind == "state"
+
+
+def _pending_all_pass(pending: list[Source], t: int | None) -> list[Source]:
+    """The pending source, marked ``keep_all`` when its versions' valid times start by ``t``
+    (their commits are by the bound already: :meth:`PendingCache.load` stops there)."""
+    out = []
+    for src in pending:
+        table = src.table
+        assert table is not None
+        top = None if t is None or not table.num_rows else pc.max(table["_valid_from"]).cast(pa.int64()).as_py()
+        out.append(dataclasses.replace(src, keep_all=t is None or top is None or top <= t))
+    return out
 
 
 def _has_key(e: FileEntry, key: str | None) -> bool:
@@ -388,17 +416,18 @@ def plan_as_of(
         if e.tier == "deep" or e.kind == "skips" or e.min_valid > t or e.min_commit > s or not _has_key(e, key):
             continue
         if e.tier == "warm":
-            candidates.append(_file_source(ctx, e))
+            candidates.append(_file_source(ctx, e, keep_all=_candidates_all_pass(e, t, s)))
         elif use_exact:
             if e.kind == "history" and e.max_valid_to is not None and e.max_valid_to <= t:
                 continue  # every row closed at or before t
-            exact.append(_file_source(ctx, e))
+            # a state file's rows are open (no _valid_to): they all hold once they start by t
+            exact.append(_file_source(ctx, e, keep_all=e.kind == "state" and e.max_valid <= t))
         else:
             if (e.kind == "history" and e.max_valid_to is not None and e.max_valid_to <= t
                     and e.max_valid_to_commit is not None and e.max_valid_to_commit <= s):
                 continue  # every row's successor is visible at s and starts by t
-            candidates.append(_file_source(ctx, e))
-    candidates += cat.pending
+            candidates.append(_file_source(ctx, e, keep_all=_candidates_all_pass(e, t, s)))
+    candidates += _pending_all_pass(cat.pending, t)
     strategy: Strategy = "merge" if exact and candidates else ("intervals" if exact else "latest")
     ctx.files.validate([x.entry for x in (*exact, *candidates) if x.entry is not None])
     return ReadPlan(
@@ -430,7 +459,7 @@ def plan_versions(ctx: StoreContext, namespace: str, *, version: int | None = No
 def _plan_all(ctx: StoreContext, namespace: str, *, version: int | None, key: str | None, shape: Shape) -> ReadPlan:
     cat, s, lease = _resolve(ctx, namespace, bound=version)
     sources = [
-        _file_source(ctx, e) for e in cat.files
+        _file_source(ctx, e, keep_all=e.max_commit <= s) for e in cat.files
         if e.tier != "deep" and e.kind != "skips" and e.min_commit <= s and _has_key(e, key)
     ]
     pruned = [_file_source(ctx, e) for e in cat.files if e.tier == "deep" and _has_key(e, key)]
@@ -438,7 +467,7 @@ def _plan_all(ctx: StoreContext, namespace: str, *, version: int | None, key: st
     return ReadPlan(
         namespace=namespace, shape=shape, commit=s, head=cat.head, valid_at=None, key=key,
         columns=tuple(cat.info.schema.names), schema=cat.info.schema, strategy="latest",
-        candidates=tuple(sources) + tuple(cat.pending), pruned=tuple(pruned), cold_commit=cat.info.cold_commit,
+        candidates=tuple(sources) + tuple(_pending_all_pass(cat.pending, None)), pruned=tuple(pruned), cold_commit=cat.info.cold_commit,
         key_columns=cat.info.key_columns, lease=lease, storage_options=ctx.storage.storage_options(),
     )
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -159,8 +160,8 @@ def _last_of_each_key(rows: pa.Table) -> pa.Table:
     order = pc.sort_indices(
         rows, sort_keys=[("_key", "ascending"), ("_valid_from", "descending"), ("_commit", "descending")]
     )
-    rows = rows.take(order)
-    return rows.filter(_first_per_key(rows["_key"]))
+    first = _first_per_key(rows["_key"].take(order))
+    return rows.take(order.filter(first))  # one gather of the rows kept
 
 
 def with_valid_to(versions: pa.Table) -> pa.Table:
@@ -175,16 +176,23 @@ def with_valid_to(versions: pa.Table) -> pa.Table:
         versions,
         sort_keys=[("_key", "ascending"), ("_valid_from", "ascending"), ("_commit", "ascending")],
     )
-    ordered = versions.take(order)
-    n = ordered.num_rows
+    n = versions.num_rows
+    sorted_already = bool(np.array_equal(order.to_numpy(), np.arange(n)))  # often: one key's sources in order
+    ordered = versions if sorted_already else versions.take(order)
     if n == 0:
         valid_to = pa.array([], TIMESTAMP)
     else:
         keys = ordered["_key"].combine_chunks()
-        same_next = pc.equal(keys.slice(0, n - 1), keys.slice(1))
-        next_from = ordered["_valid_from"].combine_chunks().slice(1)
-        shifted = pc.if_else(same_next, next_from, pa.scalar(None, TIMESTAMP))
-        valid_to = pa.concat_arrays([shifted.cast(TIMESTAMP), pa.array([None], TIMESTAMP)])
+        starts = ordered["_valid_from"].combine_chunks().view(pa.int64()).to_numpy()
+        if keys[0] == keys[n - 1]:  # one key (sorted): each version ends where the next starts
+            same_next = np.ones(n - 1, dtype=bool)
+        else:
+            same_next = pc.equal(keys.slice(0, n - 1), keys.slice(1)).to_numpy(zero_copy_only=False)
+        ends = np.empty(n, dtype=np.int64)
+        ends[:-1] = starts[1:]
+        ends[-1] = 0
+        open_ = np.append(~same_next, True)
+        valid_to = pa.array(ends, pa.int64(), mask=open_).view(TIMESTAMP)
     if "_valid_to" in ordered.column_names:
         ordered = ordered.drop_columns(["_valid_to"])
     at = ordered.column_names.index("_valid_from") + 1

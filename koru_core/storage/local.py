@@ -41,21 +41,33 @@ def check_no_symlink(root: Path, rel: str) -> Path:
         CorruptionError: a component is a symlink (names it).
         InvalidInputError: ``rel`` is absolute or climbs out of the root.
     """
+    path, _ = _walk(str(root), rel)
+    return Path(path)
+
+
+def _walk(root: str, rel: str) -> tuple[str, os.stat_result | None]:
+    """``root/rel`` as a string and the ``lstat`` of its last component (None if some
+    component is missing), each component below ``root`` checked not to be a symlink.
+
+    Raises:
+        CorruptionError, InvalidInputError: as :func:`check_no_symlink`.
+    """
     parts = rel.split("/")
     if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
         msg = f"{root}: refusing the path {rel!r} (it must stay inside the store)"
         raise InvalidInputError(msg)
-    path = root
+    path = root.rstrip("/") or "/"
+    st = None
     for part in parts:
-        path = path / part
+        path = f"{path}/{part}" if path != "/" else f"/{part}"
         try:
-            mode = os.lstat(path).st_mode
+            st = os.lstat(path)
         except FileNotFoundError:
-            return root / rel
-        if stat.S_ISLNK(mode):
+            return os.path.join(root, rel), None
+        if stat.S_ISLNK(st.st_mode):
             msg = f"{path}: is a symlink; koru refuses symlinks inside a store"
             raise CorruptionError(msg)
-    return path
+    return path, st
 
 
 class LocalStorage:
@@ -70,6 +82,7 @@ class LocalStorage:
 
     def __init__(self, root: Path) -> None:
         self.root = root
+        self._root = str(root)
         self.filesystem = pafs.LocalFileSystem()
 
     def __repr__(self) -> str:
@@ -77,7 +90,7 @@ class LocalStorage:
 
     def uri(self, rel: str) -> str:
         """The path an engine (pyarrow, DuckDB, Polars) reads ``rel`` at."""
-        return str(self.root / rel)
+        return os.path.join(self._root, rel)
 
     def storage_options(self) -> dict[str, str] | None:
         """Options for Polars' ``scan_parquet`` (none for local files)."""
@@ -163,10 +176,8 @@ class LocalStorage:
         Raises:
             CorruptionError: ``rel`` or a folder on its way is a symlink, or it is not a regular file.
         """
-        path = check_no_symlink(self.root, rel)
-        try:
-            st = os.lstat(path)
-        except FileNotFoundError:
+        path, st = _walk(self._root, rel)
+        if st is None:
             return None
         if not stat.S_ISREG(st.st_mode):
             msg = f"{path}: is not a regular file; koru refuses it"

@@ -329,6 +329,39 @@ class FileCache:
                     self._evict()
         return keys, order
 
+    def read_by_key(self, e: FileEntry, columns: Sequence[str]) -> pa.Table:
+        """Read ``columns`` of a verified file with its rows in ``_key`` order (a stable sort:
+        one key's rows stay in file order), for point reads of a file not sorted by key.
+
+        The reordered columns are kept with the file's decoded columns (counted in the byte
+        limit), so the next point read of the file slices them. Columns the file lacks come
+        back absent, as in :meth:`read`.
+
+        Raises:
+            CorruptionError: as :meth:`read`.
+        """
+        md = self.metadata(e)
+        wanted = [c for c in columns if c in self._names(e, md)]
+        slot_key = (e.path, -1 if md.num_row_groups > 1 else 0)
+        with self._lock:
+            slot = self._groups.get(slot_key)
+            have = {c: slot[f"__by_key:{c}"] for c in wanted if slot is not None and f"__by_key:{c}" in slot}
+        missing = [c for c in wanted if c not in have]
+        if missing or not wanted:
+            _, order = self.key_order(e)
+        if missing:
+            taken = self.read(e, missing).take(order)
+            with self._lock:
+                slot = self._groups.get(slot_key)
+                for c in missing:
+                    arr = taken[c].combine_chunks()
+                    have[c] = arr
+                    if slot is not None and self.limit > 0 and f"__by_key:{c}" not in slot:
+                        slot[f"__by_key:{c}"] = arr
+                        self._bytes += arr.nbytes
+                self._evict()
+        return pa.table({c: have[c] for c in wanted}) if wanted else self.read(e, []).take(order)
+
     def _names(self, e: FileEntry, md: pq.FileMetaData) -> frozenset[str]:
         names = self._columns.get(e.path)
         if names is None:
