@@ -10,6 +10,7 @@ connection already has.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection
 from types import FrameType
 from typing import Any
@@ -30,14 +31,16 @@ def _is_scannable(value: Any) -> bool:
                                                                       "LazyFrame", "DuckDBPyRelation")
 
 
-def _names(sql: str) -> set[str]:
+@functools.lru_cache(maxsize=256)
+def _names(sql: str) -> frozenset[str]:
+    """The unqualified, non-CTE table names of ``sql`` (parsed once per text: a pure function)."""
     from koru_duckdb._rewrite import _explain_prefix
 
     try:
         sql = sql[_explain_prefix(sql, sqlglot.Dialect.get_or_raise("duckdb").tokenize(sql)):]
         statements = sqlglot.parse(sql, dialect="duckdb")
     except (ParseError, TokenError):
-        return set()
+        return frozenset()
     out: set[str] = set()
     for statement in statements:
         if statement is None:
@@ -46,7 +49,7 @@ def _names(sql: str) -> set[str]:
         for table in statement.find_all(exp.Table):
             if not table.args.get("db") and isinstance(table.this, exp.Identifier) and table.name not in ctes:
                 out.add(table.name)
-    return out
+    return frozenset(out)
 
 
 def register_frame_variables(con: duckdb.DuckDBPyConnection, sql: str, frame: FrameType | None,

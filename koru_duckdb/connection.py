@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import threading
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 import duckdb
@@ -26,7 +27,12 @@ from koru_duckdb.install import KoruInstall, install
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["KoruConnection", "connect"]
+__all__ = ["REWRITES_KEPT", "KoruConnection", "connect"]
+
+REWRITES_KEPT = 256
+"""Statements whose rewrite a connection keeps (a rewrite is a pure function of the
+statement's text and the namespace names, unless a clause held a subquery, which is
+evaluated each time): repeating a statement parses it once."""
 
 
 def connect(
@@ -134,6 +140,7 @@ class KoruConnection:
         self._lock = threading.Lock()
         self._install = installed or install(con, store)
         self._search = SearchCalls(store, con, self._rewrite)
+        self._rewrites: OrderedDict[tuple[str, tuple[str, ...]], tuple[str, tuple[str, ...]]] = OrderedDict()
 
     def __repr__(self) -> str:
         return f"koru_duckdb.KoruConnection({self._store!r})"
@@ -179,7 +186,22 @@ class KoruConnection:
 
     def _rewrite(self, query: str) -> str:
         namespaces = self._store.namespaces()
-        rewritten, others = rewrite(query, namespaces, evaluate=self._evaluate)
+        cache_key = (query, tuple(namespaces))
+        hit = self._rewrites.get(cache_key)
+        if hit is not None:
+            rewritten, others = hit
+        else:
+            evaluated = []
+
+            def evaluate(expression: str) -> Any:
+                evaluated.append(expression)
+                return self._evaluate(expression)
+
+            rewritten, others = rewrite(query, namespaces, evaluate=evaluate)
+            if not evaluated:  # a pure function of the text and the namespaces: kept
+                self._rewrites[cache_key] = (rewritten, others)
+                while len(self._rewrites) > REWRITES_KEPT:
+                    self._rewrites.popitem(last=False)
         for name in others:
             try:
                 self._con.table(name)

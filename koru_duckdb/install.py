@@ -25,6 +25,7 @@ import json
 import shutil
 import tempfile
 import threading
+import time
 import weakref
 from collections import OrderedDict
 from pathlib import Path
@@ -41,9 +42,13 @@ from koru_duckdb import macros
 from koru_duckdb._plan_sql import PlanSQL, literal
 from koru_duckdb._sql import quote_identifier
 
-__all__ = ["LEASES_KEPT", "KoruInstall", "install"]
+__all__ = ["AT_SQL_REUSE_S", "LEASES_KEPT", "KoruInstall", "install"]
 
 _INSTALLS = itertools.count(1)
+
+AT_SQL_REUSE_S = 1.0
+"""Seconds for which :meth:`KoruInstall.at_sql` reuses the SQL of its last call (the plan
+behind it keeps its lease: it is among the last :data:`LEASES_KEPT`)."""
 
 LEASES_KEPT = 64
 """Plans (and their reader leases) an installation keeps alive; older ones are released."""
@@ -101,6 +106,7 @@ class KoruInstall:
         weakref.finalize(self, shutil.rmtree, self._folder, True)
         self.sql = PlanSQL(self._folder)
         self._plans: OrderedDict[int, Any] = OrderedDict()
+        self._last_at: tuple[tuple[Any, ...], int, float, str] | None = None
         self._lock = threading.Lock()
         self._views: set[str] = set()
         self._with_views = views
@@ -118,7 +124,23 @@ class KoruInstall:
 
     def at_sql(self, ns: str, valid: str | None, valid_kind: str, version: str | None, version_kind: str,
                system: str | None, system_kind: str) -> str:
-        """SQL of ``koru_at``'s arguments (see :data:`koru_duckdb.macros.KORU_AT`)."""
+        """SQL of ``koru_at``'s arguments (see :data:`koru_duckdb.macros.KORU_AT`).
+
+        DuckDB binds a relation's ``query(…)`` again when it runs it: the SQL of the last
+        call is reused for the same arguments within :data:`AT_SQL_REUSE_S` seconds while
+        the store's last commit is unchanged, unless the valid time is "now" (which moves).
+        """
+        args = (ns, valid, valid_kind, version, version_kind, system, system_kind)
+        head = self.store.version()
+        last = self._last_at
+        if last is not None and last[0] == args and last[1] == head and time.monotonic() - last[2] < AT_SQL_REUSE_S:
+            return last[3]
+        sql = self._at_sql(*args)
+        self._last_at = None if valid == macros.NOW.strip("'") else (args, head, time.monotonic(), sql)
+        return sql
+
+    def _at_sql(self, ns: str, valid: str | None, valid_kind: str, version: str | None, version_kind: str,
+                system: str | None, system_kind: str) -> str:
         t = _time(ns, valid, valid_kind, "valid")
         v = _version(ns, version, version_kind)
         s = _time(ns, system, system_kind, "system")

@@ -106,8 +106,8 @@ def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequenc
     else:
         assert src.entry is not None
         physical = [c for c in dict.fromkeys(["_key", *columns]) if not (src.commit is not None and c in _VIRTUAL)]
-        if plan.key is not None and not src.is_key_sorted and len(ctx.files.row_group_starts(src.entry)) == 2:
-            # one row group: the file's rows in key order (kept by the cache), sliced
+        if plan.key is not None and not src.is_key_sorted and ctx.files.keeps_by_key(src.entry):
+            # the file's rows in key order (kept by the cache), sliced
             table = _rows_of_key(ctx.files.read_by_key(src.entry, physical), plan.key)
         else:
             valid_at = plan.valid_at if plan.shape == "as_of" and not src.keep_all else None

@@ -204,6 +204,12 @@ def dictionary_columns(table: pa.Table) -> list[str]:
     return out
 
 
+BY_KEY_SHARE = 8
+"""A file not sorted by key is kept in key order too (:meth:`FileCache.read_by_key`) when its
+uncompressed pages take at most 1/8 of the cache's byte limit (Arrow arrays take about
+three times the pages' size, so the two copies take at most ~3/4 of it)."""
+
+
 class FileCache:
     """Verified files and decoded row groups of one store (see the module docstring).
 
@@ -222,6 +228,7 @@ class FileCache:
         self._meta: dict[str, pq.FileMetaData] = {}
         self._columns: dict[str, frozenset[str]] = {}
         self._starts: dict[str, np.ndarray] = {}
+        self._page_bytes: dict[str, int] = {}  # uncompressed pages (0: one row group)
         self._groups: OrderedDict[tuple[str, int], dict[str, pa.Array]] = OrderedDict()
         self._bytes = 0
         self.hits = 0
@@ -273,6 +280,7 @@ class FileCache:
                 self._meta.pop(e.path, None)
                 self._columns.pop(e.path, None)
                 self._starts.pop(e.path, None)
+                self._page_bytes.pop(e.path, None)
                 for k in [k for k in self._groups if k[0] == e.path]:
                     self._drop(k)
 
@@ -328,6 +336,18 @@ class FileCache:
                     self._bytes += order.nbytes
                     self._evict()
         return keys, order
+
+    def keeps_by_key(self, e: FileEntry) -> bool:
+        """True when point reads of the file should use :meth:`read_by_key`: it has one row
+        group, or its decoded pages (the footer's uncompressed size) take at most
+        1/:data:`BY_KEY_SHARE` of the byte limit, so a copy in key order fits beside it."""
+        size = self._page_bytes.get(e.path)
+        if size is None:
+            md = self.metadata(e)
+            size = 0 if md.num_row_groups < 2 else sum(md.row_group(g).total_byte_size for g in range(md.num_row_groups))
+            with self._lock:
+                self._page_bytes[e.path] = size
+        return size * BY_KEY_SHARE <= self.limit
 
     def read_by_key(self, e: FileEntry, columns: Sequence[str]) -> pa.Table:
         """Read ``columns`` of a verified file with its rows in ``_key`` order (a stable sort:
@@ -529,5 +549,6 @@ class FileCache:
                 self._meta.pop(p, None)
                 self._columns.pop(p, None)
                 self._starts.pop(p, None)
+                self._page_bytes.pop(p, None)
                 for k in [k for k in self._groups if k[0] == p]:
                     self._drop(k)

@@ -251,3 +251,26 @@ def test_rewrite_of_the_new_forms_edits_only_the_clauses() -> None:
         "koru_at('orders', version := (2)) AS \"orders\"  WHERE u.x = 'FOR VALID_TIME AS OF'"
     )
     assert others == ()
+
+
+def test_a_repeated_statement_sees_each_new_commit(tmp_path: Any) -> None:
+    """The rewrite of a statement and the SQL of its last ``koru_at`` call are reused
+    (DuckDB binds a relation twice), yet a commit in between, a backfill at the same valid
+    time, changes the next answer; a clause holding a subquery is evaluated each time."""
+    store = koru.open(str(tmp_path / "s"))
+    store.put("users", "alice", {"age": 31}, valid_from=at(0))
+    con = koru_duckdb.connect(store)
+    con.execute("CREATE TABLE pick (v BIGINT)")
+    con.execute("INSERT INTO pick VALUES (1)")
+    query = f"SELECT age FROM users AT (TIMESTAMP => TIMESTAMPTZ '{at(50).isoformat()}')"
+    by_version = "SELECT age FROM users AT (VERSION => (SELECT max(v) FROM pick))"
+    assert con.sql(query).fetchall() == [(31,)]
+    assert con.sql(by_version).fetchall() == [(31,)]
+    store.put("users", "alice", {"age": 32}, valid_from=at(10))  # a backfill: holds at 50
+    assert con.sql(query).fetchall() == [(32,)]
+    assert con.sql(query).fetchall() == [(32,)]
+    assert con.sql(by_version).fetchall() == [(31,)]
+    con.execute("UPDATE pick SET v = 2")
+    assert con.sql(by_version).fetchall() == [(32,)]
+    con.close()
+    store.close()
