@@ -218,9 +218,27 @@ def _schema(plan: ReadPlan, system: pa.Schema) -> pl.Schema:
     return pl.from_arrow(pa.schema([*system, *plan.schema]).empty_table()).schema  # type: ignore[union-attr]
 
 
-def _source_frame(plan: ReadPlan, src: Source) -> pl.LazyFrame:
+class _Schemas:
+    """The Polars schemas of one plan's sources, converted from Arrow once per plan."""
+
+    def __init__(self, plan: ReadPlan) -> None:
+        self._plan = plan
+        self.cold = _schema(plan, COLD_SCHEMA)
+        self._commit: pl.Schema | None = None
+
+    def of(self, src: Source) -> pl.Schema:
+        """What a file of ``src``'s kind stores: every cold column, or a warm file's columns."""
+        if src.is_cold:
+            return self.cold
+        if self._commit is None:
+            self._commit = _schema(self._plan, COMMIT_SCHEMA)
+        return self._commit
+
+
+def _source_frame(plan: ReadPlan, src: Source, schemas: _Schemas | None = None) -> pl.LazyFrame:
     """One source with every cold column (virtual ones added), the namespace's value schema."""
-    cold = _schema(plan, COLD_SCHEMA)
+    schemas = schemas or _Schemas(plan)
+    cold = schemas.cold
     if src.table is not None:
         frame = pl.from_arrow(src.table)
         assert isinstance(frame, pl.DataFrame)
@@ -228,11 +246,11 @@ def _source_frame(plan: ReadPlan, src: Source) -> pl.LazyFrame:
         have = set(frame.columns)
     else:
         assert src.uri is not None
-        system = COLD_SCHEMA if src.is_cold else COMMIT_SCHEMA
-        lazy = pl.scan_parquet(src.uri, schema=_schema(plan, system), missing_columns="insert", cast_options=_CAST,
+        stored = schemas.of(src)
+        lazy = pl.scan_parquet(src.uri, schema=stored, missing_columns="insert", cast_options=_CAST,
                                hive_partitioning=False, glob=False, extra_columns="ignore",
                                storage_options=plan.storage_options)
-        have = set(_schema(plan, system).names())
+        have = set(stored.names())
     extra = []
     for name, dtype in cold.items():
         if name in have:
@@ -254,8 +272,9 @@ def versions_frame(plan: ReadPlan) -> pl.LazyFrame:
     Raises:
         CorruptionError: never at plan time (files were validated by the planner).
     """
+    schemas = _Schemas(plan)
     parts = [
-        _source_frame(plan, s).filter(candidate_filter(POLARS, None, plan.commit, is_cold=s.is_cold))
+        _source_frame(plan, s, schemas).filter(candidate_filter(POLARS, None, plan.commit, is_cold=s.is_cold))
         for s in plan.candidates
     ]
     if not parts:
@@ -274,9 +293,10 @@ def _latest(frame: pl.LazyFrame) -> pl.LazyFrame:
 def as_of_frame(plan: ReadPlan) -> pl.LazyFrame:
     """The as-of state of an as-of plan (see the module docstring)."""
     assert plan.valid_at is not None
-    exact = [_source_frame(plan, s).filter(exact_filter(POLARS, plan.valid_at)) for s in plan.exact]
+    schemas = _Schemas(plan)
+    exact = [_source_frame(plan, s, schemas).filter(exact_filter(POLARS, plan.valid_at)) for s in plan.exact]
     cands = [
-        _source_frame(plan, s).filter(candidate_filter(POLARS, plan.valid_at, plan.commit, is_cold=s.is_cold))
+        _source_frame(plan, s, schemas).filter(candidate_filter(POLARS, plan.valid_at, plan.commit, is_cold=s.is_cold))
         for s in plan.candidates
     ]
     exact_rows = pl.concat(exact, how="vertical") if exact else None
