@@ -204,6 +204,40 @@ def dictionary_columns(table: pa.Table) -> list[str]:
     return out
 
 
+class _Verified:
+    """Files any store of this process hashed, by URI: ``(checksum, stat, times trusted)``.
+
+    Metadata only (no decoded bytes), at most :data:`SHARED_VERIFIED` entries, least
+    recently added out. A store reading a file another store (or an earlier opening)
+    verified trusts it on the same terms as its own record: same checksum, and the
+    same size, times and inode, outside the racy window.
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self._lock = threading.Lock()
+        self._entries: OrderedDict[str, tuple[bytes, FileStat, bool]] = OrderedDict()
+
+    def get(self, uri: str) -> tuple[bytes, FileStat, bool] | None:
+        with self._lock:
+            return self._entries.get(uri)
+
+    def put(self, uri: str, known: tuple[bytes, FileStat, bool]) -> None:
+        with self._lock:
+            if not known[2]:
+                self._entries.pop(uri, None)  # racy: each store hashes it again until its times are old
+                return
+            self._entries[uri] = known
+            self._entries.move_to_end(uri)
+            while len(self._entries) > self.limit:
+                self._entries.popitem(last=False)
+
+
+SHARED_VERIFIED = 65536
+"""Files remembered as verified across the stores of one process (:class:`_Verified`)."""
+
+_SHARED = _Verified(SHARED_VERIFIED)
+
 BY_KEY_SHARE = 8
 """A file not sorted by key is kept in key order too (:meth:`FileCache.read_by_key`) when its
 uncompressed pages take at most 1/8 of the cache's byte limit (Arrow arrays take about
@@ -253,6 +287,8 @@ class FileCache:
         """
         for e in entries:
             known = self._verified.get(e.path)
+            if known is None:  # another store of this process may have hashed it
+                known = _SHARED.get(self.storage.uri(e.path))
             if self.storage.immutable and known is not None and known[0] == e.checksum:
                 continue  # object storage: a file once written never changes
             st = self.storage.stat(e.path)
@@ -260,6 +296,7 @@ class FileCache:
                 msg = f"{self.storage.uri(e.path)}: data file of namespace {e.namespace!r} is missing"
                 raise CorruptionError(msg)
             if known is not None and known == (e.checksum, st, True):
+                self._verified.setdefault(e.path, known)
                 continue
             self._verify(e, st)
 
@@ -276,6 +313,7 @@ class FileCache:
             known = self._verified.get(e.path)
             # racy: a change in the same clock tick as this hash would not show in its times
             self._verified[e.path] = (e.checksum, st, started - max(st[1], st[2]) >= racy_window(st))
+            _SHARED.put(self.storage.uri(e.path), self._verified[e.path])
             if known is None or known[:2] != (e.checksum, st):  # other bytes than those decoded before
                 self._meta.pop(e.path, None)
                 self._columns.pop(e.path, None)

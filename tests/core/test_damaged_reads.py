@@ -130,6 +130,28 @@ def test_a_file_replaced_by_a_copy_with_the_same_size_and_mtime_is_caught(tmp_pa
     store.close()
 
 
+def test_a_store_opened_later_trusts_another_stores_hash_only_while_the_file_is_unchanged(tmp_path: Path) -> None:
+    """Files one store of the process hashed are not hashed again by a store opened later
+    (a path given to ``scan_koru`` opens one per scan), but a flip made in between, with
+    its mtime forged back, is caught by the later store: the change time moved."""
+    store = build(tmp_path / "s")
+    want = store.as_of("t").num_rows
+    store.close()
+    time.sleep(parquet.RACY_NS / 1e9)  # older than the racy window: the next hash is trusted
+    first = koru.open(tmp_path / "s")
+    assert first.as_of("t").num_rows == want  # hashes every file, trusted
+    first.close()
+    assert koru_polars.scan_koru(tmp_path / "s", "t").collect().height == want
+    target = data_files(tmp_path / "s")[0]
+    flip(target, target.stat().st_size // 2, 2, keep_mtime=True)
+    later = koru.open(tmp_path / "s")
+    with pytest.raises(koru.CorruptionError, match=f"{target.name}.*blake3"):  # hashed again at plan time
+        later.as_of("t")
+    later.close()
+    with pytest.raises(koru.CorruptionError, match=f"{target.name}.*blake3"):
+        koru_polars.scan_koru(tmp_path / "s", "t")
+
+
 def test_verify_is_the_scrub_that_names_every_bad_file(tmp_path: Path) -> None:
     """Issue 12 item 3: ``koru verify`` hashes every file (the scrub for damage under an
     unchanged inode, which no ``stat`` sees) and names each bad file, exit code 1."""
