@@ -220,6 +220,7 @@ class KoruConnection:
         rewrite time travel: ``(sql, parameters left)``."""
         with self._lock:
             self._install.refresh_views()
+            self._install.new_statement()
             if not isinstance(query, str):
                 return query, parameters
             query, parameters = self._search.replace(query, parameters)

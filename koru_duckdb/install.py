@@ -128,7 +128,8 @@ class KoruInstall:
 
         DuckDB binds a relation's ``query(…)`` again when it runs it: the SQL of the last
         call is reused for the same arguments within :data:`AT_SQL_REUSE_S` seconds while
-        the store's last commit is unchanged, unless the valid time is "now" (which moves).
+        the store's last commit is unchanged and no other statement was prepared since
+        (:meth:`new_statement`), unless the valid time is "now" (which moves).
         """
         args = (ns, valid, valid_kind, version, version_kind, system, system_kind)
         head = self.store.version()
@@ -138,6 +139,10 @@ class KoruInstall:
         sql = self._at_sql(*args)
         self._last_at = None if valid == macros.NOW.strip("'") else (args, head, time.monotonic(), sql)
         return sql
+
+    def new_statement(self) -> None:
+        """Forget the last ``koru_at`` SQL: a new statement plans (and checks its files) afresh."""
+        self._last_at = None
 
     def _at_sql(self, ns: str, valid: str | None, valid_kind: str, version: str | None, version_kind: str,
                 system: str | None, system_kind: str) -> str:
