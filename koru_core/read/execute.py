@@ -173,8 +173,9 @@ def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[
     row groups hold disjoint key ranges, so ``groups`` (pruned by ``_key`` statistics) is
     often a small share of the file. Then only their ``_key`` column is scanned, and the
     row groups with a hit are read. Otherwise two binary searches over the file's key
-    order find the rows, which are taken from the row groups holding them (a history
-    file of millions of rows is never decoded whole)."""
+    order find the rows, which are gathered from the whole file when the cache keeps it
+    (or may: :meth:`FileCache.may_keep_whole`), else from the row groups holding them (a
+    history file of millions of rows is never decoded whole)."""
     assert src.entry is not None
     starts = ctx.files.row_group_starts(src.entry)
     if groups is not None and (starts[-1] == 0 or
@@ -190,13 +191,19 @@ def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[
     lo = rules.bisect_key(keys, key, right=False, order=order)
     hi = rules.bisect_key(keys, key, right=True, order=order)
     hits = np.sort(order.slice(lo, hi - lo).to_numpy().astype(np.int64))
+    if ctx.files.holds_whole(src.entry, physical) or ctx.files.may_keep_whole(src.entry):
+        # decoded (and kept) as one chunk per column: one gather
+        return ctx.files.read(src.entry, physical).take(pa.array(hits, pa.int64()))
+    # a gather per row group (a take over several chunks would first concatenate them)
     group_of = np.searchsorted(starts, hits, side="right") - 1
-    groups = np.unique(group_of)
-    table = ctx.files.read(src.entry, physical, row_groups=[int(g) for g in groups])
-    sizes = starts[groups + 1] - starts[groups]
-    new_start = np.concatenate([[0], np.cumsum(sizes)[:-1]]) if len(groups) else np.zeros(0, np.int64)
-    local = hits - starts[group_of] + new_start[np.searchsorted(groups, group_of)]
-    return table.take(pa.array(local, pa.int64()))
+    parts = []
+    for g in np.unique(group_of):
+        rows = hits[group_of == g] - starts[g]
+        parts.append(ctx.files.read(src.entry, physical, row_groups=[int(g)]).take(pa.array(rows, pa.int64())))
+    if not parts:
+        return ctx.files.read(src.entry, physical, row_groups=[]) if len(starts) > 1 else \
+            ctx.files.read(src.entry, physical).slice(0, 0)
+    return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 
 def _split(column: pa.ChunkedArray | pa.Array, sizes: list[int]) -> list[pa.Array | pa.ChunkedArray]:

@@ -238,12 +238,6 @@ SHARED_VERIFIED = 65536
 
 _SHARED = _Verified(SHARED_VERIFIED)
 
-BY_KEY_SHARE = 8
-"""A file not sorted by key is kept in key order too (:meth:`FileCache.read_by_key`) when its
-uncompressed pages take at most 1/8 of the cache's byte limit (Arrow arrays take about
-three times the pages' size, so the two copies take at most ~3/4 of it)."""
-
-
 class FileCache:
     """Verified files and decoded row groups of one store (see the module docstring).
 
@@ -262,7 +256,6 @@ class FileCache:
         self._meta: dict[str, pq.FileMetaData] = {}
         self._columns: dict[str, frozenset[str]] = {}
         self._starts: dict[str, np.ndarray] = {}
-        self._page_bytes: dict[str, int] = {}  # uncompressed pages (0: one row group)
         self._groups: OrderedDict[tuple[str, int], dict[str, pa.Array]] = OrderedDict()
         self._bytes = 0
         self.hits = 0
@@ -318,7 +311,6 @@ class FileCache:
                 self._meta.pop(e.path, None)
                 self._columns.pop(e.path, None)
                 self._starts.pop(e.path, None)
-                self._page_bytes.pop(e.path, None)
                 for k in [k for k in self._groups if k[0] == e.path]:
                     self._drop(k)
 
@@ -377,15 +369,31 @@ class FileCache:
 
     def keeps_by_key(self, e: FileEntry) -> bool:
         """True when point reads of the file should use :meth:`read_by_key`: it has one row
-        group, or its decoded pages (the footer's uncompressed size) take at most
-        1/:data:`BY_KEY_SHARE` of the byte limit, so a copy in key order fits beside it."""
-        size = self._page_bytes.get(e.path)
-        if size is None:
-            md = self.metadata(e)
-            size = 0 if md.num_row_groups < 2 else sum(md.row_group(g).total_byte_size for g in range(md.num_row_groups))
-            with self._lock:
-                self._page_bytes[e.path] = size
-        return size * BY_KEY_SHARE <= self.limit
+        group (at most a row group's rows, so the copy in key order is small)."""
+        return self.metadata(e).num_row_groups < 2
+
+    def holds_whole(self, e: FileEntry, columns: Sequence[str]) -> bool:
+        """True when ``columns`` (those the file has) of every row group are decoded and kept,
+        as one chunk per column: :meth:`read` of the whole file then decodes and copies nothing."""
+        md = self.metadata(e)
+        wanted = [c for c in columns if c in self._names(e, md)]
+        with self._lock:
+            slot = self._groups.get((e.path, -1 if md.num_row_groups > 1 else 0))
+            return slot is not None and all(c in slot for c in wanted)
+
+    def may_keep_whole(self, e: FileEntry) -> bool:
+        """True when decoding the whole file for point reads stays within budget: its decoded
+        size (estimated as three times the footer's uncompressed pages, as Arrow arrays
+        of these files take) is at most 1/4 of the byte limit, and with the files already
+        kept whole it is at most half of it. Beyond that a point read gathers from the row
+        groups holding its rows, so many large files never push each other out in turn."""
+        md = self.metadata(e)
+        estimate = 3 * sum(md.row_group(g).total_byte_size for g in range(md.num_row_groups))
+        if estimate * 4 > self.limit:
+            return False
+        with self._lock:
+            whole = sum(a.nbytes for (_, g), slot in self._groups.items() if g == -1 for a in slot.values())
+        return (whole + estimate) * 2 <= self.limit
 
     def read_by_key(self, e: FileEntry, columns: Sequence[str]) -> pa.Table:
         """Read ``columns`` of a verified file with its rows in ``_key`` order (a stable sort:
@@ -587,6 +595,5 @@ class FileCache:
                 self._meta.pop(p, None)
                 self._columns.pop(p, None)
                 self._starts.pop(p, None)
-                self._page_bytes.pop(p, None)
                 for k in [k for k in self._groups if k[0] == p]:
                     self._drop(k)

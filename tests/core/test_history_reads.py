@@ -37,3 +37,34 @@ def test_history_of_one_key_from_a_large_history_file_equals_what_was_written(tm
             assert hist["_valid_from"].to_pylist() == sorted(hist["_valid_from"].to_pylist())
         assert store.history("t", "k5").num_rows == 0  # between two written keys
         assert store.history("t", "zz").num_rows == 0  # past every key
+
+
+def test_history_of_one_key_when_every_row_has_its_own_valid_time(tmp_path: Path) -> None:
+    """Rows of distinct valid times (as flights): row-group statistics cannot narrow a key,
+    so the file's key order finds its rows, gathered from the whole decoded file under the
+    default memory limit and from the row groups holding them under a small one. Both
+    equal the rows written (the model kept here), in valid-time order."""
+    keys, rows_per_commit, commits = 2000, 12_000, 4
+    written: dict[str, list[int]] = {}
+    with koru.open(tmp_path / "s", auto_consolidate=False) as store:
+        n = 0
+        for c in range(commits):
+            ids = [f"k{(7 * (n + j)) % keys:05d}" for j in range(rows_per_commit)]
+            at = [BASE + timedelta(minutes=n + j) for j in range(rows_per_commit)]
+            vs = list(range(n, n + rows_per_commit))
+            table = pa.table({"id": ids, "v": vs, "at": at})
+            # one version per key and valid time: a key repeats within a commit at later times
+            store.upsert("t", table, key="id", valid_from="at")
+            for i, v in zip(ids, vs, strict=True):
+                written.setdefault(i, []).append(v)
+            n += rows_per_commit
+        store.consolidate()
+        history = [e for e in store.stats().to_pylist() if e["tier"] == "cold"]
+        assert history and history[0]["versions"] == commits * rows_per_commit
+    for limit in (512 * 2**20, 4 * 2**20):  # whole file kept / row groups only
+        with koru.open(tmp_path / "s", read_only=True, memory_limit=limit) as store:
+            for key in ("k00000", "k00007", "k01234", "k01999"):
+                for _ in range(2):  # the second read from what the cache kept
+                    hist = store.history("t", key)
+                    assert hist["v"].to_pylist() == written[key], (limit, key)
+            assert store.history("t", "k00000x").num_rows == 0
