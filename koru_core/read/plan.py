@@ -467,7 +467,8 @@ def _plan_all(ctx: StoreContext, namespace: str, *, version: int | None, key: st
     return ReadPlan(
         namespace=namespace, shape=shape, commit=s, head=cat.head, valid_at=None, key=key,
         columns=tuple(cat.info.schema.names), schema=cat.info.schema, strategy="latest",
-        candidates=tuple(sources) + tuple(_pending_all_pass(cat.pending, None)), pruned=tuple(pruned), cold_commit=cat.info.cold_commit,
+        candidates=tuple(sources) + tuple(_pending_all_pass(cat.pending, None)), pruned=tuple(pruned),
+        cold_commit=cat.info.cold_commit,
         key_columns=cat.info.key_columns, lease=lease, storage_options=ctx.storage.storage_options(),
     )
 

@@ -369,8 +369,26 @@ class FileCache:
 
     def keeps_by_key(self, e: FileEntry) -> bool:
         """True when point reads of the file should use :meth:`read_by_key`: it has one row
-        group (at most a row group's rows, so the copy in key order is small)."""
-        return self.metadata(e).num_row_groups < 2
+        group (at most a row group's rows, so the copy in key order is small), or its copy
+        in key order is kept already, or may be: its decoded size (:meth:`_decoded_estimate`)
+        is at most 1/8 of the byte limit and, with the copies already kept, at most 1/4."""
+        md = self.metadata(e)
+        if md.num_row_groups < 2:
+            return True
+        with self._lock:
+            slot = self._groups.get((e.path, -1))
+            if slot is not None and "__by_key:_key" in slot:
+                return True
+            kept = sum(a.nbytes for slot in self._groups.values() for c, a in slot.items()
+                       if c.startswith("__by_key:"))
+        estimate = self._decoded_estimate(md)
+        return estimate * 8 <= self.limit and (kept + estimate) * 4 <= self.limit
+
+    @staticmethod
+    def _decoded_estimate(md: pq.FileMetaData) -> int:
+        """Bytes a file's columns take decoded: three times its pages' uncompressed size
+        (what Arrow arrays of koru's files take, ids and strings included)."""
+        return 3 * sum(md.row_group(g).total_byte_size for g in range(md.num_row_groups))
 
     def holds_whole(self, e: FileEntry, columns: Sequence[str]) -> bool:
         """True when ``columns`` (those the file has) of every row group are decoded and kept,
@@ -382,13 +400,12 @@ class FileCache:
             return slot is not None and all(c in slot for c in wanted)
 
     def may_keep_whole(self, e: FileEntry) -> bool:
-        """True when decoding the whole file for point reads stays within budget: its decoded
-        size (estimated as three times the footer's uncompressed pages, as Arrow arrays
-        of these files take) is at most 1/4 of the byte limit, and with the files already
-        kept whole it is at most half of it. Beyond that a point read gathers from the row
+        """True when decoding the whole file for point reads stays within budget: its
+        decoded size (:meth:`_decoded_estimate`) is at most 1/4 of the byte limit, and with
+        the files already kept whole at most half of it. Beyond that a point read gathers from the row
         groups holding its rows, so many large files never push each other out in turn."""
         md = self.metadata(e)
-        estimate = 3 * sum(md.row_group(g).total_byte_size for g in range(md.num_row_groups))
+        estimate = self._decoded_estimate(md)
         if estimate * 4 > self.limit:
             return False
         with self._lock:
