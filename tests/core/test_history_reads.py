@@ -41,9 +41,10 @@ def test_history_of_one_key_from_a_large_history_file_equals_what_was_written(tm
 
 def test_history_of_one_key_when_every_row_has_its_own_valid_time(tmp_path: Path) -> None:
     """Rows of distinct valid times (as flights): row-group statistics cannot narrow a key,
-    so the file's key order finds its rows, gathered from the whole decoded file under the
-    default memory limit and from the row groups holding them under a small one. Both
-    equal the rows written (the model kept here), in valid-time order."""
+    so the file's key order finds its rows: sliced from a copy in key order, gathered from
+    the whole decoded file, or from the row groups holding them, as the memory limit
+    allows (each limit here takes one of those ways). All equal the rows written (the
+    model kept here), in valid-time order."""
     keys, rows_per_commit, commits = 2000, 12_000, 4
     written: dict[str, list[int]] = {}
     with koru.open(tmp_path / "s", auto_consolidate=False) as store:
@@ -61,7 +62,7 @@ def test_history_of_one_key_when_every_row_has_its_own_valid_time(tmp_path: Path
         store.consolidate()
         history = [e for e in store.stats().to_pylist() if e["tier"] == "cold"]
         assert history and history[0]["versions"] == commits * rows_per_commit
-    for limit in (512 * 2**20, 4 * 2**20):  # whole file kept / row groups only
+    for limit in (512 * 2**20, 96 * 2**20, 48 * 2**20, 24 * 2**20, 4 * 2**20):
         with koru.open(tmp_path / "s", read_only=True, memory_limit=limit) as store:
             for key in ("k00000", "k00007", "k01234", "k01999"):
                 for _ in range(2):  # the second read from what the cache kept
