@@ -11,7 +11,7 @@ kind              tier                columns                                   
 ================  ==================  =============================================  =====================
 versions          warm / hot blob     :data:`COMMIT_COLUMNS` + values                 _key, _valid_from
 state             cold                :data:`COLD_COLUMNS` + values, _valid_to null   _key
-history           cold                :data:`COLD_COLUMNS` + values, _valid_to set    _key, _valid_from
+history           cold                :data:`COLD_COLUMNS` + values, _valid_to set    _valid_from, _key
 skips             warm / hot / cold   :data:`SKIP_COLUMNS` (+ _commit when cold)      _key, _valid_from
 skeleton          deep                :data:`COLD_COLUMNS`, no values                 _key, _valid_from
 ================  ==================  =============================================  =====================
@@ -31,7 +31,10 @@ every key's last valid time is a plain scan of them, and "now" is the cheapest r
 History files are split by ``_valid_to`` (each consolidation run adds the versions it
 closed, whose intervals end near the time of the run), so the as-of state at *t*
 reads only files whose ``max_valid_to`` is after *t*; within a file, rows are sorted
-by key, so a key's history is one row group per file.
+by valid time, then key (then commit), so the versions that started by *t* are a prefix
+of the file and row-group statistics skip the rest. A one-key read of a history file
+finds its rows through the file's key order, which the reader's cache computes once
+(:meth:`koru_core.storage.parquet.FileCache.key_order`).
 """
 
 from __future__ import annotations

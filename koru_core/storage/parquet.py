@@ -238,6 +238,7 @@ SHARED_VERIFIED = 65536
 
 _SHARED = _Verified(SHARED_VERIFIED)
 
+
 class FileCache:
     """Verified files and decoded row groups of one store (see the module docstring).
 
@@ -402,8 +403,9 @@ class FileCache:
     def may_keep_whole(self, e: FileEntry) -> bool:
         """True when decoding the whole file for point reads stays within budget: its
         decoded size (:meth:`_decoded_estimate`) is at most 1/4 of the byte limit, and with
-        the files already kept whole at most half of it. Beyond that a point read gathers from the row
-        groups holding its rows, so many large files never push each other out in turn."""
+        the files already kept whole at most half of it. Beyond that a point read gathers
+        from the row groups holding its rows, so many large files never push each other
+        out in turn."""
         md = self.metadata(e)
         estimate = self._decoded_estimate(md)
         if estimate * 4 > self.limit:
