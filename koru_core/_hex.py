@@ -15,6 +15,8 @@ import pyarrow.compute as pc
 __all__ = ["from_hex", "to_hex"]
 
 _DIGITS = np.frombuffer(b"0123456789abcdef", dtype=np.uint8)
+_PAIRS = (_DIGITS[np.arange(256) >> 4].astype("<u2") | (_DIGITS[np.arange(256) & 15].astype("<u2") << 8)).astype("<u2")
+"""Per byte value, its two lowercase hex digits as a little-endian uint16 (first digit in the low byte)."""
 _NIBBLE = np.zeros(256, dtype=np.uint8)
 _NIBBLE[_DIGITS] = np.arange(16, dtype=np.uint8)
 _NIBBLE[np.frombuffer(b"ABCDEF", dtype=np.uint8)] = np.arange(10, 16, dtype=np.uint8)
@@ -59,13 +61,10 @@ def to_hex(values: pa.Array | pa.ChunkedArray) -> pa.Array:
         values = values.combine_chunks()
     n, width = len(values), values.type.byte_width
     raw = np.frombuffer(values.buffers()[1], dtype=np.uint8, count=n * width, offset=values.offset * width)
-    chars = np.empty((n, 2 * width), dtype=np.uint8)
-    raw = raw.reshape(n, width)
-    chars[:, 0::2] = _DIGITS[raw >> 4]
-    chars[:, 1::2] = _DIGITS[raw & 15]
-    offsets = pa.py_buffer(np.arange(0, 2 * width * (n + 1), 2 * width, dtype=np.int32).tobytes())
+    chars = pa.py_buffer(_PAIRS[raw])  # one lookup per byte: its two digits, in order
+    offsets = pa.py_buffer(np.arange(0, 2 * width * (n + 1), 2 * width, dtype=np.int32))
     nulls = values.null_count
     if nulls and values.offset == 0:  # the input's validity bitmap serves as is
-        return pa.StringArray.from_buffers(n, offsets, pa.py_buffer(chars.tobytes()), values.buffers()[0], nulls)
-    out = pa.StringArray.from_buffers(n, offsets, pa.py_buffer(chars.tobytes()))
+        return pa.StringArray.from_buffers(n, offsets, chars, values.buffers()[0], nulls)
+    out = pa.StringArray.from_buffers(n, offsets, chars)
     return out if nulls == 0 else pc.if_else(pc.is_valid(values), out, pa.scalar(None, pa.string()))
