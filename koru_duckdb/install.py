@@ -64,8 +64,13 @@ _COMMITS = pa.schema([
 ])
 
 
+def _is_now(text: str | None, kind: str) -> bool:
+    """True for a macro argument left out: the ``'(now)'`` default (:data:`macros.NOW`)."""
+    return kind == "VARCHAR" and text == macros.NOW.strip("'")
+
+
 def _version(namespace: str, text: str | None, kind: str, what: str = "version") -> int | None:
-    if kind == "VARCHAR" and text == "(now)":
+    if _is_now(text, kind):
         return None
     if kind == '"NULL"' or text is None:
         msg = f"koru: namespace {namespace!r}: {what} is NULL; give a commit number or leave it out"
@@ -77,7 +82,7 @@ def _version(namespace: str, text: str | None, kind: str, what: str = "version")
 
 
 def _time(namespace: str, text: str | None, kind: str, what: str) -> int | None:
-    if kind == "VARCHAR" and text == "(now)":
+    if _is_now(text, kind):
         return None
     if kind == '"NULL"' or text is None:
         msg = f"koru: namespace {namespace!r}: {what} is NULL; give a time or leave it out"
@@ -137,7 +142,7 @@ class KoruInstall:
         if last is not None and last[0] == args and last[1] == head and time.monotonic() - last[2] < AT_SQL_REUSE_S:
             return last[3]
         sql = self._at_sql(*args)
-        self._last_at = None if valid == macros.NOW.strip("'") else (args, head, time.monotonic(), sql)
+        self._last_at = None if _is_now(valid, valid_kind) else (args, head, time.monotonic(), sql)
         return sql
 
     def new_statement(self) -> None:

@@ -235,9 +235,8 @@ class _Schemas:
         return self._commit
 
 
-def _source_frame(plan: ReadPlan, src: Source, schemas: _Schemas | None = None) -> pl.LazyFrame:
+def _source_frame(plan: ReadPlan, src: Source, schemas: _Schemas) -> pl.LazyFrame:
     """One source with every cold column (virtual ones added), the namespace's value schema."""
-    schemas = schemas or _Schemas(plan)
     cold = schemas.cold
     if src.table is not None:
         frame = pl.from_arrow(src.table)

@@ -33,6 +33,8 @@ __all__ = ["as_of", "read_source", "to_api", "versions"]
 _SYSTEM_TYPES = {f.name: f.type for f in COLD_SCHEMA}
 _ID_COLUMNS = frozenset(("_write_id", "_prev_write_id", "_content_id", "before_write_id", "before_content_id",
                          "after_content_id"))
+_INTERNAL = frozenset(("_valid_to_commit", "_last_write_id", "_last_valid"))
+"""Columns of cold files that reads never return."""
 _VIRTUAL = ("_commit", "_system_from")
 _COLD_ONLY = ("_valid_to", "_valid_to_commit")
 
@@ -200,9 +202,8 @@ def _key_rows_unsorted(ctx: StoreContext, src: Source, key: str, physical: list[
     for g in np.unique(group_of):
         rows = hits[group_of == g] - starts[g]
         parts.append(ctx.files.read(src.entry, physical, row_groups=[int(g)]).take(pa.array(rows, pa.int64())))
-    if not parts:
-        return ctx.files.read(src.entry, physical, row_groups=[]) if len(starts) > 1 else \
-            ctx.files.read(src.entry, physical).slice(0, 0)
+    if not parts:  # the key is not in the file
+        return ctx.files.read(src.entry, physical, row_groups=[])
     return pa.concat_tables(parts) if len(parts) > 1 else parts[0]
 
 
@@ -428,9 +429,6 @@ def to_api(table: pa.Table) -> pa.Table:
         names.append(f.name)
         columns.append(col)
     return pa.Table.from_arrays(columns, names=names)
-
-
-_INTERNAL = frozenset(("_valid_to_commit", "_last_write_id", "_last_valid"))
 
 
 def row_to_api(table: pa.Table, columns: Sequence[str]) -> dict[str, Any]:

@@ -56,10 +56,10 @@ def _walk(root: str, rel: str) -> tuple[str, os.stat_result | None]:
     if rel.startswith("/") or any(p in ("", ".", "..") for p in parts):
         msg = f"{root}: refusing the path {rel!r} (it must stay inside the store)"
         raise InvalidInputError(msg)
-    path = root.rstrip("/") or "/"
+    path = root.rstrip("/")  # "" for the file system's root: each step adds "/part"
     st = None
     for part in parts:
-        path = f"{path}/{part}" if path != "/" else f"/{part}"
+        path = f"{path}/{part}"
         try:
             st = os.lstat(path)
         except FileNotFoundError:

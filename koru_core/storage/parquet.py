@@ -239,6 +239,16 @@ SHARED_VERIFIED = 65536
 _SHARED = _Verified(SHARED_VERIFIED)
 
 
+_BY_KEY = "__by_key:"
+"""Prefix of a column's copy in key order in a file's cache slot (:meth:`FileCache.read_by_key`)."""
+
+
+def _whole_slot(e: FileEntry, md: pq.FileMetaData) -> tuple[str, int]:
+    """The cache slot of a file's whole columns: ``(path, -1)``, or ``(path, 0)`` for a file
+    of one row group (its only row group is the whole file)."""
+    return (e.path, -1 if md.num_row_groups > 1 else 0)
+
+
 class FileCache:
     """Verified files and decoded row groups of one store (see the module docstring).
 
@@ -257,6 +267,7 @@ class FileCache:
         self._meta: dict[str, pq.FileMetaData] = {}
         self._columns: dict[str, frozenset[str]] = {}
         self._starts: dict[str, np.ndarray] = {}
+        self._estimates: dict[str, int] = {}  # decoded bytes, from the footer
         self._groups: OrderedDict[tuple[str, int], dict[str, pa.Array]] = OrderedDict()
         self._bytes = 0
         self.hits = 0
@@ -312,6 +323,7 @@ class FileCache:
                 self._meta.pop(e.path, None)
                 self._columns.pop(e.path, None)
                 self._starts.pop(e.path, None)
+                self._estimates.pop(e.path, None)
                 for k in [k for k in self._groups if k[0] == e.path]:
                     self._drop(k)
 
@@ -340,7 +352,7 @@ class FileCache:
             self._verified[e.path] = (e.checksum, st, time.time_ns() - max(st[1], st[2]) >= racy_window(st))
             if self.limit <= 0 or table.nbytes > self.limit // 4 or not md.num_row_groups:
                 return
-            slot = self._groups.setdefault((e.path, -1 if md.num_row_groups > 1 else 0), {})
+            slot = self._groups.setdefault(_whole_slot(e, md), {})
             for c in table.column_names:
                 if c not in slot:
                     arr = table[c].combine_chunks()
@@ -354,7 +366,7 @@ class FileCache:
         decoded columns (counted in the byte limit)."""
         keys = self.read(e, ["_key"])["_key"]
         keys = keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys
-        slot_key = (e.path, -1 if self.metadata(e).num_row_groups > 1 else 0)
+        slot_key = _whole_slot(e, self.metadata(e))
         with self._lock:
             slot = self._groups.get(slot_key)
             order = slot.get("__key_order") if slot is not None else None
@@ -372,32 +384,47 @@ class FileCache:
         """True when point reads of the file should use :meth:`read_by_key`: it has one row
         group (at most a row group's rows, so the copy in key order is small), or its copy
         in key order is kept already, or may be: its decoded size (:meth:`_decoded_estimate`)
-        is at most 1/8 of the byte limit and, with the copies already kept, at most 1/4."""
-        md = self.metadata(e)
-        if md.num_row_groups < 2:
+        is at most 1/8 of the byte limit and, with the copies already kept, at most 1/4.
+
+        Raises:
+            CorruptionError: the file's footer cannot be read.
+        """
+        if self.metadata(e).num_row_groups < 2:
             return True
+        estimate = self._decoded_estimate(e)
+        if estimate * 8 > self.limit:
+            return False
         with self._lock:
             slot = self._groups.get((e.path, -1))
-            if slot is not None and "__by_key:_key" in slot:
+            if slot is not None and f"{_BY_KEY}_key" in slot:
                 return True
             kept = sum(a.nbytes for slot in self._groups.values() for c, a in slot.items()
-                       if c.startswith("__by_key:"))
-        estimate = self._decoded_estimate(md)
-        return estimate * 8 <= self.limit and (kept + estimate) * 4 <= self.limit
+                       if c.startswith(_BY_KEY))
+        return (kept + estimate) * 4 <= self.limit
 
-    @staticmethod
-    def _decoded_estimate(md: pq.FileMetaData) -> int:
-        """Bytes a file's columns take decoded: three times its pages' uncompressed size
-        (what Arrow arrays of koru's files take, ids and strings included)."""
-        return 3 * sum(md.row_group(g).total_byte_size for g in range(md.num_row_groups))
+    def _decoded_estimate(self, e: FileEntry) -> int:
+        """Bytes the file's columns take decoded: three times its pages' uncompressed size
+        from the footer (what Arrow arrays of koru's files take, ids and strings included);
+        computed once per file."""
+        estimate = self._estimates.get(e.path)
+        if estimate is None:
+            md = self.metadata(e)
+            estimate = 3 * sum(md.row_group(g).total_byte_size for g in range(md.num_row_groups))
+            with self._lock:
+                self._estimates[e.path] = estimate
+        return estimate
 
     def holds_whole(self, e: FileEntry, columns: Sequence[str]) -> bool:
         """True when ``columns`` (those the file has) of every row group are decoded and kept,
-        as one chunk per column: :meth:`read` of the whole file then decodes and copies nothing."""
+        as one chunk per column: :meth:`read` of the whole file then decodes and copies nothing.
+
+        Raises:
+            CorruptionError: the file's footer cannot be read.
+        """
         md = self.metadata(e)
         wanted = [c for c in columns if c in self._names(e, md)]
         with self._lock:
-            slot = self._groups.get((e.path, -1 if md.num_row_groups > 1 else 0))
+            slot = self._groups.get(_whole_slot(e, md))
             return slot is not None and all(c in slot for c in wanted)
 
     def may_keep_whole(self, e: FileEntry) -> bool:
@@ -405,9 +432,12 @@ class FileCache:
         decoded size (:meth:`_decoded_estimate`) is at most 1/4 of the byte limit, and with
         the files already kept whole at most half of it. Beyond that a point read gathers
         from the row groups holding its rows, so many large files never push each other
-        out in turn."""
-        md = self.metadata(e)
-        estimate = self._decoded_estimate(md)
+        out in turn.
+
+        Raises:
+            CorruptionError: the file's footer cannot be read.
+        """
+        estimate = self._decoded_estimate(e)
         if estimate * 4 > self.limit:
             return False
         with self._lock:
@@ -420,32 +450,32 @@ class FileCache:
 
         The reordered columns are kept with the file's decoded columns (counted in the byte
         limit), so the next point read of the file slices them. Columns the file lacks come
-        back absent, as in :meth:`read`.
+        back absent, as in :meth:`read` (so ``columns`` should hold ``_key``, which every
+        file has: a selection of no column has no rows).
 
         Raises:
             CorruptionError: as :meth:`read`.
         """
         md = self.metadata(e)
         wanted = [c for c in columns if c in self._names(e, md)]
-        slot_key = (e.path, -1 if md.num_row_groups > 1 else 0)
+        slot_key = _whole_slot(e, md)
         with self._lock:
             slot = self._groups.get(slot_key)
-            have = {c: slot[f"__by_key:{c}"] for c in wanted if slot is not None and f"__by_key:{c}" in slot}
+            have = {c: slot[f"{_BY_KEY}{c}"] for c in wanted if slot is not None and f"{_BY_KEY}{c}" in slot}
         missing = [c for c in wanted if c not in have]
-        if missing or not wanted:
-            _, order = self.key_order(e)
         if missing:
+            _, order = self.key_order(e)
             taken = self.read(e, missing).take(order)
             with self._lock:
                 slot = self._groups.get(slot_key)
                 for c in missing:
                     arr = taken[c].combine_chunks()
                     have[c] = arr
-                    if slot is not None and self.limit > 0 and f"__by_key:{c}" not in slot:
-                        slot[f"__by_key:{c}"] = arr
+                    if slot is not None and self.limit > 0 and f"{_BY_KEY}{c}" not in slot:
+                        slot[f"{_BY_KEY}{c}"] = arr
                         self._bytes += arr.nbytes
                 self._evict()
-        return pa.table({c: have[c] for c in wanted}) if wanted else self.read(e, []).take(order)
+        return pa.table({c: have[c] for c in wanted})
 
     def _names(self, e: FileEntry, md: pq.FileMetaData) -> frozenset[str]:
         names = self._columns.get(e.path)
@@ -614,5 +644,6 @@ class FileCache:
                 self._meta.pop(p, None)
                 self._columns.pop(p, None)
                 self._starts.pop(p, None)
+                self._estimates.pop(p, None)
                 for k in [k for k in self._groups if k[0] == p]:
                     self._drop(k)
