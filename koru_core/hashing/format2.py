@@ -58,8 +58,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import struct
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -69,6 +67,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from koru_core._threads import pool
 from koru_core.errors import InvalidInputError
 from koru_core.hashing._blake3 import hash_one, hash_rows
 
@@ -116,7 +115,7 @@ def content_ids(table: pa.Table) -> pa.Array:
     parts = _parts(table)
     if len(parts) == 1:
         return hash_rows(encode_rows(table))
-    return pa.concat_arrays(list(_pool().map(lambda part: hash_rows(encode_rows(part)), parts)))
+    return pa.concat_arrays(list(pool("hash", _workers()).map(lambda part: hash_rows(encode_rows(part)), parts)))
 
 
 _PARALLEL_ROWS = 2 * _BATCH_ROWS
@@ -124,17 +123,6 @@ _PARALLEL_ROWS = 2 * _BATCH_ROWS
 two or more at a time on a thread pool (NumPy, pyarrow and polars-hash release the GIL):
 a slice's canonical bytes and hex digests are the only transient memory (about 20 MB
 a slice on 5 columns, instead of the whole table's, 300 MB at 1M rows)."""
-
-_POOL: list[ThreadPoolExecutor] = []
-_POOL_LOCK = threading.Lock()
-
-
-def _pool() -> ThreadPoolExecutor:
-    with _POOL_LOCK:
-        if not _POOL:
-            _POOL.append(ThreadPoolExecutor(max_workers=_workers(), thread_name_prefix="koru-hash"))
-        return _POOL[0]
-
 
 def _workers() -> int:
     return max(1, min(4, os.cpu_count() or 1))

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -46,7 +46,8 @@ import pyarrow.compute as pc
 
 from koru_core.catalog.entries import FileEntry
 from koru_core.layout import COLD_SCHEMA, SKIP_SCHEMA, cold_name
-from koru_core.lifecycle.runs import HISTORY_ORDER, Runs, merge_runs
+from koru_core.lifecycle.merge import merge_sorted, u64_ids, write_ids_of
+from koru_core.lifecycle.runs import HISTORY_ORDER, Runs, encoded_run, first_row, is_sorted, last_row, merge_runs
 from koru_core.model import TIMESTAMP, WRITE_ID
 from koru_core.read.rules import bisect_key
 from koru_core.schema import conform
@@ -124,6 +125,24 @@ class _Inputs:
 
 def _cold(table: pa.Table, values: pa.Schema) -> pa.Table:
     return conform(table, pa.schema([*COLD_SCHEMA, *values]))
+
+
+def _by_key(overlay: pa.Table) -> pa.Table:
+    """``overlay`` sorted by (``_key``, ``_valid_from``, ``_commit``): as it is when it holds
+    one commit's rows (written in key and valid-time order), else sorted here."""
+    n = overlay.num_rows
+    if n < 2:
+        return overlay
+    commits = overlay["_commit"]
+    if pc.min(commits).as_py() == pc.max(commits).as_py():
+        keys = overlay["_key"]
+        a, b = keys.slice(0, n - 1), keys.slice(1)
+        if not pc.any(pc.less(b, a)).as_py():
+            valid = overlay["_valid_from"]
+            same = pc.equal(a, b)
+            if not pc.any(pc.and_(same, pc.less(valid.slice(1), valid.slice(0, n - 1)))).as_py():
+                return overlay
+    return overlay.sort_by(_BY_KEY)
 
 
 def _read_inputs(ctx: StoreContext, namespace: str) -> _Inputs | None:
@@ -221,18 +240,22 @@ def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEn
             done = _rewrite_by_range(ctx, namespace, x, schema, touched, groups, ranges, limit)
             if done is not None:
                 return done
-    overlay = x.overlay()
+    overlay = _by_key(x.overlay())
     old_state = (pa.concat_tables([_cold_read(ctx, e, schema) for e in touched])
                  if touched else _with_state_extra(schema.empty_table()))
-    kept_state, changed_state, late = _split_state(old_state, overlay)
-    history_rows = pa.schema([*schema]).empty_table()
     rewritten: list[FileEntry] = []
     remainders: list[FileEntry] = []
-    if len(late):
-        history_rows, rewritten, remainders = _pull_history(ctx, namespace, x, schema, late)
-    new_state, closed = _close(schema, changed_state, overlay, history_rows, x.overlay_skips)
-    state = pa.concat_tables([kept_state, new_state.select(kept_state.column_names)])
-    state = state.sort_by([("_key", "ascending")])
+    merged = merge_sorted(old_state, overlay, x.overlay_skips, schema)
+    if merged is not None:
+        state, closed = merged
+    else:  # late keys: their history is pulled and every row of theirs sorted again
+        kept_state, changed_state, late = _split_state(old_state, overlay)
+        history_rows = pa.schema([*schema]).empty_table()
+        if len(late):
+            history_rows, rewritten, remainders = _pull_history(ctx, namespace, x, schema, late)
+        new_state, closed = _close(schema, changed_state, overlay, history_rows, x.overlay_skips)
+        state = pa.concat_tables([kept_state, new_state.select(kept_state.column_names)])
+        state = state.sort_by([("_key", "ascending")])
     added = [*remainders, *_write_state(ctx, namespace, x.head, state)]
     small = _history_to_merge([e for e in x.files if e.tier == "cold" and e.kind == "history" and e not in rewritten],
                               closed.num_rows)
@@ -240,7 +263,7 @@ def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEn
         closed = pa.concat_tables([closed, *(conform(ctx.files.read(e, schema.names), schema) for e in small)])
         rewritten = [*rewritten, *small]
     if closed.num_rows:
-        added.append(_write(ctx, namespace, "history", x.head, closed.sort_by(HISTORY_ORDER)))
+        added.append(_write(ctx, namespace, "history", x.head, closed if is_sorted(closed) else closed.sort_by(HISTORY_ORDER)))
     skips = _cold_skips(ctx, x)
     if skips is not None:
         added.append(_write(ctx, namespace, "skips", x.head, skips))
@@ -420,8 +443,7 @@ def _rewrite_by_range(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.
         caller does the run at once, which pulls their history).
     """
     shards = _ShardSink(ctx, namespace, x.head)
-    runs = Runs(memory_rows=limit)
-    history_rel: list[str] = []
+    history = _HistorySink(ctx, namespace, x.head, schema, memory_rows=limit)
     handed = False  # the new files go to the caller (or are deleted here)
     try:
         for lo, hi in ranges:
@@ -430,29 +452,20 @@ def _rewrite_by_range(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.
                 a, b = _in_range(t["_key"], lo, hi)
                 if b > a:
                     slices.append((c, t.slice(a, b - a)))
-            overlay = _overlay(slices, x.systimes, x.values)
+            overlay = _by_key(_overlay(slices, x.systimes, x.values))
             old_state = _state_in_range(ctx, touched, groups, schema, lo, hi)
-            kept_state, changed_state, late = _split_state(old_state, overlay)
-            if len(late):
-                return None
             skips = x.overlay_skips.filter(_key_mask(x.overlay_skips["_key"], lo, hi))
-            new_state, closed = _close(schema, changed_state, overlay, schema.empty_table(), skips)
-            state = pa.concat_tables([kept_state, new_state.select(kept_state.column_names)])
-            shards.write(state.sort_by([("_key", "ascending")]))
-            runs.add(closed.sort_by(HISTORY_ORDER))
-            del overlay, old_state, kept_state, changed_state, new_state, closed, state, skips
+            merged = merge_sorted(old_state, overlay, skips, schema)
+            if merged is None:  # a late key: the caller does the run at once
+                return None
+            state, closed = merged
+            shards.write(state)
+            history.add(closed if is_sorted(closed) else closed.sort_by(HISTORY_ORDER))
+            del overlay, old_state, closed, state, skips, merged
         added = shards.close()
-        small = _history_to_merge([e for e in x.files if e.tier == "cold" and e.kind == "history"], runs.rows)
-        if runs.rows:
-            rel = cold_name(namespace, "history", x.head)
-            history_rel.append(rel)
-            sink = ParquetSink(ctx.storage, rel, schema, row_group_size=COLD_ROW_GROUP_ROWS)
-            stats = []
-            for t in merge_runs([*runs.sources(), *(_file_groups(ctx, e, schema) for e in small)], schema):
-                sink.write(t)
-                stats.append(_entry(namespace, "history", rel, t, 0, b""))
-            size, checksum = sink.close()
-            added.append(_merged_entry(stats, size, checksum))
+        small = _history_to_merge([e for e in x.files if e.tier == "cold" and e.kind == "history"], history.rows)
+        if history.rows:
+            added.append(history.finish([_file_groups(ctx, e, schema) for e in small]))
         else:
             small = []
         skip_table = _cold_skips(ctx, x)
@@ -461,10 +474,68 @@ def _rewrite_by_range(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.
         handed = True
         return [*touched, *small], added
     finally:
-        runs.close()
+        history.close()
         if not handed:
-            for rel in [*shards.paths, *history_rel]:
+            for rel in [*shards.paths, history.rel]:
                 ctx.storage.delete(rel)
+
+
+class _HistorySink:
+    """A run's one new history file, from the sorted runs of its key ranges.
+
+    Runs that come in :data:`HISTORY_ORDER` (each starting at or after the last row given,
+    as when a run closes versions of one valid time: every range's rows follow the
+    previous range's keys) stream straight into the file. Once one does not, the rest are
+    kept as :class:`~koru_core.lifecycle.runs.Runs` (spilled past ``memory_rows``), and
+    :meth:`finish` merges the streamed part (still encoded in memory), those runs and the
+    history files folded in into the file.
+    """
+
+    def __init__(self, ctx: StoreContext, namespace: str, head: int, schema: pa.Schema, *, memory_rows: int) -> None:
+        self.ctx, self.namespace, self.schema = ctx, namespace, schema
+        self.rel = cold_name(namespace, "history", head)
+        self.rows = 0
+        self._runs = Runs(memory_rows=memory_rows)
+        self._sink = self._new_sink()
+        self._stats: list[FileEntry] = []
+        self._last: tuple[int, str, int] | None = None
+
+    def _new_sink(self) -> ParquetSink:
+        return ParquetSink(self.ctx.storage, self.rel, self.schema, row_group_size=COLD_ROW_GROUP_ROWS)
+
+    def _stream(self, t: pa.Table) -> None:
+        self._sink.write(t)
+        self._stats.append(_entry(self.namespace, "history", self.rel, t, 0, b""))
+
+    def add(self, run: pa.Table) -> None:
+        """Take one run sorted by :data:`HISTORY_ORDER`."""
+        if not run.num_rows:
+            return
+        self.rows += run.num_rows
+        if not self._runs.rows and (self._last is None or first_row(run) >= self._last):
+            self._stream(run)
+            self._last = last_row(run)
+        else:
+            self._runs.add(run)
+
+    def finish(self, folded: list[Iterable[pa.Table]]) -> FileEntry:
+        """Write the file durably, with ``folded`` (more sorted runs: history files) merged
+        in; returns its entry.
+
+        Raises:
+            StoreFullError: no space left (nothing is left behind).
+        """
+        if self._runs.rows or folded:
+            streamed = [encoded_run(self._sink.encoded())] if self._sink.rows else []
+            self._sink, self._stats = self._new_sink(), []
+            for t in merge_runs([*streamed, *self._runs.sources(), *folded], self.schema):
+                self._stream(t)
+        size, checksum = self._sink.close()
+        return _merged_entry(self._stats, size, checksum)
+
+    def close(self) -> None:
+        """Drop the kept runs and their temporary files."""
+        self._runs.close()
 
 
 def _history_to_merge(history: list[FileEntry], new_rows: int) -> list[FileEntry]:
@@ -583,28 +654,16 @@ def _tips(changed_state: pa.Table, overlay: pa.Table, skips: pa.Table) -> pa.Tab
     if not n:
         return pa.table({"k": keys, "v_max": valid, "w": wids})
     starts = np.flatnonzero(first_of_key(keys))
-    w = _u64(wids.take(order))
+    w = u64_ids(wids.take(order))
     v = pc.fill_null(valid.take(order).cast(pa.int64()), np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
     w_max = np.maximum.reduceat(w, starts)
     v_max = np.maximum.reduceat(v, starts)
-    w_bytes = w_max.astype(">u8").view(np.uint8).reshape(-1, 8)
-    w_arr = pa.FixedSizeBinaryArray.from_buffers(WRITE_ID, len(starts), [None, pa.py_buffer(w_bytes.tobytes())])
-    w_arr = pc.if_else(pa.array(w_max == 0), pa.scalar(None, WRITE_ID), w_arr)  # keys with skip records only
+    w_arr = write_ids_of(w_max)  # keys with skip records only: null
     return pa.table({"k": keys.take(pa.array(starts)), "v_max": pa.array(v_max).cast(TIMESTAMP), "w": w_arr})
 
 
 def _array(x: pa.Array | pa.ChunkedArray) -> pa.Array:
     return x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x
-
-
-def _u64(ids: pa.Array) -> np.ndarray:
-    """Write ids (fixed_size_binary(8), big-endian) as uint64; 0 for null."""
-    n = len(ids)
-    if not n:
-        return np.zeros(0, dtype=np.uint64)
-    filled = pc.fill_null(ids, pa.scalar(bytes(8), WRITE_ID))
-    raw = np.frombuffer(filled.buffers()[1], dtype=np.uint8, count=(filled.offset + n) * 8)[filled.offset * 8:]
-    return raw.view(">u8").astype(np.uint64)
 
 
 def _with_tips(state: pa.Table, tips: pa.Table) -> pa.Table:

@@ -18,9 +18,12 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-__all__ = ["HISTORY_ORDER", "Runs", "merge_runs"]
+from koru_core.read.rules import bisect_key
+
+__all__ = ["HISTORY_ORDER", "Runs", "encoded_run", "first_row", "is_sorted", "last_row", "merge_runs"]
 
 HISTORY_ORDER = [("_valid_from", "ascending"), ("_key", "ascending"), ("_commit", "ascending")]
 """History files are sorted by valid time, then key: the versions that hold at a time *t*
@@ -76,10 +79,43 @@ class Runs:
             self._dir = None
 
 
-def _batches(path: Path) -> Iterator[pa.Table]:
-    f = pq.ParquetFile(path)
+def encoded_run(data: pa.Buffer) -> Iterator[pa.Table]:
+    """A sorted run held as an encoded Parquet file in memory, a row group at a time."""
+    return _batches(data)
+
+
+def _batches(path: Path | pa.Buffer) -> Iterator[pa.Table]:
+    f = pq.ParquetFile(pa.BufferReader(path) if isinstance(path, pa.Buffer) else path)
     for g in range(f.num_row_groups):
         yield f.read_row_group(g)
+
+
+def is_sorted(run: pa.Table) -> bool:
+    """True when ``run``'s rows are already in :data:`HISTORY_ORDER` (a check of
+    neighbouring rows, cheaper than sorting)."""
+    n = run.num_rows
+    if n < 2:
+        return True
+    ahead = [pc.greater(run[c].slice(0, n - 1), run[c].slice(1)) for c, _ in HISTORY_ORDER]
+    tied = [pc.equal(run[c].slice(0, n - 1), run[c].slice(1)) for c, _ in HISTORY_ORDER[:-1]]
+    wrong = ahead[0]
+    same = tied[0]
+    for i in range(1, len(HISTORY_ORDER)):
+        wrong = pc.or_(wrong, pc.and_(same, ahead[i]))
+        if i < len(tied):
+            same = pc.and_(same, tied[i])
+    return not pc.any(wrong).as_py()
+
+
+def first_row(t: pa.Table) -> tuple[int, str, int]:
+    """The (valid time ns, key, commit) of a sorted run's first row."""
+    return t["_valid_from"][0].value, t["_key"][0].as_py(), t["_commit"][0].as_py()
+
+
+def last_row(t: pa.Table) -> tuple[int, str, int]:
+    """The (valid time ns, key, commit) of a sorted run's last row."""
+    n = t.num_rows - 1
+    return t["_valid_from"][n].value, t["_key"][n].as_py(), t["_commit"][n].as_py()
 
 
 def merge_runs(sources: Iterable[Iterable[pa.Table]], schema: pa.Schema) -> Iterator[pa.Table]:
@@ -148,5 +184,4 @@ def _before(t: pa.Table, frontier: tuple[int, str]) -> int:
     hi = int(np.searchsorted(v, valid, side="right"))
     if lo == hi:
         return lo
-    keys = t["_key"].slice(lo, hi - lo).combine_chunks().to_numpy(zero_copy_only=False)
-    return lo + int(np.searchsorted(keys, key, side="left"))
+    return lo + bisect_key(t["_key"].slice(lo, hi - lo).combine_chunks(), key, right=False)

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import threading
 import time
+from concurrent.futures import Future
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Literal
@@ -39,6 +40,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from blake3 import blake3
 
+from koru_core._threads import pool
 from koru_core.catalog.entries import FileEntry
 from koru_core.errors import CorruptionError
 
@@ -47,7 +49,7 @@ if TYPE_CHECKING:
     from koru_core.storage.local import FileStat
 
 __all__ = [
-    "DICTIONARY_MAX_SHARE", "DICTIONARY_SAMPLE_ROWS", "FINE_RACY_NS", "RACY_NS", "FileCache", "ParquetSink",
+    "DICTIONARY_MAX_SHARE", "DICTIONARY_SAMPLE_ROWS", "ENCODE_THREADS", "FINE_RACY_NS", "RACY_NS", "FileCache", "ParquetSink",
     "dictionary_columns", "racy_window", "write_parquet",
 ]
 
@@ -101,6 +103,11 @@ def write_parquet(
     return data.size, blake3(data).digest()
 
 
+ENCODE_THREADS = 2
+"""Threads that encode :class:`ParquetSink` row groups while the caller computes the next
+rows (Arrow's Parquet writer releases the GIL; one file is encoded on one thread)."""
+
+
 class ParquetSink:
     """One Parquet file written from a sequence of tables, as :func:`write_parquet` writes one.
 
@@ -108,7 +115,10 @@ class ParquetSink:
     file has the same row groups as if it were written at once; the encoded file is kept
     in memory (compressed: the data's decoded size is never held) and written durably by
     the storage in :meth:`close`. Dictionary columns are chosen from the first rows
-    (:func:`dictionary_columns`).
+    (:func:`dictionary_columns`). Whole row groups are encoded on a background thread
+    (:data:`ENCODE_THREADS`), one batch at a time per sink and in order, so two sinks (a
+    run's state and history files) and the caller's work proceed together; memory: one
+    batch in flight per sink.
 
     Args:
         storage: Where the file goes.
@@ -128,6 +138,7 @@ class ParquetSink:
         self._writer: pq.ParquetWriter | None = None
         self._buffer: list[pa.Table] = []
         self._buffered = 0
+        self._encoding: Future[None] | None = None
 
     def write(self, table: pa.Table) -> None:
         """Append ``table``'s rows (a table of :attr:`schema`'s columns)."""
@@ -149,9 +160,28 @@ class ParquetSink:
                 self._sink, self.schema, compression=self.compression, write_page_checksum=True,
                 write_statistics=True, use_dictionary=dictionary_columns(table),
             )
-        self._writer.write_table(table.slice(0, n), row_group_size=self.row_group_size)
+        self._wait()
+        self._encoding = pool("parquet", ENCODE_THREADS).submit(self._writer.write_table, table.slice(0, n),
+                                          row_group_size=self.row_group_size)
         rest = table.slice(n)
         self._buffer, self._buffered = ([rest] if rest.num_rows else []), rest.num_rows
+
+    def _wait(self) -> None:
+        """Wait for the batch being encoded (its error, if any, is raised here)."""
+        if self._encoding is not None:
+            encoding, self._encoding = self._encoding, None
+            encoding.result()
+
+    def encoded(self) -> pa.Buffer:
+        """Finish the file in memory and return its bytes, without writing it (the sink is done)."""
+        if self._buffer:
+            self._flush(whole_groups=False)
+        self._wait()
+        if self._writer is None:
+            self._writer = pq.ParquetWriter(self._sink, self.schema, compression=self.compression,
+                                            write_page_checksum=True, write_statistics=True)
+        self._writer.close()
+        return self._sink.getvalue()
 
     def close(self) -> tuple[int, bytes]:
         """Write the file durably; returns (size in bytes, blake3 of its bytes).
@@ -159,13 +189,7 @@ class ParquetSink:
         Raises:
             StoreFullError: no space left (nothing is left behind).
         """
-        if self._buffer:
-            self._flush(whole_groups=False)
-        if self._writer is None:
-            self._writer = pq.ParquetWriter(self._sink, self.schema, compression=self.compression,
-                                            write_page_checksum=True, write_statistics=True)
-        self._writer.close()
-        data = self._sink.getvalue()
+        data = self.encoded()
         self.storage.write(self.rel, memoryview(data))
         return data.size, blake3(data).digest()
 

@@ -1,0 +1,173 @@
+"""The sorted merge of a run: state rows and overlay versions, both in key order, with no hash or sort.
+
+A consolidation run (:mod:`koru_core.lifecycle.consolidate`) meets, in one key range,
+the state rows of the keys there (one per key, sorted by key) and the overlay's versions
+(sorted by key, valid time and commit). When no key is *late* (no overlay version comes
+before the key's state row), each written key's versions are its state row followed by
+its overlay rows, in that order, so the run needs no sort and no hash lookup: one binary
+search of the overlay's keys among the state's gives every position, and
+
+- a written key's state row closes at the valid time (and commit) of the key's first
+  overlay row; each overlay row but the last closes at the next one's;
+- the key's last overlay row is its new state row, with the key's chain tip (its
+  largest write id) and last valid time (skip records included);
+- the state rows of keys the overlay does not write stay, and the new state rows go in
+  among them at their binary-search positions.
+
+This is the same result as sorting every row of the written keys by (key, valid time,
+commit) and closing each at the next, which the general path does; it is chosen only
+when the overlay has no late key (:func:`merge_sorted` returns None otherwise).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from koru_core.model import TIMESTAMP, WRITE_ID
+from koru_core.write.decide import first_of_key
+
+__all__ = ["merge_sorted", "search_sorted", "u64_ids", "write_ids_of"]
+
+
+def search_sorted(sorted_keys: pa.Array, keys: pa.Array) -> np.ndarray:
+    """For each of ``keys``, the first position in ``sorted_keys`` whose key is ``>=`` it.
+
+    Args:
+        sorted_keys: string array sorted ascending by UTF-8 bytes (as Parquet and
+            :func:`pyarrow.compute.sort_indices` order strings), no nulls.
+        keys: string array, any order, no nulls.
+
+    Returns:
+        int64 array, one position in ``[0, len(sorted_keys)]`` per element of ``keys``
+        (NumPy's ``searchsorted(side="left")``), found by Polars' binary search.
+    """
+    import polars as pl  # a base dependency (polars-hash); imported here so ``import koru_core`` stays light
+
+    if not len(sorted_keys) or not len(keys):
+        return np.zeros(len(keys), dtype=np.int64)
+    found = pl.from_arrow(sorted_keys).search_sorted(pl.from_arrow(keys), side="left")  # type: ignore[union-attr]
+    return found.to_numpy().astype(np.int64)
+
+
+def merge_sorted(state: pa.Table, overlay: pa.Table, skips: pa.Table,
+                 schema: pa.Schema) -> tuple[pa.Table, pa.Table] | None:
+    """Merge one key range's state rows and overlay versions (module docstring).
+
+    Args:
+        state: State rows, sorted by ``_key`` with one row per key: ``schema``'s columns
+            and ``_last_write_id`` (``fixed_size_binary(8)``), ``_last_valid`` (timestamp, ns, UTC).
+        overlay: Overlay versions of ``schema``'s columns, sorted by (``_key``,
+            ``_valid_from``, ``_commit``); ``_valid_to``/``_valid_to_commit`` are ignored.
+        skips: The range's overlay skip records (``_key``, ``_valid_from``), any order.
+        schema: The cold columns (:data:`~koru_core.layout.COLD_SCHEMA`) and the value columns.
+
+    Returns:
+        (the new state rows: ``state``'s columns, sorted by ``_key``, one per key; the
+        versions closed by the run: ``schema``'s columns, ``_valid_to`` set, in no
+        particular order), or None when a key of ``overlay`` is late (its first overlay
+        version is valid before its state row): the general path must take the run.
+    """
+    skeys = _one(state["_key"])
+    okeys = _one(overlay["_key"])
+    n_state = len(skeys)
+    first = first_of_key(okeys)
+    starts = np.flatnonzero(first)
+    gpos = search_sorted(skeys, okeys.take(pa.array(starts)))  # per written key: its place among the state's
+    inside = gpos < n_state
+    matched = np.zeros(len(starts), dtype=bool)
+    if inside.any():
+        at = np.flatnonzero(inside)
+        same = pc.equal(skeys.take(pa.array(gpos[at])), okeys.take(pa.array(starts[at])))
+        matched[at] = same.to_numpy(zero_copy_only=False)
+    s_rows = gpos[matched]
+    o_first = starts[matched]
+    changed = state.take(pa.array(s_rows))
+    o_valid = _one(overlay["_valid_from"]).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    s_valid = _one(changed["_valid_from"]).cast(pa.int64()).to_numpy(zero_copy_only=False)
+    if (o_valid[o_first] < s_valid).any():
+        return None
+    o_commit = _one(overlay["_commit"]).to_numpy(zero_copy_only=False)
+
+    # versions closed: the written keys' state rows, and every overlay row but each key's last
+    n = len(okeys)
+    last = np.ones(n, dtype=bool)
+    last[:-1] = first[1:]
+    nxt_valid = np.empty(n, dtype=np.int64)
+    nxt_valid[:-1] = o_valid[1:]
+    nxt_commit = np.empty(n, dtype=np.int64)
+    nxt_commit[:-1] = o_commit[1:]
+    closed_state = _closed(changed.select(schema.names), o_valid[o_first], o_commit[o_first])
+    inner = np.flatnonzero(~last)
+    closed_overlay = _closed(overlay.select(schema.names).take(pa.array(inner)), nxt_valid[inner], nxt_commit[inner])
+    closed = pa.concat_tables([closed_state, closed_overlay])
+
+    # new state rows: each written key's last overlay row, with its tips
+    ends = np.flatnonzero(last)
+    fresh = overlay.select(schema.names).take(pa.array(ends))
+    fresh = fresh.set_column(fresh.column_names.index("_valid_to"), "_valid_to", pa.nulls(len(ends), TIMESTAMP))
+    fresh = fresh.set_column(fresh.column_names.index("_valid_to_commit"), "_valid_to_commit",
+                             pa.nulls(len(ends), pa.int64()))
+    tip_w = np.maximum.reduceat(u64_ids(_one(overlay["_write_id"])), starts)
+    tip_v = np.maximum.reduceat(o_valid, starts)
+    if len(s_rows):
+        s_tip_v = _one(changed["_last_valid"]).cast(pa.int64())
+        s_tip_v = pc.fill_null(s_tip_v, np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
+        tip_v[matched] = np.maximum(tip_v[matched], s_tip_v)
+        tip_w[matched] = np.maximum(tip_w[matched], u64_ids(_one(changed["_last_write_id"])))
+    if skips.num_rows:
+        group_keys = okeys.take(pa.array(starts))
+        skey = _one(skips["_key"]).cast(pa.string())
+        g = search_sorted(group_keys, skey)
+        ok = g < len(starts)
+        ok[ok] = pc.equal(group_keys.take(pa.array(g[ok])), skey.filter(pa.array(ok))).to_numpy(zero_copy_only=False)
+        sv = _one(skips["_valid_from"]).cast(pa.int64()).to_numpy(zero_copy_only=False)
+        np.maximum.at(tip_v, g[ok], sv[ok])
+    fresh = fresh.append_column(state.schema.field("_last_write_id"), write_ids_of(tip_w))
+    fresh = fresh.append_column(state.schema.field("_last_valid"), pa.array(tip_v).cast(TIMESTAMP))
+    fresh = fresh.select(state.column_names).cast(state.schema)
+
+    # the new state: kept rows and new rows, merged by their places in the old state
+    keep = np.ones(n_state, dtype=bool)
+    keep[s_rows] = False
+    kept_rows = np.flatnonzero(keep)
+    if not len(kept_rows):
+        return fresh, closed
+    kept = state.take(pa.array(kept_rows))
+    # ranks: a kept row j is 2j+1, a new row inserted before old row p is 2p (a matched one replaces row p)
+    at_new = np.arange(len(ends)) + np.searchsorted(2 * kept_rows + 1, 2 * gpos, side="left")
+    order = np.empty(len(ends) + len(kept_rows), dtype=np.int64)
+    is_new = np.zeros(len(order), dtype=bool)
+    is_new[at_new] = True
+    order[at_new] = np.arange(len(ends))
+    order[~is_new] = len(ends) + np.arange(len(kept_rows))
+    return pa.concat_tables([fresh, kept]).take(pa.array(order)), closed
+
+
+def _closed(rows: pa.Table, valid_to: np.ndarray, valid_to_commit: np.ndarray) -> pa.Table:
+    """``rows`` with ``_valid_to`` (ns) and ``_valid_to_commit`` set."""
+    rows = rows.set_column(rows.column_names.index("_valid_to"), "_valid_to", pa.array(valid_to).cast(TIMESTAMP))
+    return rows.set_column(rows.column_names.index("_valid_to_commit"), "_valid_to_commit",
+                           pa.array(valid_to_commit, pa.int64()))
+
+
+def _one(x: pa.Array | pa.ChunkedArray) -> pa.Array:
+    return x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x
+
+
+def u64_ids(ids: pa.Array) -> np.ndarray:
+    """Write ids (``fixed_size_binary(8)``, big-endian) as uint64; 0 for null."""
+    n = len(ids)
+    if not n:
+        return np.zeros(0, dtype=np.uint64)
+    filled = pc.fill_null(ids, pa.scalar(bytes(8), WRITE_ID)) if ids.null_count else ids
+    raw = np.frombuffer(filled.buffers()[1], dtype=np.uint8, count=(filled.offset + n) * 8)[filled.offset * 8:]
+    return raw.view(">u8").astype(np.uint64)
+
+
+def write_ids_of(values: np.ndarray) -> pa.Array:
+    """uint64 write ids as ``fixed_size_binary(8)`` (big-endian); 0 becomes null (no write)."""
+    raw = values.astype(">u8").view(np.uint8).reshape(-1, 8)
+    out = pa.FixedSizeBinaryArray.from_buffers(WRITE_ID, len(values), [None, pa.py_buffer(raw.tobytes())])
+    return pc.if_else(pa.array(values == 0), pa.scalar(None, WRITE_ID), out) if (values == 0).any() else out
