@@ -13,10 +13,13 @@ Layout: one row per key, for good. The keys are an append-only Arrow string
 column (a key's row never moves); the heads are NumPy arrays updated in place
 (int64 valid times, commits and last valid times; 32-byte content ids and 8-byte
 write ids as uint8 matrices; a flag for tombstones), grown by doubling. So a commit
-costs in proportion to its own rows: a batch is matched with one hash lookup of its
-keys among the index's (:func:`pyarrow.compute.index_in`), its heads gathered and
+costs in proportion to its own rows: a batch's keys are found by binary search among
+the index's keys in key order (:func:`~koru_core.read.rules.search_sorted`; that order is
+kept, and keys added since are merged in), its heads gathered and
 scattered by row number; a single put goes through a key → row dict built on first
-need. Nothing is ever copied per commit, and there is nothing to compact.
+need. The heads are never copied per commit; the key-ordered copy of the keys is
+gathered again (one take) only after commits that added keys, and there is nothing
+to compact.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ from typing import NamedTuple
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+
+from koru_core.read.rules import search_sorted
 
 __all__ = ["HEAD_SCHEMA", "INDEX_COLUMNS", "Head", "HeadIndex"]
 
@@ -72,7 +77,7 @@ class HeadIndex:
     """
 
     __slots__ = ("_chunks", "_combined", "_commit", "_content", "_has_content", "_last_valid", "_n", "_new_keys",
-                 "_positions", "_valid", "_write_id", "commit")
+                 "_order", "_ordered", "_positions", "_sorted_keys", "_valid", "_write_id", "commit")
 
     def __init__(self) -> None:
         self._chunks: list[pa.Array] = []  # the key column, in row order (one key per row, for good)
@@ -86,6 +91,9 @@ class HeadIndex:
         self._has_content = np.zeros(0, dtype=bool)
         self._write_id = np.zeros((0, 8), dtype=np.uint8)
         self._positions: dict[str, int] | None = None  # key -> row, built on first need
+        self._order = np.zeros(0, dtype=np.int64)  # rows [0, _ordered) in key order
+        self._sorted_keys = pa.array([], pa.string())  # their keys, in that order
+        self._ordered = 0
         self.commit = 0
 
     def __len__(self) -> int:
@@ -306,8 +314,29 @@ class HeadIndex:
             return np.full(len(keys), -1, dtype=np.int64)
         if self._positions is not None and len(keys) <= 64:
             return np.array([self._positions.get(k, -1) for k in keys.to_pylist()], dtype=np.int64)
-        where = pc.index_in(keys, value_set=self._keys())
-        return pc.fill_null(where, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        order, sorted_keys = self._key_order()
+        at = search_sorted(sorted_keys, keys)
+        inside = np.minimum(at, self._n - 1)
+        hit = pc.equal(sorted_keys.take(pa.array(inside)), keys).to_numpy(zero_copy_only=False) & (at < self._n)
+        return np.where(hit, order[inside], -1)
+
+    def _key_order(self) -> tuple[np.ndarray, pa.Array]:
+        """The rows in key order and their keys (a batch's keys are found by binary search,
+        not by hashing every key of the index). Kept from one call to the next: keys added
+        since are sorted and merged in at their places."""
+        if self._ordered < self._n:
+            keys = self._keys()
+            added = keys.slice(self._ordered)
+            by = pc.sort_indices(added)
+            rows = self._ordered + by.to_numpy(zero_copy_only=False).astype(np.int64)
+            if self._ordered:
+                at = search_sorted(self._sorted_keys, added.take(by))
+                self._order = np.insert(self._order, at, rows)
+                self._sorted_keys = keys.take(pa.array(self._order))
+            else:
+                self._order, self._sorted_keys = rows, added.take(by)
+            self._ordered = self._n
+        return self._order, self._sorted_keys
 
     def _row_of(self, key: str) -> int | None:
         if self._positions is None:

@@ -47,9 +47,9 @@ import pyarrow.compute as pc
 from koru_core.catalog.entries import FileEntry
 from koru_core.layout import COLD_SCHEMA, SKIP_SCHEMA, cold_name
 from koru_core.lifecycle.merge import merge_sorted, u64_ids, write_ids_of
-from koru_core.lifecycle.runs import HISTORY_ORDER, Runs, encoded_run, first_row, is_sorted, last_row, merge_runs
+from koru_core.lifecycle.runs import HISTORY_ORDER, Runs, encoded_run, first_row, last_row, merge_runs
 from koru_core.model import TIMESTAMP, WRITE_ID
-from koru_core.read.rules import bisect_key
+from koru_core.read.rules import bisect_key, is_sorted
 from koru_core.schema import conform
 from koru_core.storage.parquet import ParquetSink, write_parquet
 from koru_core.write.decide import first_of_key
@@ -128,21 +128,9 @@ def _cold(table: pa.Table, values: pa.Schema) -> pa.Table:
 
 
 def _by_key(overlay: pa.Table) -> pa.Table:
-    """``overlay`` sorted by (``_key``, ``_valid_from``, ``_commit``): as it is when it holds
-    one commit's rows (written in key and valid-time order), else sorted here."""
-    n = overlay.num_rows
-    if n < 2:
-        return overlay
-    commits = overlay["_commit"]
-    if pc.min(commits).as_py() == pc.max(commits).as_py():
-        keys = overlay["_key"]
-        a, b = keys.slice(0, n - 1), keys.slice(1)
-        if not pc.any(pc.less(b, a)).as_py():
-            valid = overlay["_valid_from"]
-            same = pc.equal(a, b)
-            if not pc.any(pc.and_(same, pc.less(valid.slice(1), valid.slice(0, n - 1)))).as_py():
-                return overlay
-    return overlay.sort_by(_BY_KEY)
+    """``overlay`` sorted by (``_key``, ``_valid_from``, ``_commit``), as it already is when
+    it holds one commit's rows (written in key and valid-time order)."""
+    return overlay if is_sorted(overlay, _BY_KEY) else overlay.sort_by(_BY_KEY)
 
 
 def _read_inputs(ctx: StoreContext, namespace: str) -> _Inputs | None:
@@ -263,7 +251,7 @@ def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEn
         closed = pa.concat_tables([closed, *(conform(ctx.files.read(e, schema.names), schema) for e in small)])
         rewritten = [*rewritten, *small]
     if closed.num_rows:
-        added.append(_write(ctx, namespace, "history", x.head, closed if is_sorted(closed) else closed.sort_by(HISTORY_ORDER)))
+        added.append(_write(ctx, namespace, "history", x.head, closed if is_sorted(closed, HISTORY_ORDER) else closed.sort_by(HISTORY_ORDER)))
     skips = _cold_skips(ctx, x)
     if skips is not None:
         added.append(_write(ctx, namespace, "skips", x.head, skips))
@@ -460,7 +448,7 @@ def _rewrite_by_range(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.
                 return None
             state, closed = merged
             shards.write(state)
-            history.add(closed if is_sorted(closed) else closed.sort_by(HISTORY_ORDER))
+            history.add(closed if is_sorted(closed, HISTORY_ORDER) else closed.sort_by(HISTORY_ORDER))
             del overlay, old_state, closed, state, skips, merged
         added = shards.close()
         small = _history_to_merge([e for e in x.files if e.tier == "cold" and e.kind == "history"], history.rows)

@@ -26,29 +26,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from koru_core.model import TIMESTAMP, WRITE_ID
+from koru_core.read.rules import search_sorted
 from koru_core.write.decide import first_of_key
 
-__all__ = ["merge_sorted", "search_sorted", "u64_ids", "write_ids_of"]
-
-
-def search_sorted(sorted_keys: pa.Array, keys: pa.Array) -> np.ndarray:
-    """For each of ``keys``, the first position in ``sorted_keys`` whose key is ``>=`` it.
-
-    Args:
-        sorted_keys: string array sorted ascending by UTF-8 bytes (as Parquet and
-            :func:`pyarrow.compute.sort_indices` order strings), no nulls.
-        keys: string array, any order, no nulls.
-
-    Returns:
-        int64 array, one position in ``[0, len(sorted_keys)]`` per element of ``keys``
-        (NumPy's ``searchsorted(side="left")``), found by Polars' binary search.
-    """
-    import polars as pl  # a base dependency (polars-hash); imported here so ``import koru_core`` stays light
-
-    if not len(sorted_keys) or not len(keys):
-        return np.zeros(len(keys), dtype=np.int64)
-    found = pl.from_arrow(sorted_keys).search_sorted(pl.from_arrow(keys), side="left")  # type: ignore[union-attr]
-    return found.to_numpy().astype(np.int64)
+__all__ = ["merge_sorted", "u64_ids", "write_ids_of"]
 
 
 def merge_sorted(state: pa.Table, overlay: pa.Table, skips: pa.Table,

@@ -18,12 +18,11 @@ from pathlib import Path
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from koru_core.read.rules import bisect_key
 
-__all__ = ["HISTORY_ORDER", "Runs", "encoded_run", "first_row", "is_sorted", "last_row", "merge_runs"]
+__all__ = ["HISTORY_ORDER", "Runs", "encoded_run", "first_row", "last_row", "merge_runs"]
 
 HISTORY_ORDER = [("_valid_from", "ascending"), ("_key", "ascending"), ("_commit", "ascending")]
 """History files are sorted by valid time, then key: the versions that hold at a time *t*
@@ -88,23 +87,6 @@ def _batches(path: Path | pa.Buffer) -> Iterator[pa.Table]:
     f = pq.ParquetFile(pa.BufferReader(path) if isinstance(path, pa.Buffer) else path)
     for g in range(f.num_row_groups):
         yield f.read_row_group(g)
-
-
-def is_sorted(run: pa.Table) -> bool:
-    """True when ``run``'s rows are already in :data:`HISTORY_ORDER` (a check of
-    neighbouring rows, cheaper than sorting)."""
-    n = run.num_rows
-    if n < 2:
-        return True
-    ahead = [pc.greater(run[c].slice(0, n - 1), run[c].slice(1)) for c, _ in HISTORY_ORDER]
-    tied = [pc.equal(run[c].slice(0, n - 1), run[c].slice(1)) for c, _ in HISTORY_ORDER[:-1]]
-    wrong = ahead[0]
-    same = tied[0]
-    for i in range(1, len(HISTORY_ORDER)):
-        wrong = pc.or_(wrong, pc.and_(same, ahead[i]))
-        if i < len(tied):
-            same = pc.and_(same, tied[i])
-    return not pc.any(wrong).as_py()
 
 
 def first_row(t: pa.Table) -> tuple[int, str, int]:

@@ -9,6 +9,7 @@ translate the planner's decisions into their own operators.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -26,8 +27,10 @@ __all__ = [
     "bisect_key",
     "change_feed",
     "history_order",
+    "is_sorted",
     "latest_per_key",
     "row_value",
+    "search_sorted",
     "value_columns",
     "visible",
     "with_valid_to",
@@ -92,6 +95,46 @@ def bisect_key(keys: pa.Array, key: str, *, right: bool, order: pa.Array | None 
         else:
             hi = mid
     return lo
+
+
+def is_sorted(table: pa.Table, sort_keys: Sequence[tuple[str, str]]) -> bool:
+    """True when ``table``'s rows are already in the ascending order of ``sort_keys``
+    ((column, "ascending") pairs, as :meth:`pyarrow.Table.sort_by` takes them): one
+    comparison of neighbouring rows per column, cheaper than sorting. Columns without nulls."""
+    n = table.num_rows
+    if n < 2:
+        return True
+    names = [c for c, _ in sort_keys]
+    wrong = None
+    same = None
+    for i, c in enumerate(names):
+        a, b = table[c].slice(0, n - 1), table[c].slice(1)
+        ahead = pc.greater(a, b)
+        wrong = ahead if same is None else pc.or_(wrong, pc.and_(same, ahead))
+        if i < len(names) - 1:
+            tied = pc.equal(a, b)
+            same = tied if same is None else pc.and_(same, tied)
+    return not pc.any(wrong).as_py()
+
+
+def search_sorted(sorted_keys: pa.Array, keys: pa.Array) -> np.ndarray:
+    """For each of ``keys``, the first position in ``sorted_keys`` whose key is ``>=`` it.
+
+    Args:
+        sorted_keys: string array sorted ascending by UTF-8 bytes (as Parquet and
+            :func:`pyarrow.compute.sort_indices` order strings), no nulls.
+        keys: string array, any order, no nulls.
+
+    Returns:
+        int64 array, one position in ``[0, len(sorted_keys)]`` per element of ``keys``
+        (NumPy's ``searchsorted(side="left")``), found by Polars' binary search.
+    """
+    import polars as pl  # a base dependency (polars-hash); imported here so ``import koru_core`` stays light
+
+    if not len(sorted_keys) or not len(keys):
+        return np.zeros(len(keys), dtype=np.int64)
+    found = pl.from_arrow(sorted_keys).search_sorted(pl.from_arrow(keys), side="left")  # type: ignore[union-attr]
+    return found.to_numpy().astype(np.int64)
 
 
 def _first_per_key(keys: pa.ChunkedArray | pa.Array) -> pa.Array:

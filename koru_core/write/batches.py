@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -75,7 +76,7 @@ def merge_batches(batches: Sequence[Batch], *, stored_schema: pa.Schema | None, 
         columns.update(zip(values.column_names, values.columns, strict=True))
         parts.append(pa.table(columns))
     rows = pa.concat_tables(parts, promote_options="none")
-    rows = rows.add_column(ROW_COLUMNS.index("__seq"), "__seq", pa.array(range(rows.num_rows), pa.int64()))
+    rows = rows.add_column(ROW_COLUMNS.index("__seq"), "__seq", pa.array(np.arange(rows.num_rows, dtype=np.int64)))
     if len(batches) > 1:
         last = rows.group_by(["__key", "__valid"]).aggregate([("__seq", "max")])["__seq_max"]
         rows = rows.take(last.sort())
@@ -98,7 +99,7 @@ def add_missing_tombstones(rows: pa.Table, index: HeadIndex, system_time: int) -
         "__explicit": pa.array([explicit] * n),
         "__deleted": pa.array([True] * n),
         "__parents": pa.nulls(n, pa.list_(pa.string())),
-        "__seq": pa.array(range(rows.num_rows, rows.num_rows + n), pa.int64()),
+        "__seq": pa.array(np.arange(rows.num_rows, rows.num_rows + n, dtype=np.int64)),
     }
     columns = [extra.get(f.name, pa.nulls(n, f.type)) for f in rows.schema]
     return pa.concat_tables([rows, pa.table(columns, schema=rows.schema)])

@@ -30,6 +30,7 @@ from koru_core.hashing import content_id, content_ids
 from koru_core.hot.index import HeadIndex
 from koru_core.layout import COMMIT_SCHEMA, SKIP_SCHEMA
 from koru_core.model import CONTENT_ID, TIMESTAMP, WRITE_ID
+from koru_core.read.rules import is_sorted
 from koru_core.schema import conform_input, union_schema
 from koru_core.write import hotsync
 from koru_core.write.batches import ROW_COLUMNS, Operation, add_missing_tombstones, merge_batches
@@ -84,8 +85,9 @@ def prepare(
         rows = add_missing_tombstones(rows, index, system_time)
     values = rows.column_names[len(ROW_COLUMNS):]
     schema = pa.schema([rows.schema.field(n) for n in values])
-    order = pc.sort_indices(rows, sort_keys=[("__key", "ascending"), ("__valid", "ascending")])
-    rows = rows.take(order)
+    by_key = [("__key", "ascending"), ("__valid", "ascending")]
+    if not is_sorted(rows, by_key):  # input in key order (a sorted file, a key-ordered frame) is taken as is
+        rows = rows.take(pc.sort_indices(rows, sort_keys=by_key))
     live = pc.invert(rows["__deleted"].combine_chunks())
     cids = _content_ids_where(ctx, rows.select(values), live)
     sorted_keys = rows["__key"].combine_chunks()

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 
 from koru_core.hot.index import HEAD_SCHEMA, Head, HeadIndex
 
-KEYS = [f"k{i}" for i in range(12)]
+KEYS = [*(f"k{i}" for i in range(11)), "k1é"]
 CONTENT = [bytes([i]) * 32 for i in range(4)]  # 32-byte content ids
 
 version = st.tuples(st.sampled_from(KEYS), st.integers(0, 5), st.sampled_from([*CONTENT, None]))
@@ -79,7 +79,8 @@ def test_index_matches_model(steps: list) -> None:
             )
         for key in KEYS:
             assert index.get(key) == model.get(key), (key, commit)
-        probe = [*KEYS, "unknown", KEYS[0]]
+        # more than 64 keys: found by binary search in the index's key order (kept across commits)
+        probe = [*KEYS, "unknown", KEYS[0], "", "k", "k99", "é", *reversed(KEYS)] * 3
         got = index.lookup(pa.array(probe))
         assert got.schema == HEAD_SCHEMA
         for key, row in zip(probe, got.to_pylist(), strict=True):
