@@ -122,9 +122,10 @@ class Store(LifecycleMethods, VectorMethods):
     def __init__(self, ctx: Any) -> None:
         self._ctx = ctx
         self.path = ctx.root
-        from koru_core.lifecycle.auto import after_commit
+        from koru_core.lifecycle.auto import after_commit, consolidate_with_commit
 
-        self._writer = Writer(ctx, after_commit=after_commit if ctx.auto_maintain else None)
+        self._writer = Writer(ctx, after_commit=after_commit if ctx.auto_maintain else None,
+                              cold_part=consolidate_with_commit if ctx.auto_maintain else None)
 
     def __repr__(self) -> str:
         return f"koru.Store({str(self.path)!r})"

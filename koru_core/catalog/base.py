@@ -109,6 +109,10 @@ class Catalog(abc.ABC):
     def allocate_write_ids(self, count: int) -> int:
         """Reserve ``count`` write ids for a commit being prepared; return the first."""
 
+    swaps_in_commit: bool = False
+    """True when :meth:`record_commit` takes :attr:`CommitDraft.swaps` (cold files swapped
+    in by the commit's own transaction)."""
+
     @abc.abstractmethod
     def record_commit(self, draft: CommitDraft) -> CommitRecord:
         """Publish a commit atomically (see :class:`CommitDraft`).
@@ -116,6 +120,9 @@ class Catalog(abc.ABC):
         Raises:
             ConflictError: the head moved past ``draft.base`` and the draft cannot be
                 rebased; nothing was written.
+            HeadMovedError: the head moved past ``draft.base``, or a swap of
+                ``draft.swaps`` was refused (its namespace was consolidated meanwhile);
+                nothing was written.
         """
 
     @abc.abstractmethod

@@ -19,6 +19,7 @@ __all__ = [
     "CommitDraft",
     "CommitRecord",
     "FileEntry",
+    "FileSwap",
     "FileKind",
     "NamespaceInfo",
     "PendingBlob",
@@ -172,6 +173,8 @@ class CommitDraft:
         files: Warm files already on disk (their ``commit``/``system_time`` are filled in
             by the catalog).
         blobs: Pending blobs (``commit``/``system_time`` filled in by the catalog).
+        swaps: Cold files written in place of warm files (:class:`FileSwap`); only for
+            catalogs whose ``swaps_in_commit`` is True.
     """
 
     base: int
@@ -189,6 +192,32 @@ class CommitDraft:
     schemas: dict[str, tuple[pa.Schema, tuple[str, ...]]]
     files: tuple[FileEntry, ...] = ()
     blobs: tuple[PendingBlob, ...] = ()
+    swaps: tuple[FileSwap, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class FileSwap:
+    """Cold files a commit writes in place of a warm file, swapped in by the commit's own
+    transaction (:attr:`CommitDraft.swaps`, on catalogs whose :attr:`Catalog.swaps_in_commit`).
+
+    The commit's versions, and the namespace's state rows they touch, are already in the
+    cold layout (:func:`koru_core.lifecycle.consolidate.consolidate_commit`): recording the
+    commit also lists ``add``, retires ``remove`` and raises the namespace's ``cold_commit``
+    to the commit, as :meth:`Catalog.swap_files` would right after it.
+
+    Attributes:
+        namespace: The namespace.
+        remove: Files the new ones replace (state shards, folded history files).
+        add: The new cold files (their ``_commit`` column holds the commit's number).
+        base_cold_commit: The namespace's ``cold_commit`` they were built from; the commit
+            is refused (``HeadMovedError``) if it is no longer that, or a file of ``remove``
+            is no longer listed.
+    """
+
+    namespace: str
+    remove: tuple[FileEntry, ...]
+    add: tuple[FileEntry, ...]
+    base_cold_commit: int
 
 
 # -- the catalog tables' columns, shared by both backends ---------------------------

@@ -95,6 +95,9 @@ def record(cat: PostgresCatalog, draft: CommitDraft) -> CommitRecord:
     if cat._con.info.transaction_status != TransactionStatus.IDLE:
         msg = f"{cat.url}: record_commit cannot run inside catalog.snapshot()"
         raise InvalidInputError(msg)
+    if draft.swaps:
+        msg = f"{cat.url}: record_commit takes no file swaps here (swaps_in_commit is False)"
+        raise InvalidInputError(msg)
     head, head_time, prev = _head(cat)  # reconnects once if the server dropped the connection meanwhile
     if head != draft.base:
         raise _moved(cat, draft.base, head)

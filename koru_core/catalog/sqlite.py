@@ -137,6 +137,8 @@ class SQLiteCatalog(Catalog):
     ever share a transaction.
     """
 
+    swaps_in_commit = True
+
     def __init__(
         self, path: Path, *, durability: Durability = "full", timeout: float = 10.0, create: bool = False,
         content_format: int = 2, read_only: bool = False, check_files: bool = True,
@@ -441,6 +443,14 @@ class SQLiteCatalog(Catalog):
             )
             if draft.last_write_id is not None:
                 con.execute("UPDATE meta SET value = ? WHERE name = 'next_write_id'", (str(draft.last_write_id + 1),))
+            for swap in draft.swaps:
+                if not _swap_in(con, swap.namespace, remove=swap.remove, add=swap.add, absorb_pending_upto=None,
+                                cold_commit=commit, retired_at=None, base_cold_commit=swap.base_cold_commit):
+                    msg = (f"{self.path}: namespace {swap.namespace!r} was consolidated while commit {commit} "
+                           "was prepared; nothing was written")
+                    raise HeadMovedError(msg, base=draft.base, head=head)
+        for swap in draft.swaps:
+            self._stamp_retired([e.path for e in swap.remove])
         return record
 
     def swap_files(
@@ -448,39 +458,26 @@ class SQLiteCatalog(Catalog):
         absorb_pending_upto: int | None = None, cold_commit: int | None = None, retired_at: int | None = None,
         base_cold_commit: int | None = None,
     ) -> bool:
-        paths = [e.path for e in remove]
+        with self._write() as con:
+            if not _swap_in(con, namespace, remove=remove, add=add, absorb_pending_upto=absorb_pending_upto,
+                            cold_commit=cold_commit, retired_at=retired_at, base_cold_commit=base_cold_commit):
+                return False
+        if retired_at is None:
+            self._stamp_retired([e.path for e in remove])
+        return True
+
+    def _stamp_retired(self, paths: list[str]) -> None:
+        """Stamp files retired by a swap with the time the swap became visible.
+
+        Stamped only once the swap is visible: a reader whose lease starts before this
+        time may hold a snapshot from before the swap (it still lists these files), and
+        vacuum deletes a retired file only when every live lease started after its stamp."""
+        if not paths:
+            return
         marks = ", ".join("?" * len(paths))
         with self._write() as con:
-            if base_cold_commit is not None:
-                row = con.execute("SELECT cold_commit FROM namespaces WHERE name = ?", (namespace,)).fetchone()
-                if row is None or int(row[0]) != base_cold_commit:
-                    return False
-            if paths:
-                listed = con.execute(f"SELECT count(*) FROM files WHERE path IN ({marks})", paths).fetchone()[0]
-                if listed != len(paths):
-                    return False
-                con.execute(f"DELETE FROM files WHERE path IN ({marks})", paths)
-            if absorb_pending_upto is not None:
-                con.execute("DELETE FROM pending WHERE namespace = ? AND commit_number <= ?",
-                            (namespace, absorb_pending_upto))
-            for entry in add:
-                _insert_file(con, entry, commit=entry.commit, system_time=entry.system_time)
-            if cold_commit is not None:
-                con.execute("UPDATE namespaces SET cold_commit = max(cold_commit, ?) WHERE name = ?",
-                            (cold_commit, namespace))
-            con.executemany(
-                "INSERT OR REPLACE INTO retired VALUES (?, ?, ?, ?, ?)",
-                [(e.path, e.namespace, e.tier, e.bytes, _NOT_YET if retired_at is None else retired_at)
-                 for e in remove],
-            )
-        if paths and retired_at is None:
-            # Stamped only once the swap is visible: a reader whose lease starts before this
-            # time may hold a snapshot from before the swap (it still lists these files), and
-            # vacuum deletes a retired file only when every live lease started after its stamp.
-            with self._write() as con:
-                con.execute(f"UPDATE retired SET retired_at = ? WHERE retired_at = ? AND path IN ({marks})",
-                            [now_ns(), _NOT_YET, *paths])
-        return True
+            con.execute(f"UPDATE retired SET retired_at = ? WHERE retired_at = ? AND path IN ({marks})",
+                        [now_ns(), _NOT_YET, *paths])
 
     def bootstrap(
         self, *, commits: Sequence[CommitRecord], namespaces: Sequence[NamespaceInfo], files: Sequence[FileEntry],
@@ -579,6 +576,36 @@ class SQLiteCatalog(Catalog):
             rows = self._query("SELECT path FROM retired WHERE coalesce(retired_at, 0) <= ? AND path NOT IN "
                                "(SELECT path FROM files) ORDER BY path", (bound,))
         return [r[0] for r in rows]
+
+
+def _swap_in(
+    con: sqlite3.Connection, namespace: str, *, remove: Sequence[FileEntry], add: Sequence[FileEntry],
+    absorb_pending_upto: int | None, cold_commit: int | None, retired_at: int | None, base_cold_commit: int | None,
+) -> bool:
+    """The statements of a file swap, inside the caller's transaction (see
+    :meth:`Catalog.swap_files`); False, having changed nothing, when refused."""
+    paths = [e.path for e in remove]
+    marks = ", ".join("?" * len(paths))
+    if base_cold_commit is not None:
+        row = con.execute("SELECT cold_commit FROM namespaces WHERE name = ?", (namespace,)).fetchone()
+        if row is None or int(row[0]) != base_cold_commit:
+            return False
+    if paths:
+        listed = con.execute(f"SELECT count(*) FROM files WHERE path IN ({marks})", paths).fetchone()[0]
+        if listed != len(paths):
+            return False
+        con.execute(f"DELETE FROM files WHERE path IN ({marks})", paths)
+    if absorb_pending_upto is not None:
+        con.execute("DELETE FROM pending WHERE namespace = ? AND commit_number <= ?", (namespace, absorb_pending_upto))
+    for entry in add:
+        _insert_file(con, entry, commit=entry.commit, system_time=entry.system_time)
+    if cold_commit is not None:
+        con.execute("UPDATE namespaces SET cold_commit = max(cold_commit, ?) WHERE name = ?", (cold_commit, namespace))
+    con.executemany(
+        "INSERT OR REPLACE INTO retired VALUES (?, ?, ?, ?, ?)",
+        [(e.path, e.namespace, e.tier, e.bytes, _NOT_YET if retired_at is None else retired_at) for e in remove],
+    )
+    return True
 
 
 _NOT_YET = 2**62

@@ -53,14 +53,14 @@ from koru_core.read.rules import bisect_key, is_sorted
 from koru_core.schema import conform
 from koru_core.storage.parquet import ParquetSink, write_parquet
 from koru_core.write.decide import first_of_key
-from koru_core.write.hotsync import commit_rows
+from koru_core.write.hotsync import with_commit, commit_rows
 
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
 __all__ = [
     "COLD_ROW_GROUP_ROWS", "HISTORY_MERGE_ROWS", "HISTORY_ORDER", "HISTORY_SMALL_ROWS", "RANGE_BYTES_PER_ROW",
-    "STATE_SHARD_ROWS", "consolidate_namespace", "range_rows",
+    "STATE_SHARD_ROWS", "consolidate_commit", "consolidate_namespace", "range_rows",
 ]
 
 COLD_ROW_GROUP_ROWS = 16 * 1024
@@ -182,6 +182,44 @@ def consolidate_namespace(ctx: StoreContext, namespace: str) -> bool:
     token = ctx.leases.acquire()  # before the inputs' snapshot: a vacuum elsewhere keeps what it reads
     try:
         return _consolidate_leased(ctx, namespace)
+    finally:
+        ctx.leases.release(token)
+
+
+def consolidate_commit(ctx: StoreContext, namespace: str, versions: pa.Table, skips: pa.Table, values: pa.Schema, *,
+                       files: Sequence[FileEntry], cold_commit: int, commit: int,
+                       system_time: int) -> tuple[list[FileEntry], list[FileEntry]]:
+    """The cold layout of a namespace whose overlay is empty, with one more commit's rows,
+    written before that commit is recorded (a commit large enough to be consolidated at
+    once goes straight to the cold layout: its versions are encoded once, not first into
+    a warm file).
+
+    Args:
+        versions: The commit's versions (:data:`~koru_core.layout.COMMIT_SCHEMA` and the
+            value columns), sorted by ``_key`` and ``_valid_from``.
+        skips: Its skip records (:data:`~koru_core.layout.SKIP_SCHEMA`, ``_commit`` null).
+        values: The namespace's value schema after the commit.
+        files: The namespace's files at the head the commit is prepared on.
+        cold_commit: The namespace's ``cold_commit`` there (no warm file or pending blob
+            after it).
+        commit, system_time: The number and system time (ns, UTC) the commit will be
+            recorded with (``_commit`` and ``_system_from`` of its rows).
+
+    Returns:
+        (files replaced, files added): for :class:`~koru_core.catalog.entries.FileSwap`.
+
+    Raises:
+        CorruptionError: an input file is missing or corrupted.
+        StoreFullError: no space for the new files (nothing is left behind).
+    """
+    names = [n for n in COLD_SCHEMA.names if n not in ("_valid_to", "_valid_to_commit")]
+    parts = [(commit, with_commit(versions, commit, [*names, *values.names]))] if versions.num_rows else []
+    skip_rows = (with_commit(skips, commit, SKIP_SCHEMA.names).cast(SKIP_SCHEMA) if skips.num_rows
+                 else SKIP_SCHEMA.empty_table())
+    x = _Inputs(commit, cold_commit, values, list(files), parts, {commit: system_time}, skip_rows, [])
+    token = ctx.leases.acquire()  # a vacuum elsewhere keeps the state files read here
+    try:
+        return _rewrite(ctx, namespace, x)
     finally:
         ctx.leases.release(token)
 

@@ -80,13 +80,16 @@ def merge_sorted(state: pa.Table, overlay: pa.Table, skips: pa.Table,
     nxt_commit = np.empty(n, dtype=np.int64)
     nxt_commit[:-1] = o_commit[1:]
     closed_state = _closed(changed.select(schema.names), o_valid[o_first], o_commit[o_first])
-    inner = np.flatnonzero(~last)
-    closed_overlay = _closed(overlay.select(schema.names).take(pa.array(inner)), nxt_valid[inner], nxt_commit[inner])
-    closed = pa.concat_tables([closed_state, closed_overlay])
+    ends = np.flatnonzero(last)
+    rows = overlay.select(schema.names)
+    if len(ends) < n:  # some key has more than one overlay row
+        inner = np.flatnonzero(~last)
+        closed_state = pa.concat_tables([
+            closed_state, _closed(rows.take(pa.array(inner)), nxt_valid[inner], nxt_commit[inner])])
+    closed = closed_state
 
     # new state rows: each written key's last overlay row, with its tips
-    ends = np.flatnonzero(last)
-    fresh = overlay.select(schema.names).take(pa.array(ends))
+    fresh = rows.take(pa.array(ends)) if len(ends) < n else rows
     fresh = fresh.set_column(fresh.column_names.index("_valid_to"), "_valid_to", pa.nulls(len(ends), TIMESTAMP))
     fresh = fresh.set_column(fresh.column_names.index("_valid_to_commit"), "_valid_to_commit",
                              pa.nulls(len(ends), pa.int64()))
@@ -115,15 +118,15 @@ def merge_sorted(state: pa.Table, overlay: pa.Table, skips: pa.Table,
     kept_rows = np.flatnonzero(keep)
     if not len(kept_rows):
         return fresh, closed
-    kept = state.take(pa.array(kept_rows))
-    # ranks: a kept row j is 2j+1, a new row inserted before old row p is 2p (a matched one replaces row p)
+    # ranks: a kept row j is 2j+1, a new row inserted before old row p is 2p (a matched one
+    # replaces row p); one take from (new rows, old rows) puts both in key order
     at_new = np.arange(len(ends)) + np.searchsorted(2 * kept_rows + 1, 2 * gpos, side="left")
     order = np.empty(len(ends) + len(kept_rows), dtype=np.int64)
     is_new = np.zeros(len(order), dtype=bool)
     is_new[at_new] = True
     order[at_new] = np.arange(len(ends))
-    order[~is_new] = len(ends) + np.arange(len(kept_rows))
-    return pa.concat_tables([fresh, kept]).take(pa.array(order)), closed
+    order[~is_new] = len(ends) + kept_rows
+    return pa.concat_tables([fresh, state]).take(pa.array(order)), closed
 
 
 def _closed(rows: pa.Table, valid_to: np.ndarray, valid_to_commit: np.ndarray) -> pa.Table:

@@ -23,12 +23,12 @@ from koru_core.model import TIMESTAMP
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
-__all__ = ["commit_rows", "current_commit", "index_at", "late_history", "late_skips"]
+__all__ = ["commit_rows", "current_commit", "index_at", "late_history", "late_skips", "with_commit"]
 
 _STATE_COLUMNS = ["_key", "_valid_from", "_commit", "_content_id", "_deleted", "_last_write_id", "_last_valid"]
 
 
-def _with_commit(table: pa.Table, commit: int, columns: Sequence[str]) -> pa.Table:
+def with_commit(table: pa.Table, commit: int, columns: Sequence[str]) -> pa.Table:
     """``columns`` of ``table``, ``_commit`` set to ``commit``; columns it lacks are null (type null)."""
     n = table.num_rows
     if "_commit" not in table.column_names:
@@ -51,9 +51,9 @@ def commit_rows(
     physical = [c for c in columns if c != "_commit"]
     for e in files:
         if e.tier == "warm" and e.kind == kind and e.commit is not None and after < e.commit <= upto:
-            out.append((e.commit, _with_commit(ctx.files.read(e, physical), e.commit, columns)))
+            out.append((e.commit, with_commit(ctx.files.read(e, physical), e.commit, columns)))
     for c, _, t in ctx.pending.tables(namespace, after=after, upto=upto, kind=kind):  # type: ignore[arg-type]
-        out.append((c, _with_commit(t, c, columns)))
+        out.append((c, with_commit(t, c, columns)))
     out.sort(key=lambda p: p[0])
     return out
 

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from koru_core.catalog.blobs import encode_table
-from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, PendingBlob
+from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, FileSwap, PendingBlob
 from koru_core.chain import body_digest
 from koru_core.layout import warm_name
 from koru_core.storage.parquet import write_parquet
@@ -60,23 +60,29 @@ def _blob(namespace: str, kind: str, table: pa.Table) -> PendingBlob:
 
 @dataclass(frozen=True, slots=True)
 class Staged:
-    """A commit's data, written but not yet visible: its warm files and pending blobs."""
+    """A commit's data, written but not yet visible: its warm files, pending blobs and the
+    cold files of parts that go straight to the cold layout (:class:`FileSwap`)."""
 
     prepared: tuple[Prepared, ...]
     files: tuple[FileEntry, ...]
     blobs: tuple[PendingBlob, ...]
+    swaps: tuple[FileSwap, ...] = ()
 
 
-def stage(ctx: StoreContext, prepared: Sequence[Prepared]) -> Staged:
-    """Write the commit's data: warm files (written and fsynced) for large parts, blobs for small ones.
+def stage(ctx: StoreContext, prepared: Sequence[Prepared], swaps: Sequence[FileSwap] = ()) -> Staged:
+    """Write the commit's data: warm files (written and fsynced) for large parts, blobs for
+    small ones; nothing for the namespaces of ``swaps``, whose cold files hold their part.
 
     Raises:
         StoreFullError: no space for a warm file (nothing is left behind).
     """
     files: list[FileEntry] = []
     blobs: list[PendingBlob] = []
+    cold = {s.namespace for s in swaps}
     try:
         for p in prepared:
+            if p.namespace in cold:
+                continue
             for kind, table in (("versions", p.versions), ("skips", p.skips)):
                 if not table.num_rows:
                     continue
@@ -85,9 +91,9 @@ def stage(ctx: StoreContext, prepared: Sequence[Prepared]) -> Staged:
                 else:
                     blobs.append(_blob(p.namespace, kind, table))
     except BaseException:
-        discard(ctx, Staged(tuple(prepared), tuple(files), ()))
+        discard(ctx, Staged(tuple(prepared), tuple(files), (), tuple(swaps)))
         raise
-    return Staged(tuple(prepared), tuple(files), tuple(blobs))
+    return Staged(tuple(prepared), tuple(files), tuple(blobs), tuple(swaps))
 
 
 def publish(
@@ -115,15 +121,16 @@ def publish(
         last_write_id=first_write_id + total - 1 if total else None,
         body=body_digest([(p.namespace, p.versions) for p in prepared]),
         schemas={p.namespace: (p.schema, p.key_columns) for p in written if p.is_reshaped},
-        files=staged.files, blobs=staged.blobs,
+        files=staged.files, blobs=staged.blobs, swaps=staged.swaps,
     )
     return ctx.catalog.record_commit(draft)
 
 
 def discard(ctx: StoreContext, staged: Staged) -> None:
-    """Remove staged warm files that were never recorded (rather than leave orphans for vacuum)."""
-    ctx.files.forget([e.path for e in staged.files])
-    for e in staged.files:
+    """Remove staged warm and cold files that were never recorded (rather than leave orphans for vacuum)."""
+    written = [*staged.files, *(e for s in staged.swaps for e in s.add)]
+    ctx.files.forget([e.path for e in written])
+    for e in written:
         try:
             ctx.storage.delete(e.path)
         except OSError:

@@ -21,7 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from koru_core._time import now_ns
-from koru_core.catalog.entries import CommitRecord
+from koru_core.catalog.entries import CommitRecord, FileSwap
 from koru_core.errors import ConflictError, HeadMovedError
 from koru_core.hot.index import INDEX_COLUMNS
 from koru_core.hot.tier import TOMBSTONE
@@ -30,14 +30,14 @@ from koru_core.model import CommitResult
 from koru_core.read.rules import row_value
 from koru_core.write import hotsync
 from koru_core.write.batches import Operation, group
-from koru_core.write.persist import Staged, discard, publish, stage
+from koru_core.write.persist import PENDING_MAX_ROWS, Staged, discard, publish, stage
 from koru_core.write.prepare import prepare
 from koru_core.write.versions import Prepared
 
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
-__all__ = ["CACHE_MAX_ROWS", "MAX_ATTEMPTS", "RETRY_WAIT_MAX_S", "RETRY_WAIT_S", "Writer"]
+__all__ = ["CACHE_MAX_ROWS", "MAX_ATTEMPTS", "RETRY_WAIT_MAX_S", "RETRY_WAIT_S", "ColdPart", "Writer"]
 
 MAX_ATTEMPTS = 50
 """Times a commit is prepared again because other writers changed its keys before it gives up."""
@@ -60,6 +60,12 @@ commit of more versions frees its tables before automatic maintenance runs (its
 freed memory to the operating system, so a long ingest does not hold its peak."""
 
 
+ColdPart = Callable[..., "FileSwap | None"]
+"""``(ctx, prepared, *, commit, system_time) -> FileSwap | None``: the cold files of a
+namespace's part that goes straight to the cold layout
+(:func:`koru_core.lifecycle.auto.consolidate_with_commit`), or None for a warm file."""
+
+
 class Writer:
     """Commits operations to one store (see the module docstring).
 
@@ -67,11 +73,16 @@ class Writer:
         ctx: The store's context.
         after_commit: Called with the context and the commit record after each commit
             (automatic maintenance); its errors become warnings.
+        cold_part: Writes the cold files of a large part before the commit point, so the
+            commit records them in place of a warm file (:data:`ColdPart`); its errors
+            are logged and the part takes a warm file.
     """
 
-    def __init__(self, ctx: StoreContext, *, after_commit: Callable[[StoreContext, CommitRecord], None] | None = None) -> None:
+    def __init__(self, ctx: StoreContext, *, after_commit: Callable[[StoreContext, CommitRecord], None] | None = None,
+                 cold_part: ColdPart | None = None) -> None:
         self.ctx = ctx
         self.after_commit = after_commit
+        self.cold_part = cold_part
 
     def commit(
         self, operations: Sequence[Operation], *, actor: str | None, run_id: str | None,
@@ -110,7 +121,7 @@ class Writer:
                 unchanged = sum(p.unchanged for p in prepared)
                 if not any(p.versions.num_rows or p.skips.num_rows for p in prepared):
                     return CommitResult(commit=None, unchanged=unchanged), prepared, None
-                staged = stage(ctx, prepared)
+                staged = stage(ctx, prepared, self._cold_parts(prepared, commit=head + 1, system_time=system_time))
                 try:
                     record = self._publish(staged, operations, head=head, system_time=system_time, actor=actor,
                                            run_id=run_id, metadata=metadata, first=first)
@@ -137,6 +148,24 @@ class Writer:
                 pa.default_memory_pool().release_unused()
             self._maintain(record)
         return result, prepared, record
+
+    def _cold_parts(self, prepared: Sequence[Prepared], *, commit: int, system_time: int) -> list[FileSwap]:
+        """The cold files of the parts that go straight to the cold layout (:data:`ColdPart`)."""
+        if self.cold_part is None:
+            return []
+        swaps = []
+        for p in prepared:
+            if p.versions.num_rows <= PENDING_MAX_ROWS:
+                continue
+            try:
+                swap = self.cold_part(self.ctx, p, commit=commit, system_time=system_time)
+            except Exception as e:  # noqa: BLE001 - the part takes a warm file instead
+                log.warning("koru: writing namespace %r of commit %s straight to cold files failed, so it takes a "
+                            "warm file: %r", p.namespace, commit, e)
+                continue
+            if swap is not None:
+                swaps.append(swap)
+        return swaps
 
     def _check_expected(self, expected: Mapping[tuple[str, str], int], head: int) -> None:
         """Raise :class:`ConflictError` if a key's current version is not of the expected commit."""
@@ -187,6 +216,8 @@ class Writer:
                 return publish(ctx, staged, base=base, system_time=system_time, actor=actor, run_id=run_id,
                                metadata=metadata, first_write_id=first)
             except HeadMovedError:
+                if staged.swaps:  # its cold files hold the commit's number: prepare again
+                    return None
                 new_head, new_time, _ = ctx.catalog.head()
                 if system_time <= new_time or not self._untouched(staged.prepared, operations, base, new_head):
                     return None

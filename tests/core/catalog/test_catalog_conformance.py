@@ -6,6 +6,7 @@ Each test runs once per backend (``conftest.py``). Concurrency is in
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 import time
 
@@ -15,9 +16,9 @@ import pytest
 from _backends import Backend
 from _drafts import SCHEMA, blob, cold, draft, warm
 
-from koru_core.catalog import Catalog, CommitRecord, NamespaceInfo, open_catalog
+from koru_core.catalog import Catalog, CommitRecord, FileSwap, NamespaceInfo, open_catalog
 from koru_core.chain import chain_hash
-from koru_core.errors import ConflictError, CorruptionError, FormatError, HeadMovedError
+from koru_core.errors import ConflictError, CorruptionError, FormatError, HeadMovedError, InvalidInputError
 
 
 def commit_n(catalog: Catalog, n: int, **kw: object) -> list[CommitRecord]:
@@ -156,6 +157,36 @@ def test_a_swap_built_from_an_older_cold_commit_is_refused(catalog: Catalog) -> 
     assert catalog.swap_files("users", remove=[], add=[cold("cold/c.parquet", upto=3)], absorb_pending_upto=3,
                               cold_commit=3, retired_at=1, base_cold_commit=2)
     assert catalog.namespace("users").cold_commit == 3  # type: ignore[union-attr]
+
+
+def test_a_commit_can_swap_in_its_own_cold_files(catalog: Catalog) -> None:
+    """A large commit that goes straight to the cold layout records its cold files, retires
+    the state they replace and raises ``cold_commit`` in its own transaction; a swap built
+    from an older ``cold_commit`` refuses the whole commit. A catalog without the ability
+    refuses such a draft outright."""
+    catalog.record_commit(draft(0, tag="1", blobs=(blob(b"p1"),), schemas={"users": (SCHEMA, ())}))
+    old = cold("cold/state-1.parquet", upto=1)
+    assert catalog.swap_files("users", remove=[], add=[old], absorb_pending_upto=1, cold_commit=1, retired_at=1)
+    new = cold("cold/state-2.parquet", upto=2)
+    swap = FileSwap("users", remove=(old,), add=(new,), base_cold_commit=1)
+    if not catalog.swaps_in_commit:
+        with pytest.raises(InvalidInputError, match="swaps"):
+            catalog.record_commit(dataclasses.replace(draft(1, tag="2"), swaps=(swap,)))
+        assert catalog.head()[0] == 1 and [f.path for f in catalog.files("users")] == [old.path]
+        return
+    before = (catalog.head(), catalog.files(), catalog.retired(), catalog.namespace("users"))
+    stale = FileSwap("users", remove=(old,), add=(new,), base_cold_commit=0)
+    with pytest.raises(HeadMovedError, match="consolidated"):
+        catalog.record_commit(dataclasses.replace(draft(1, tag="2"), swaps=(stale,)))
+    assert (catalog.head(), catalog.files(), catalog.retired(), catalog.namespace("users")) == before
+    t0 = time.time_ns()
+    rec = catalog.record_commit(dataclasses.replace(draft(1, tag="2"), swaps=(swap,)))
+    assert rec.commit == 2 and catalog.head()[0] == 2
+    assert [f.path for f in catalog.files("users")] == [new.path]
+    assert catalog.namespace("users").cold_commit == 2  # type: ignore[union-attr]
+    (path, (namespace, tier, size, retired_at)), = catalog.retired().items()
+    assert (path, namespace, tier, size) == (old.path, "users", "cold", old.bytes)
+    assert t0 <= retired_at <= time.time_ns()  # stamped once the commit is visible
 
 
 def test_bootstrap_fills_an_empty_catalog(backend: Backend) -> None:
