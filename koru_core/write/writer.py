@@ -37,10 +37,15 @@ from koru_core.write.versions import Prepared
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
 
-__all__ = ["CACHE_MAX_ROWS", "MAX_ATTEMPTS", "RETRY_WAIT_MAX_S", "RETRY_WAIT_S", "ColdPart", "Writer"]
+__all__ = ["CACHE_MAX_ROWS", "MAX_ATTEMPTS", "MAX_PREPARES", "RETRY_WAIT_MAX_S", "RETRY_WAIT_S", "ColdPart", "Writer"]
 
 MAX_ATTEMPTS = 50
 """Times a commit is prepared again because other writers changed its keys before it gives up."""
+
+MAX_PREPARES = 4 * MAX_ATTEMPTS
+"""Times a commit is prepared in all before it gives up, counting those done again because
+its namespace was consolidated meanwhile (the rows it was checked against moved to cold
+files: nothing says its keys conflict, so those do not count as attempts lost to writers)."""
 
 RETRY_WAIT_S = 0.002
 """Before preparing again, a writer waits a random time up to this many seconds, doubled
@@ -52,6 +57,13 @@ RETRY_WAIT_MAX_S = 0.25
 """The longest wait between two attempts of one commit (seconds)."""
 
 log = logging.getLogger("koru")
+
+_LOST_TO_WRITERS = "lost to writers"
+"""Why a commit is prepared again: other writers' commits wrote its keys (counts toward
+:data:`MAX_ATTEMPTS`)."""
+
+_MOVED = "moved"
+"""Why a commit is prepared again: its namespace was consolidated or reshaped meanwhile."""
 
 CACHE_MAX_ROWS = 1024
 """Commits writing at most this many versions to a namespace refresh the value cache. A
@@ -109,7 +121,8 @@ class Writer:
         """
         ctx = self.ctx
         with ctx.lock:
-            for attempt in range(MAX_ATTEMPTS):
+            lost = 0  # attempts lost to other writers' commits on these keys
+            for attempt in range(MAX_PREPARES):
                 head, head_time, _ = ctx.catalog.head()
                 if expected:
                     self._check_expected(expected, head)
@@ -128,14 +141,18 @@ class Writer:
                 except BaseException:
                     discard(ctx, staged)
                     raise
-                if record is None:  # other writers touched these keys: prepare again on the new head
+                if isinstance(record, str):  # other writers' commits, or a consolidation: prepare again
                     discard(ctx, staged)
+                    lost += record == _LOST_TO_WRITERS
+                    if lost >= MAX_ATTEMPTS:
+                        break
                     time.sleep(random.uniform(0, min(RETRY_WAIT_MAX_S, RETRY_WAIT_S * 2**attempt)))
                     continue
                 self._update_hot_or_clear(record, prepared, record.commit - 1)
                 break
-            else:
-                msg = f"koru: gave up after {MAX_ATTEMPTS} attempts: other writers kept changing the same keys"
+            if isinstance(record, str):
+                msg = (f"koru: gave up after {attempt + 1} attempts ({lost} lost to other writers): other writers "
+                       "kept changing the same keys")
                 raise ConflictError(msg)
             result = CommitResult(
                 commit=record.commit,
@@ -200,14 +217,16 @@ class Writer:
 
     def _publish(self, staged: Staged, operations: Sequence[Operation], *, head: int, system_time: int,
                  actor: str | None, run_id: str | None, metadata: dict[str, str] | None,
-                 first: int) -> CommitRecord | None:
+                 first: int) -> CommitRecord | str:
         """Record the staged commit, rebasing it past other writers' commits (optimistic
         concurrency, as Delta Lake and DuckLake commit): when none of them touched this
         commit's keys, the same data is recorded on the new head (nothing is rewritten).
 
         Returns:
-            The record, or None when the commit must be prepared again (another writer
-            changed one of its keys, or its system time is no longer after the head's).
+            The record, or why the commit must be prepared again: :data:`_LOST_TO_WRITERS`
+            (another writer changed one of its keys, or its system time is no longer after
+            the head's) or :data:`_MOVED` (its namespace was consolidated or reshaped
+            meanwhile, or its cold files hold a commit number that was taken).
         """
         ctx = self.ctx
         base = head
@@ -217,37 +236,41 @@ class Writer:
                                metadata=metadata, first_write_id=first)
             except HeadMovedError:
                 if staged.swaps:  # its cold files hold the commit's number: prepare again
-                    return None
+                    return _MOVED
                 new_head, new_time, _ = ctx.catalog.head()
-                if system_time <= new_time or not self._untouched(staged.prepared, operations, base, new_head):
-                    return None
+                if system_time <= new_time:
+                    return _LOST_TO_WRITERS
+                why = self._untouched(staged.prepared, operations, base, new_head)
+                if why is not None:
+                    return why
                 base = new_head
 
     def _untouched(self, prepared: Sequence[Prepared], operations: Sequence[Operation], base: int,
-                   head: int) -> bool:
-        """True when the commits in (``base``, ``head``] wrote none of the keys prepared and
+                   head: int) -> str | None:
+        """None when the commits in (``base``, ``head``] wrote none of the keys prepared and
         changed no schema they write (so the unchanged rule, the version chain and the
-        namespace's schema come out the same on ``head``). Read from those commits' own
-        rows, never from the hot index (which another thread may have moved past ``base``)."""
+        namespace's schema come out the same on ``head``), else why not (:data:`_LOST_TO_WRITERS`,
+        :data:`_MOVED`). Read from those commits' own rows, never from the hot index (which
+        another thread may have moved past ``base``)."""
         ctx = self.ctx
         ours = {p.namespace for p in prepared}
         theirs = {ns for c in ctx.catalog.commits(since=base, until=head) for ns in c.namespaces}
         for namespace in ours & theirs:
             if any(op.delete_missing for op in operations if op.batch.namespace == namespace):
-                return False  # the live keys it tombstones may have changed
+                return _LOST_TO_WRITERS  # the live keys it tombstones may have changed
             p = next(p for p in prepared if p.namespace == namespace)
             keys = pc.unique(pa.concat_arrays([p.versions["_key"].combine_chunks(), p.skips["_key"].combine_chunks()]))
             with ctx.catalog.snapshot():
                 info = ctx.catalog.namespace(namespace)
                 if info is None or info.cold_commit > base or info.schema_commit > base:
-                    return False  # consolidated meanwhile (their rows moved), or a schema changed
+                    return _MOVED  # consolidated meanwhile (their rows moved), or a schema changed
                 files = ctx.catalog.files(namespace)
                 written = [t["_key"] for kind in ("versions", "skips")
                            for _, t in hotsync.commit_rows(ctx, namespace, files, after=base, upto=head, kind=kind,
                                                            columns=("_key",))]
             if any(pc.any(pc.is_in(k, value_set=keys)).as_py() for k in written):
-                return False
-        return True
+                return _LOST_TO_WRITERS
+        return None
 
     def _update_hot_or_clear(self, record: CommitRecord, prepared: list[Prepared], base: int) -> None:
         """Bring the hot tier past the commit (work after the commit point: it never fails the call)."""
