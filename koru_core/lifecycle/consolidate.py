@@ -18,7 +18,8 @@ A run reads the overlay (warm files and pending versions up to the head it sees)
 the state shards holding the overlay's keys, and — only for *late* keys, whose new
 versions come before their last cold version — those keys' history rows. It computes
 ``_valid_to`` (the next ``_valid_from`` of the key in (``_valid_from``, ``_commit``)
-order) and ``_valid_to_commit`` over all of them, writes the new state shards, one
+order) and ``_valid_to_commit`` over all of them (when no key is late, by a sorted merge
+of the state rows and the overlay: :mod:`koru_core.lifecycle.merge`), writes the new state shards, one
 history file and one skips file, and swaps them in with one catalog transaction
 (:meth:`Catalog.swap_files`), raising ``cold_commit`` to its head. Readers see the
 old files and overlay or the new files, never a mix. Replaced files are retired and
@@ -53,7 +54,7 @@ from koru_core.read.rules import bisect_key, is_sorted
 from koru_core.schema import conform
 from koru_core.storage.parquet import ParquetSink, write_parquet
 from koru_core.write.decide import first_of_key
-from koru_core.write.hotsync import with_commit, commit_rows
+from koru_core.write.hotsync import commit_rows, with_commit
 
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
