@@ -30,7 +30,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from koru_core.read.rules import search_sorted
+from koru_core.read.rules import find_sorted, search_sorted
 
 __all__ = ["HEAD_SCHEMA", "INDEX_COLUMNS", "Head", "HeadIndex"]
 
@@ -315,10 +315,8 @@ class HeadIndex:
         if self._positions is not None and len(keys) <= 64:
             return np.array([self._positions.get(k, -1) for k in keys.to_pylist()], dtype=np.int64)
         order, sorted_keys = self._key_order()
-        at = search_sorted(sorted_keys, keys)
-        inside = np.minimum(at, self._n - 1)
-        hit = pc.equal(sorted_keys.take(pa.array(inside)), keys).to_numpy(zero_copy_only=False) & (at < self._n)
-        return np.where(hit, order[inside], -1)
+        at = find_sorted(sorted_keys, keys)
+        return np.where(at >= 0, order[at], -1)
 
     def _key_order(self) -> tuple[np.ndarray, pa.Array]:
         """The rows in key order and their keys (a batch's keys are found by binary search,

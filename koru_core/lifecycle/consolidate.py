@@ -47,7 +47,7 @@ import pyarrow.compute as pc
 
 from koru_core.catalog.entries import FileEntry
 from koru_core.layout import COLD_SCHEMA, SKIP_SCHEMA, cold_name
-from koru_core.lifecycle.merge import merge_sorted, u64_ids, write_ids_of
+from koru_core.lifecycle.merge import merge_sorted
 from koru_core.lifecycle.runs import HISTORY_ORDER, Runs, encoded_run, first_row, last_row, merge_runs
 from koru_core.model import TIMESTAMP, WRITE_ID
 from koru_core.read.rules import bisect_key, is_sorted
@@ -55,6 +55,7 @@ from koru_core.schema import conform
 from koru_core.storage.parquet import ParquetSink, write_parquet
 from koru_core.write.decide import first_of_key
 from koru_core.write.hotsync import commit_rows, with_commit
+from koru_core.write.versions import u64_ids, write_ids_of
 
 if TYPE_CHECKING:
     from koru_core.context import StoreContext

@@ -25,11 +25,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from koru_core.model import TIMESTAMP, WRITE_ID
-from koru_core.read.rules import search_sorted
+from koru_core.model import TIMESTAMP
+from koru_core.read.rules import find_sorted, search_sorted
 from koru_core.write.decide import first_of_key
+from koru_core.write.versions import u64_ids, write_ids_of
 
-__all__ = ["merge_sorted", "u64_ids", "write_ids_of"]
+__all__ = ["merge_sorted"]
 
 
 def merge_sorted(state: pa.Table, overlay: pa.Table, skips: pa.Table,
@@ -55,14 +56,11 @@ def merge_sorted(state: pa.Table, overlay: pa.Table, skips: pa.Table,
     n_state = len(skeys)
     first = first_of_key(okeys)
     starts = np.flatnonzero(first)
-    gpos = search_sorted(skeys, okeys.take(pa.array(starts)))  # per written key: its place among the state's
-    inside = gpos < n_state
-    matched = np.zeros(len(starts), dtype=bool)
-    if inside.any():
-        at = np.flatnonzero(inside)
-        same = pc.equal(skeys.take(pa.array(gpos[at])), okeys.take(pa.array(starts[at])))
-        matched[at] = same.to_numpy(zero_copy_only=False)
-    s_rows = gpos[matched]
+    group_keys = okeys.take(pa.array(starts))
+    gpos = search_sorted(skeys, group_keys)  # per written key: its place among the state's
+    found = find_sorted(skeys, group_keys, at=gpos)
+    matched = found >= 0
+    s_rows = found[matched]
     o_first = starts[matched]
     changed = state.take(pa.array(s_rows))
     o_valid = _one(overlay["_valid_from"]).cast(pa.int64()).to_numpy(zero_copy_only=False)
@@ -79,14 +77,12 @@ def merge_sorted(state: pa.Table, overlay: pa.Table, skips: pa.Table,
     nxt_valid[:-1] = o_valid[1:]
     nxt_commit = np.empty(n, dtype=np.int64)
     nxt_commit[:-1] = o_commit[1:]
-    closed_state = _closed(changed.select(schema.names), o_valid[o_first], o_commit[o_first])
+    closed = _closed(changed.select(schema.names), o_valid[o_first], o_commit[o_first])
     ends = np.flatnonzero(last)
     rows = overlay.select(schema.names)
     if len(ends) < n:  # some key has more than one overlay row
         inner = np.flatnonzero(~last)
-        closed_state = pa.concat_tables([
-            closed_state, _closed(rows.take(pa.array(inner)), nxt_valid[inner], nxt_commit[inner])])
-    closed = closed_state
+        closed = pa.concat_tables([closed, _closed(rows.take(pa.array(inner)), nxt_valid[inner], nxt_commit[inner])])
 
     # new state rows: each written key's last overlay row, with its tips
     fresh = rows.take(pa.array(ends)) if len(ends) < n else rows
@@ -101,13 +97,9 @@ def merge_sorted(state: pa.Table, overlay: pa.Table, skips: pa.Table,
         tip_v[matched] = np.maximum(tip_v[matched], s_tip_v)
         tip_w[matched] = np.maximum(tip_w[matched], u64_ids(_one(changed["_last_write_id"])))
     if skips.num_rows:
-        group_keys = okeys.take(pa.array(starts))
-        skey = _one(skips["_key"]).cast(pa.string())
-        g = search_sorted(group_keys, skey)
-        ok = g < len(starts)
-        ok[ok] = pc.equal(group_keys.take(pa.array(g[ok])), skey.filter(pa.array(ok))).to_numpy(zero_copy_only=False)
+        g = find_sorted(group_keys, _one(skips["_key"]).cast(pa.string()))
         sv = _one(skips["_valid_from"]).cast(pa.int64()).to_numpy(zero_copy_only=False)
-        np.maximum.at(tip_v, g[ok], sv[ok])
+        np.maximum.at(tip_v, g[g >= 0], sv[g >= 0])
     fresh = fresh.append_column(state.schema.field("_last_write_id"), write_ids_of(tip_w))
     fresh = fresh.append_column(state.schema.field("_last_valid"), pa.array(tip_v).cast(TIMESTAMP))
     fresh = fresh.select(state.column_names).cast(state.schema)
@@ -138,20 +130,3 @@ def _closed(rows: pa.Table, valid_to: np.ndarray, valid_to_commit: np.ndarray) -
 
 def _one(x: pa.Array | pa.ChunkedArray) -> pa.Array:
     return x.combine_chunks() if isinstance(x, pa.ChunkedArray) else x
-
-
-def u64_ids(ids: pa.Array) -> np.ndarray:
-    """Write ids (``fixed_size_binary(8)``, big-endian) as uint64; 0 for null."""
-    n = len(ids)
-    if not n:
-        return np.zeros(0, dtype=np.uint64)
-    filled = pc.fill_null(ids, pa.scalar(bytes(8), WRITE_ID)) if ids.null_count else ids
-    raw = np.frombuffer(filled.buffers()[1], dtype=np.uint8, count=(filled.offset + n) * 8)[filled.offset * 8:]
-    return raw.view(">u8").astype(np.uint64)
-
-
-def write_ids_of(values: np.ndarray) -> pa.Array:
-    """uint64 write ids as ``fixed_size_binary(8)`` (big-endian); 0 becomes null (no write)."""
-    raw = values.astype(">u8").view(np.uint8).reshape(-1, 8)
-    out = pa.FixedSizeBinaryArray.from_buffers(WRITE_ID, len(values), [None, pa.py_buffer(raw.tobytes())])
-    return pc.if_else(pa.array(values == 0), pa.scalar(None, WRITE_ID), out) if (values == 0).any() else out

@@ -154,8 +154,7 @@ def _refill(runs: list[Iterator[pa.Table]], buffers: list[pa.Table | None], done
 
 
 def _last(t: pa.Table) -> tuple[int, str]:
-    n = t.num_rows - 1
-    return t["_valid_from"][n].value, t["_key"][n].as_py()
+    return last_row(t)[:2]
 
 
 def _before(t: pa.Table, frontier: tuple[int, str]) -> int:

@@ -26,6 +26,7 @@ __all__ = [
     "as_of_rule",
     "bisect_key",
     "change_feed",
+    "find_sorted",
     "history_order",
     "is_sorted",
     "latest_per_key",
@@ -135,6 +136,19 @@ def search_sorted(sorted_keys: pa.Array, keys: pa.Array) -> np.ndarray:
         return np.zeros(len(keys), dtype=np.int64)
     found = pl.from_arrow(sorted_keys).search_sorted(pl.from_arrow(keys), side="left")  # type: ignore[union-attr]
     return found.to_numpy().astype(np.int64)
+
+
+def find_sorted(sorted_keys: pa.Array, keys: pa.Array, *, at: np.ndarray | None = None) -> np.ndarray:
+    """For each of ``keys``, its position in ``sorted_keys`` (sorted, unique, as for
+    :func:`search_sorted`), or -1 where it is absent: int64, one per element of ``keys``.
+    ``at``: their :func:`search_sorted` positions, when already known."""
+    n = len(sorted_keys)
+    at = search_sorted(sorted_keys, keys) if at is None else at
+    if not n:
+        return np.full(len(keys), -1, dtype=np.int64)
+    inside = np.minimum(at, n - 1)
+    hit = pc.equal(sorted_keys.take(pa.array(inside)), keys).to_numpy(zero_copy_only=False) & (at < n)
+    return np.where(hit, inside, -1)
 
 
 def _first_per_key(keys: pa.ChunkedArray | pa.Array) -> pa.Array:

@@ -21,7 +21,7 @@ from koru_core.layout import COMMIT_COLUMNS, COMMIT_SCHEMA, SKIP_SCHEMA
 from koru_core.model import CONTENT_ID, TIMESTAMP, WRITE_ID
 from koru_core.write.decide import SKIP, WRITE, first_of_key
 
-__all__ = ["Prepared", "build", "write_ids"]
+__all__ = ["Prepared", "build", "u64_ids", "write_ids", "write_ids_of"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,6 +59,23 @@ def write_ids(first: int, n: int) -> pa.Array:
     """``n`` consecutive write ids from ``first``, as big-endian ``fixed_size_binary(8)``."""
     values = np.arange(first, first + n, dtype=np.int64).astype(">i8")
     return pa.FixedSizeBinaryArray.from_buffers(WRITE_ID, n, [None, pa.py_buffer(values.tobytes())])
+
+
+def u64_ids(ids: pa.Array) -> np.ndarray:
+    """Write ids (``fixed_size_binary(8)``, big-endian) as uint64; 0 for null."""
+    n = len(ids)
+    if not n:
+        return np.zeros(0, dtype=np.uint64)
+    filled = pc.fill_null(ids, pa.scalar(bytes(8), WRITE_ID)) if ids.null_count else ids
+    raw = np.frombuffer(filled.buffers()[1], dtype=np.uint8, count=(filled.offset + n) * 8)[filled.offset * 8:]
+    return raw.view(">u8").astype(np.uint64)
+
+
+def write_ids_of(values: np.ndarray) -> pa.Array:
+    """uint64 write ids as ``fixed_size_binary(8)`` (big-endian); 0 becomes null (no write)."""
+    raw = values.astype(">u8").view(np.uint8).reshape(-1, 8)
+    out = pa.FixedSizeBinaryArray.from_buffers(WRITE_ID, len(values), [None, pa.py_buffer(raw.tobytes())])
+    return pc.if_else(pa.array(values == 0), pa.scalar(None, WRITE_ID), out) if (values == 0).any() else out
 
 
 def _shift(arr: pa.Array) -> pa.Array:

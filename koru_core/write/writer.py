@@ -30,7 +30,7 @@ from koru_core.model import CommitResult
 from koru_core.read.rules import row_value
 from koru_core.write import hotsync
 from koru_core.write.batches import Operation, group
-from koru_core.write.persist import PENDING_MAX_ROWS, Staged, discard, publish, stage
+from koru_core.write.persist import Staged, discard, publish, stage
 from koru_core.write.prepare import prepare
 from koru_core.write.versions import Prepared
 
@@ -172,8 +172,6 @@ class Writer:
             return []
         swaps = []
         for p in prepared:
-            if p.versions.num_rows <= PENDING_MAX_ROWS:
-                continue
             try:
                 swap = self.cold_part(self.ctx, p, commit=commit, system_time=system_time)
             except Exception as e:  # noqa: BLE001 - the part takes a warm file instead
