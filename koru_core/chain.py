@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import json
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -67,7 +67,7 @@ def chain_hash(
     return h.digest()
 
 
-def body_digest(parts: Iterable[tuple[str, pa.Table]]) -> bytes:
+def body_digest(parts: Iterable[tuple[str, pa.Table | Sequence[Mapping[str, Any]]]]) -> bytes:
     """Return the digest of a commit's versions (see the module docstring).
 
     Args:
@@ -75,17 +75,22 @@ def body_digest(parts: Iterable[tuple[str, pa.Table]]) -> bytes:
             ``_valid_from`` (timestamp[ns]), ``_write_id`` and ``_prev_write_id``
             (fixed_size_binary(8)), ``_content_id`` (fixed_size_binary(32)), ``_actor``,
             ``_run_id`` (string) and ``_parents`` (list<string>), in write-id order.
-            Empty tables are skipped.
+            Versions may also be given as rows of those columns' Python values
+            (``_valid_from`` int ns, ids bytes; the same digest). Empty parts are skipped.
     """
     h = blake3()
     for namespace, t in sorted(parts, key=lambda p: p[0]):
-        n = t.num_rows
+        n = t.num_rows if isinstance(t, pa.Table) else len(t)
         if not n:
             continue
         name = namespace.encode()
         h.update(struct.pack("<I", len(name)) + name + struct.pack("<Q", n))
+        if not isinstance(t, pa.Table):
+            _small_part(h, {c: [r[c] for r in t] for c in _DIGEST_COLUMNS})
+            continue
         if n <= SMALL_ROWS:
-            _small_part(h, t)
+            _small_part(h, {c: t[c].cast(pa.int64()).to_pylist() if c == "_valid_from" else t[c].to_pylist()
+                            for c in _DIGEST_COLUMNS})
             continue
         h.update(_fixed(t["_write_id"], _ZERO_WID))
         h.update(_fixed(t["_prev_write_id"], _ZERO_WID))
@@ -106,17 +111,20 @@ SMALL_ROWS = 64
 fixed cost of Arrow compute calls (a single ``put``'s commit)."""
 
 
-def _small_part(h: Any, t: pa.Table) -> None:
-    """Feed one part's columns as :func:`body_digest` does, from Python values."""
-    def col(name: str) -> list[Any]:
-        return t[name].to_pylist()
+_DIGEST_COLUMNS = ("_write_id", "_prev_write_id", "_content_id", "_valid_from", "_key", "_actor", "_run_id",
+                   "_parents")
 
+
+def _small_part(h: Any, cols: Mapping[str, list[Any]]) -> None:
+    """Feed one part's columns as :func:`body_digest` does, from Python values
+    (``_valid_from`` as int ns)."""
     for name, zero in (("_write_id", ZERO_ID), ("_prev_write_id", ZERO_ID), ("_content_id", bytes(32))):
-        h.update(b"".join(zero if v is None else v for v in col(name)))
-    h.update(struct.pack(f"<{t.num_rows}q", *t["_valid_from"].cast(pa.int64()).to_pylist()))
+        h.update(b"".join(zero if v is None else v for v in cols[name]))
+    valid = cols["_valid_from"]
+    h.update(struct.pack(f"<{len(valid)}q", *valid))
     for name in ("_key", "_actor", "_run_id"):
-        _small_strings(h, col(name))
-    parents = col("_parents")
+        _small_strings(h, cols[name])
+    parents = cols["_parents"]
     h.update(struct.pack(f"<{len(parents)}I", *(0 if p is None else len(p) for p in parents)))
     _small_strings(h, [x for p in parents if p for x in p])
 

@@ -6,6 +6,7 @@ Everything here runs before a commit starts, so bad input is refused with
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,7 +20,7 @@ import pyarrow.compute as pc
 from koru_core._time import to_ns
 from koru_core.errors import InvalidInputError
 from koru_core.model import SYSTEM_COLUMNS, TIMESTAMP
-from koru_core.schema import normalize_table
+from koru_core.schema import PLAIN_TYPES, non_finite_error, normalize_table
 
 __all__ = [
     "Batch",
@@ -423,13 +424,23 @@ def batch_from_value(
             if not isinstance(name, str) or not name or name.startswith("_"):
                 msg = f"namespace {namespace!r}, key {key!r}: field name {name!r} must be a non-empty str not starting with '_'"
                 raise InvalidInputError(msg)
+        plain = all(type(v) in PLAIN_TYPES for v in record.values())
         try:
-            values = pa.Table.from_pylist([record])
+            if plain and record:  # a column per field, already normalised (as from_pylist infers them)
+                values = pa.table({name: pa.array([v]) for name, v in record.items()})
+            else:
+                values = pa.Table.from_pylist([record])
         except (pa.ArrowInvalid, pa.ArrowTypeError, pa.ArrowNotImplementedError, TypeError, OverflowError) as e:
             msg = f"namespace {namespace!r}, key {key!r}: the value cannot be represented in Arrow: {e}"
             raise InvalidInputError(msg) from e
-        # an empty dict is one row with no fields (from_pylist would give zero rows)
-        values = normalize_table(values, namespace) if record else pa.table({"__n": [None]}).drop_columns(["__n"])
+        if not record:  # an empty dict is one row with no fields (from_pylist would give zero rows)
+            values = pa.table({"__n": [None]}).drop_columns(["__n"])
+        elif plain:
+            for name, v in record.items():
+                if type(v) is float and not math.isfinite(v):
+                    raise non_finite_error(namespace, name, 1)
+        else:
+            values = normalize_table(values, namespace)
     return Batch(
         namespace,
         pa.array([key], pa.string()),

@@ -39,6 +39,7 @@ finds its rows through the file's key order, which the reader's cache computes o
 
 from __future__ import annotations
 
+import functools
 import uuid
 
 import pyarrow as pa
@@ -102,8 +103,10 @@ SKIP_SCHEMA = pa.schema(
 ``_commit`` is null in warm files and blobs (taken from the catalog entry)."""
 
 
+@functools.lru_cache(maxsize=256)
 def commit_schema(values: pa.Schema) -> pa.Schema:
-    """Schema of a warm file or pending blob of a namespace with value schema ``values``."""
+    """Schema of a warm file or pending blob of a namespace with value schema ``values``
+    (made once per distinct schema: a put asks for it on every commit)."""
     return pa.schema([*COMMIT_SCHEMA, *values])
 
 

@@ -35,7 +35,10 @@ import pyarrow.compute as pc
 
 from koru_core.errors import InvalidInputError, SchemaError
 
-__all__ = ["conform", "conform_input", "normalize_table", "normalize_type", "union_schema", "widen_type"]
+__all__ = [
+    "PLAIN_TYPES", "conform", "conform_input", "non_finite_error", "normalize_table", "normalize_type", "union_schema",
+    "widen_type",
+]
 
 _UNIT_RANK = {"s": 0, "ms": 1, "us": 2, "ns": 3}
 
@@ -61,16 +64,25 @@ def normalize_type(t: pa.DataType) -> pa.DataType:
     return t
 
 
+PLAIN_TYPES = (str, int, float, bool, type(None))
+"""Python types a value keeps exactly through the Arrow column it infers (string, int64,
+double, bool, null): the types :func:`normalize_type` leaves as they are."""
+
+
+def non_finite_error(namespace: str, name: str, bad: int) -> InvalidInputError:
+    """The error for a float field holding ``bad`` NaN or infinite values (koru refuses them)."""
+    return InvalidInputError(
+        f"namespace {namespace!r}: field {name!r} holds {bad} NaN or infinite value(s); "
+        "koru stores finite floats only (use null for a missing value)"
+    )
+
+
 def _reject_non_finite(name: str, column: pa.ChunkedArray, namespace: str) -> None:
     t = column.type
     if pa.types.is_floating(t):
         bad = pc.sum(pc.invert(pc.is_finite(column)).cast(pa.int64())).as_py() or 0
         if bad:
-            msg = (
-                f"namespace {namespace!r}: field {name!r} holds {bad} NaN or infinite value(s); "
-                "koru stores finite floats only (use null for a missing value)"
-            )
-            raise InvalidInputError(msg)
+            raise non_finite_error(namespace, name, bad)
     elif pa.types.is_struct(t):
         for i, field in enumerate(t):
             child = pa.chunked_array([chunk.field(i) for chunk in column.chunks], field.type)
@@ -88,7 +100,8 @@ def normalize_table(table: pa.Table, namespace: str) -> pa.Table:
         namespace: For error messages.
 
     Returns:
-        The same columns, cast to :func:`normalize_type` of their types.
+        The same columns, cast to :func:`normalize_type` of their types, without
+        schema or field metadata (``table`` itself when nothing changes).
 
     Raises:
         InvalidInputError: a float field holds NaN or ±inf (koru refuses them: NaN
@@ -96,6 +109,7 @@ def normalize_table(table: pa.Table, namespace: str) -> pa.Table:
             column cannot be cast.
     """
     columns = []
+    cast = False
     for name, column in zip(table.column_names, table.columns):
         target = normalize_type(column.type)
         if target != column.type:
@@ -104,8 +118,11 @@ def normalize_table(table: pa.Table, namespace: str) -> pa.Table:
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as e:
                 msg = f"namespace {namespace!r}: field {name!r} of type {column.type} cannot be stored"
                 raise InvalidInputError(msg) from e
+            cast = True
         _reject_non_finite(name, column, namespace)
         columns.append(column)
+    if not cast and table.schema.metadata is None and all(f.metadata is None for f in table.schema):
+        return table  # already normalised, and no metadata to drop
     return pa.table(columns, names=table.column_names)
 
 
@@ -210,6 +227,8 @@ def conform(table: pa.Table, schema: pa.Schema) -> pa.Table:
     The casts are widenings checked by :func:`union_schema`, so they cannot fail
     on valid data.
     """
+    if table.schema.equals(schema, check_metadata=True):
+        return table
     columns = []
     for field in schema:
         if field.name in table.column_names:

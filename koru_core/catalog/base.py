@@ -18,14 +18,17 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import functools
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
+
+import pyarrow as pa
 
 from koru_core.catalog.entries import CommitDraft, CommitRecord, FileEntry, NamespaceInfo, PendingBlob
 from koru_core.catalog.leases import ReaderLease
 from koru_core.errors import CorruptionError, FormatError
 
-__all__ = ["FORMAT_VERSION", "Catalog"]
+__all__ = ["FORMAT_VERSION", "Catalog", "parse_schema"]
 
 FORMAT_VERSION = 2
 """The on-disk format this code reads and writes (catalog ``meta.format_version``)."""
@@ -34,6 +37,27 @@ UPGRADE = (
     "upgrade it with `koru upgrade {old} {new}` (writes a format-2 copy, keeping every "
     "version, commit and hash), or re-import its data into a new store"
 )
+
+
+def parse_schema(data: bytes, *, where: str, namespace: str) -> pa.Schema:
+    """A namespace's stored schema (an Arrow IPC schema message) as a :class:`pyarrow.Schema`.
+
+    Parsed once per distinct message (the catalog reads a namespace's row on every
+    commit; its schema rarely changes).
+
+    Raises:
+        CorruptionError: the bytes are not an Arrow schema; names ``where`` and the namespace.
+    """
+    try:
+        return _parse_schema(bytes(data))
+    except pa.ArrowException as e:
+        msg = f"{where}: schema of namespace {namespace!r} is unreadable"
+        raise CorruptionError(msg) from e
+
+
+@functools.lru_cache(maxsize=256)
+def _parse_schema(data: bytes) -> pa.Schema:
+    return pa.ipc.read_schema(pa.py_buffer(data))
 
 
 class Catalog(abc.ABC):

@@ -63,7 +63,7 @@ except ImportError as e:  # pragma: no cover - the extra is installed in CI
     raise ImportError(msg) from e
 
 from koru_core._time import now_ns
-from koru_core.catalog.base import FORMAT_VERSION, Catalog
+from koru_core.catalog.base import FORMAT_VERSION, Catalog, parse_schema
 from koru_core.catalog.entries import (
     COMMIT_COLUMNS,
     FILE_COLUMNS,
@@ -295,11 +295,7 @@ class PostgresCatalog(Catalog):
 
     def _namespace_info(self, row: tuple[Any, ...]) -> NamespaceInfo:
         name, schema, keys, created, schema_commit, cold = row
-        try:
-            parsed = pa.ipc.read_schema(pa.py_buffer(bytes(schema)))
-        except pa.ArrowException as e:
-            msg = f"{self.url}: schema of namespace {name!r} is unreadable"
-            raise CorruptionError(msg) from e
+        parsed = parse_schema(schema, where=str(self.url), namespace=name)
         return NamespaceInfo(name=name, schema=parsed, key_columns=tuple(keys), created_commit=int(created),
                              schema_commit=int(schema_commit), cold_commit=int(cold))
 

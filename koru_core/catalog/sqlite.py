@@ -44,7 +44,7 @@ from urllib.parse import quote
 import pyarrow as pa
 
 from koru_core._time import now_ns
-from koru_core.catalog.base import FORMAT_VERSION, Catalog
+from koru_core.catalog.base import FORMAT_VERSION, Catalog, parse_schema
 from koru_core.catalog.entries import (
     COMMIT_COLUMNS,
     FILE_COLUMNS,
@@ -338,11 +338,7 @@ class SQLiteCatalog(Catalog):
 
     def _namespace_info(self, row: tuple[Any, ...]) -> NamespaceInfo:
         name, schema, keys, created, schema_commit, cold = row
-        try:
-            parsed = pa.ipc.read_schema(pa.py_buffer(schema))
-        except pa.ArrowException as e:
-            msg = f"{self.path}: schema of namespace {name!r} is unreadable"
-            raise CorruptionError(msg) from e
+        parsed = parse_schema(schema, where=str(self.path), namespace=name)
         return NamespaceInfo(name=name, schema=parsed, key_columns=tuple(json.loads(keys)),
                              created_commit=created, schema_commit=schema_commit, cold_commit=cold)
 

@@ -55,6 +55,19 @@ class PendingCache:
             self._combined.clear()
             self._bytes = 0
 
+    def prime(self, namespace: str, commit: int, kind: Literal["versions", "skips"], table: pa.Table,
+              system_time: int) -> None:
+        """Remember the table of a pending blob this store just recorded (``table`` is what
+        the blob holds; ``system_time`` ns), so that reads and consolidation decode nothing."""
+        with self._lock:
+            if self.limit <= 0 or (namespace, commit, kind) in self._tables or table.nbytes > self.limit // 4:
+                return
+            self._tables[(namespace, commit, kind)] = (table, system_time)
+            self._bytes += table.nbytes
+            while self._bytes > self.limit and self._tables:
+                _, (old, _) = self._tables.popitem(last=False)
+                self._bytes -= old.nbytes
+
     def tables(self, namespace: str, *, upto: int | None = None, after: int = 0,
                kind: Literal["versions", "skips"] = "versions") -> list[tuple[int, int, pa.Table]]:
         """Return (commit, system time, table) of each pending blob in (``after``, ``upto``], oldest first.

@@ -23,7 +23,7 @@ from koru_core.keys import encode_key, key_fields
 from koru_core.model import Commit, CommitResult, Version, version_from_row
 from koru_core.read import execute, rules
 from koru_core.read.plan import ReadPlan, plan_as_of, plan_history, plan_versions, plan_window
-from koru_core._time import from_ns
+from koru_core._time import exact, from_ns
 
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
@@ -252,7 +252,15 @@ def version_written(
     ``record``: the commit's catalog record, when the writer returned it (spares a query)."""
     versions_ = prepared[0].versions if prepared else None
     if result.commit is not None and versions_ is not None and versions_.num_rows:
-        row = execute.row_to_api(versions_, _VERSION_ROW)
+        single = prepared[0].row
+        if single is None:
+            row = execute.row_to_api(versions_, _VERSION_ROW)
+        else:  # the version's Python values, as reads show them
+            row = {c: single[c] for c in _VERSION_ROW}
+            valid = single["_valid_from"]
+            row["_valid_from"] = exact(valid) if valid % 1000 else from_ns(valid)
+            row.update({c: single[c].hex() for c in ("_write_id", "_prev_write_id", "_content_id")
+                        if single[c] is not None})
         if record is None or record.commit != result.commit:
             record = ctx.catalog.commits(since=result.commit - 1, until=result.commit)[0]
         row.update({"_commit": record.commit, "_system_from": from_ns(record.system_time)})

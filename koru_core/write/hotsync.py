@@ -9,9 +9,11 @@ A consolidation that absorbed commits the index has not seen makes it rebuild.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,14 +30,15 @@ __all__ = ["commit_rows", "current_commit", "index_at", "late_history", "late_sk
 _STATE_COLUMNS = ["_key", "_valid_from", "_commit", "_content_id", "_deleted", "_last_write_id", "_last_valid"]
 
 
-def with_commit(table: pa.Table, commit: int, columns: Sequence[str]) -> pa.Table:
-    """``columns`` of ``table``, ``_commit`` set to ``commit``; columns it lacks are null (type null)."""
+def with_commit(table: pa.Table, commit: int | np.ndarray, columns: Sequence[str]) -> pa.Table:
+    """``columns`` of ``table``, ``_commit`` set to ``commit`` (one number, or one per row:
+    int64) where it is null or absent; columns it lacks are null (type null)."""
     n = table.num_rows
+    commits = pa.repeat(pa.scalar(commit, pa.int64()), n) if isinstance(commit, int) else pa.array(commit, pa.int64())
     if "_commit" not in table.column_names:
-        table = table.append_column("_commit", pa.repeat(pa.scalar(commit, pa.int64()), n))
+        table = table.append_column("_commit", commits)
     else:
-        table = table.set_column(table.column_names.index("_commit"), "_commit",
-                                 pc.fill_null(table["_commit"], commit))
+        table = table.set_column(table.column_names.index("_commit"), "_commit", pc.coalesce(table["_commit"], commits))
     have = set(table.column_names)
     return pa.table([table[c] if c in have else pa.nulls(n) for c in columns], names=list(columns))
 
@@ -52,8 +55,14 @@ def commit_rows(
     for e in files:
         if e.tier == "warm" and e.kind == kind and e.commit is not None and after < e.commit <= upto:
             out.append((e.commit, with_commit(ctx.files.read(e, physical), e.commit, columns)))
-    for c, _, t in ctx.pending.tables(namespace, after=after, upto=upto, kind=kind):  # type: ignore[arg-type]
-        out.append((c, with_commit(t, c, columns)))
+    pending = ctx.pending.tables(namespace, after=after, upto=upto, kind=kind)  # type: ignore[arg-type]
+    for _, group in itertools.groupby(pending, key=lambda p: p[2].schema):  # a run of one schema: joined once
+        run = list(group)
+        lengths = [t.num_rows for _, _, t in run]
+        commits = np.repeat(np.array([c for c, _, _ in run], dtype=np.int64), lengths)
+        joined = with_commit(pa.concat_tables([t for _, _, t in run]), commits, columns)
+        offsets = np.cumsum([0, *lengths])
+        out.extend((c, joined.slice(int(offsets[i]), lengths[i])) for i, (c, _, _) in enumerate(run))
     out.sort(key=lambda p: p[0])
     return out
 

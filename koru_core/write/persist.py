@@ -119,7 +119,7 @@ def publish(
         deleted=sum(p.deleted for p in prepared),
         first_write_id=first_write_id if total else None,
         last_write_id=first_write_id + total - 1 if total else None,
-        body=body_digest([(p.namespace, p.versions) for p in prepared]),
+        body=body_digest([(p.namespace, p.versions if p.row is None else [p.row]) for p in prepared]),
         schemas={p.namespace: (p.schema, p.key_columns) for p in written if p.is_reshaped},
         files=staged.files, blobs=staged.blobs, swaps=staged.swaps,
     )

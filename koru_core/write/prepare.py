@@ -28,15 +28,15 @@ import pyarrow.compute as pc
 from koru_core.errors import InvalidInputError, KeyNotFoundError
 from koru_core.hashing import content_id, content_ids
 from koru_core.hot.index import HeadIndex
-from koru_core.layout import COMMIT_SCHEMA, SKIP_SCHEMA
+from koru_core.layout import SKIP_SCHEMA, commit_schema
 from koru_core.model import CONTENT_ID, TIMESTAMP, WRITE_ID
 from koru_core.read.rules import is_sorted
-from koru_core.schema import conform_input, union_schema
+from koru_core.schema import PLAIN_TYPES, conform_input, union_schema
 from koru_core.write import hotsync
 from koru_core.write.batches import ROW_COLUMNS, Operation, add_missing_tombstones, merge_batches
 from koru_core.write.decide import NOOP, SKIP, WRITE, decide_in_order, late_keys_mask
 from koru_core.write.late import decide_late
-from koru_core.write.versions import Prepared, build, write_ids
+from koru_core.write.versions import Prepared, build
 
 if TYPE_CHECKING:
     from koru_core.catalog.entries import NamespaceInfo
@@ -233,27 +233,41 @@ def prepare_single(
     if op.require_live and (head is None or head.content_id is None):
         msg = f"namespace {namespace!r}: no live key {key!r} to delete"
         raise KeyNotFoundError(msg)
-    empty_skips = SKIP_SCHEMA.empty_table()
     if action != WRITE:
-        skips = empty_skips
+        skips = _EMPTY_SKIPS
         if action == SKIP:
-            skips = pa.table([pa.array([key], pa.string()), pa.array([valid], TIMESTAMP), pa.nulls(1, pa.int64()),
-                              batch.parents if batch.parents is not None else pa.nulls(1, pa.list_(pa.string()))],
-                             schema=SKIP_SCHEMA)
-        empty = pa.schema([*COMMIT_SCHEMA, *schema]).empty_table()
-        return Prepared(namespace, schema, key_columns, empty, skips, 0, 1, 0, reshaped)
+            skips = pa.table([pa.array([key], pa.string()), pa.array([valid], TIMESTAMP), _NULL_COMMIT,
+                              batch.parents if batch.parents is not None else _NULL_PARENTS], schema=SKIP_SCHEMA)
+        return Prepared(namespace, schema, key_columns, commit_schema(schema).empty_table(), skips, 0, 1, 0, reshaped)
+    parents = batch.parents[0].as_py() if batch.parents is not None else None
+    row = {"_key": key, "_valid_from": valid, "_write_id": first_write_id.to_bytes(8, "big"),
+           "_prev_write_id": None if head is None else head.last_write_id, "_content_id": cid,
+           "_deleted": is_deleted, "_actor": actor, "_run_id": run_id, "_parents": parents}
+    if values is None:
+        row.update(dict.fromkeys(schema.names))
+    elif as_given and all(type(v) in PLAIN_TYPES for v in batch.record.values()):
+        row.update({name: batch.record.get(name) for name in schema.names})  # what Arrow gives back
+    else:
+        row.update(values.to_pylist()[0])
     system = [
         pa.array([key], pa.string()),
         pa.array([valid], TIMESTAMP),
-        write_ids(first_write_id, 1),
-        pa.array([None if head is None else head.last_write_id], WRITE_ID),
+        pa.array([row["_write_id"]], WRITE_ID),
+        _NULL_WRITE_ID if head is None else pa.array([head.last_write_id], WRITE_ID),
         pa.array([cid], CONTENT_ID),
         pa.array([is_deleted]),
-        pa.array([actor], pa.string()),
-        pa.array([run_id], pa.string()),
-        batch.parents if batch.parents is not None else pa.nulls(1, pa.list_(pa.string())),
+        _NULL_STRING if actor is None else pa.array([actor], pa.string()),
+        _NULL_STRING if run_id is None else pa.array([run_id], pa.string()),
+        batch.parents if batch.parents is not None else _NULL_PARENTS,
     ]
     columns = system + [values.column(f.name) if values is not None else pa.nulls(1, f.type) for f in schema]
-    versions = pa.table(columns, schema=pa.schema([*COMMIT_SCHEMA, *schema]))
-    return Prepared(namespace, schema, key_columns, versions, empty_skips, 0 if is_deleted else 1, 0,
-                    1 if is_deleted else 0, reshaped)
+    versions = pa.Table.from_arrays(columns, schema=commit_schema(schema))
+    return Prepared(namespace, schema, key_columns, versions, _EMPTY_SKIPS, 0 if is_deleted else 1, 0,
+                    1 if is_deleted else 0, reshaped, row=row)
+
+
+_EMPTY_SKIPS = SKIP_SCHEMA.empty_table()
+_NULL_COMMIT = pa.nulls(1, pa.int64())
+_NULL_PARENTS = pa.nulls(1, pa.list_(pa.string()))
+_NULL_STRING = pa.nulls(1, pa.string())
+_NULL_WRITE_ID = pa.nulls(1, WRITE_ID)

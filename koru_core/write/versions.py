@@ -11,6 +11,7 @@ order, plus the skip records.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -40,6 +41,11 @@ class Prepared:
         is_reshaped: The schema or key columns changed.
         version_rows, skip_rows: The hot index rows of the versions' and skips' keys
             (-1 for new keys), when prepare knew them; they spare the index a lookup.
+        row: For a single put or delete (:func:`~koru_core.write.prepare.prepare_single`)
+            that writes a version: its columns (``versions``' one row) as Python values
+            (``_valid_from`` int ns, ids bytes, ``_parents`` a list or None, value fields as
+            ``to_pylist`` gives them), so the commit hash, the hot tier and the returned
+            :class:`~koru_core.model.Version` need no pass over Arrow arrays.
     """
 
     namespace: str
@@ -53,6 +59,7 @@ class Prepared:
     is_reshaped: bool = False
     version_rows: np.ndarray | None = None
     skip_rows: np.ndarray | None = None
+    row: dict[str, Any] | None = None
 
 
 def write_ids(first: int, n: int) -> pa.Array:

@@ -148,7 +148,7 @@ class Writer:
                         break
                     time.sleep(random.uniform(0, min(RETRY_WAIT_MAX_S, RETRY_WAIT_S * 2**attempt)))
                     continue
-                self._update_hot_or_clear(record, prepared, record.commit - 1)
+                self._update_hot_or_clear(record, prepared, record.commit - 1, staged)
                 break
             if isinstance(record, str):
                 msg = (f"koru: gave up after {attempt + 1} attempts ({lost} lost to other writers): other writers "
@@ -270,12 +270,19 @@ class Writer:
                 return _LOST_TO_WRITERS
         return None
 
-    def _update_hot_or_clear(self, record: CommitRecord, prepared: list[Prepared], base: int) -> None:
-        """Bring the hot tier past the commit (work after the commit point: it never fails the call)."""
+    def _update_hot_or_clear(self, record: CommitRecord, prepared: list[Prepared], base: int, staged: Staged) -> None:
+        """Bring the hot tier past the commit, and keep its pending blobs' tables decoded
+        (work after the commit point: it never fails the call)."""
         try:
             self._update_hot(record, prepared, base)
+            blobs = {(b.namespace, b.kind) for b in staged.blobs}
+            for p in prepared:
+                for kind, table in (("versions", p.versions), ("skips", p.skips)):
+                    if (p.namespace, kind) in blobs:
+                        self.ctx.pending.prime(p.namespace, record.commit, kind, table, record.system_time)
         except Exception as e:  # noqa: BLE001 - the commit is durable; the caches are rebuilt
             self.ctx.hot.clear()
+            self.ctx.pending.clear()
             warnings.warn(f"koru: commit {record.commit} is durable, but updating the hot tier failed: {e!r}",
                           RuntimeWarning, stacklevel=4)
 
@@ -302,7 +309,11 @@ class Writer:
                 forget.add(p.namespace)
                 continue
             v = p.versions
-            if v.num_rows == 1 and not p.skips.num_rows:
+            if p.row is not None:
+                r = p.row
+                index.apply_one(r["_key"], r["_valid_from"], None if r["_deleted"] else r["_content_id"],
+                                r["_write_id"], commit=commit)
+            elif v.num_rows == 1 and not p.skips.num_rows:
                 index.apply_one(
                     v["_key"][0].as_py(), v["_valid_from"].cast(pa.int64())[0].as_py(),
                     None if v["_deleted"][0].as_py() else v["_content_id"][0].as_py(),
@@ -326,6 +337,12 @@ class Writer:
         out: dict[str, Any] = {}
         v = p.versions
         now = now_ns()
+        if p.row is not None:
+            r = p.row
+            k, valid = r["_key"], r["_valid_from"]
+            head = index.get(k)
+            is_head = head is not None and head.valid_from == valid and head.commit == commit and valid <= now
+            return {k: (TOMBSTONE if r["_deleted"] else row_value(r, names)) if is_head else None}
         for k, valid, deleted, rec in zip(v["_key"].to_pylist(), v["_valid_from"].cast(pa.int64()).to_pylist(),
                                           v["_deleted"].to_pylist(), v.select(names).to_pylist()):
             head = index.get(k)

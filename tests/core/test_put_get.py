@@ -288,3 +288,30 @@ def test_empty_dict_is_a_value_with_every_field_null(store: koru.Store) -> None:
         tx.put("a", "z", {})
         tx.put("a", "w", {"v": 3})
     assert store.keys("a") == ["w", "x", "y", "z"]
+
+
+@pytest.mark.parametrize(("first", "value", "expected"), [
+    ({"a": 0}, {"a": 1, "b": "x", "c": None, "d": True}, {"a": 1, "b": "x", "c": None, "d": True}),
+    ({"n": 0, "extra": "e"}, {"n": 3}, {"n": 3, "extra": None}),  # a field the value lacks: null
+    ({"nested": {"x": 0, "y": 0}}, {"nested": {"x": 1}}, {"nested": {"x": 1, "y": None}}),  # a struct widened
+    ({"tags": ["a"]}, {"tags": ["b", "c"], "when": datetime(2020, 1, 1, tzinfo=UTC)},
+     {"tags": ["b", "c"], "when": datetime(2020, 1, 1, tzinfo=UTC)}),
+    (6, 7, 7),
+])
+def test_a_put_shows_what_a_new_reader_sees(tmp_path, first, value, expected) -> None:
+    """A put's returned Version and the value its store caches are what another store
+    handle reads from disk (the single-put path keeps Python values, not Arrow ones)."""
+    path = tmp_path / "s"
+    writer = koru.open(path)
+    writer.put("t", "first", first)
+    at = datetime(2021, 1, 1, 0, 0, 0, 1, tzinfo=UTC)  # not a whole millisecond
+    v = writer.put("t", "k", value, valid_from=at, parents=["00000000000000ff"], actor="me", run_id="r")
+    cached = writer.get("t", "k")
+    writer.close()
+    reader = koru.open(path)
+    (row,) = reader.history("t", "k").to_pylist()
+    assert (v.key, v.commit, v.write_id, v.prev_write_id, v.content_id) == (
+        row["_key"], row["_commit"], row["_write_id"], row["_prev_write_id"], row["_content_id"])
+    assert (v.actor, v.run_id, v.parents, v.is_deleted) == (row["_actor"], row["_run_id"], tuple(row["_parents"]), False)
+    assert v.valid_from == row["_valid_from"] == at
+    assert cached == reader.get("t", "k") == expected
