@@ -110,8 +110,10 @@ def commit_schema(values: pa.Schema) -> pa.Schema:
     return pa.schema([*COMMIT_SCHEMA, *values])
 
 
+@functools.lru_cache(maxsize=256)
 def cold_schema(values: pa.Schema) -> pa.Schema:
-    """Schema of a cold file of a namespace with value schema ``values``."""
+    """Schema of a cold file of a namespace with value schema ``values`` (made once per
+    distinct schema)."""
     return pa.schema([*COLD_SCHEMA, *values])
 
 

@@ -377,7 +377,7 @@ class Store(LifecycleMethods, VectorMethods):
             namespace: Existing namespace name.
             at: Valid time (tz-aware; converted to UTC, ns precision). Defaults to now.
             version: Commit number bounding system time. Defaults to the latest commit.
-            columns: Value columns to return (default all).
+            columns: Value columns to return (default all), in order; a column named twice comes once.
             sort: Sort the rows by ``_key`` (default: no particular order).
 
         Returns:

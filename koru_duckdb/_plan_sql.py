@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import threading
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,16 +141,28 @@ class PlanSQL:
 
     # -- sources ---------------------------------------------------------------------
 
-    def _scan(self, plan: ReadPlan, paths: list[str]) -> str:
-        files = ", ".join(literal(p) for p in [*paths, self._schema_file(plan)])
-        return f"read_parquet([{files}], union_by_name = true)"
+    def _scan(self, plan: ReadPlan, sources: Sequence[Source], written: Sequence[str] = ()) -> str:
+        """``read_parquet`` of the files of ``sources`` and of ``written`` (files this module
+        wrote with exactly the plan's columns).
+
+        DuckDB takes the first file's columns and finds them by name in the others. When
+        every source stores the plan's columns first (:attr:`Source.full_schema`; only a
+        state file stores more, its chain tips), a file with exactly those columns goes
+        first and nothing more is needed; otherwise the files are read by name beside an
+        empty file of the plan's schema (``union_by_name``)."""
+        plain = [*written, *(s.uri for s in sources if s.kind != "state" and s.uri)]
+        state = [s.uri for s in sources if s.kind == "state" and s.uri]
+        if plain and all(s.full_schema for s in sources):
+            return f"read_parquet([{', '.join(literal(p) for p in [*plain, *state])}])"
+        paths = [*(s.uri for s in sources if s.uri), *written, self._schema_file(plan)]
+        return f"read_parquet([{', '.join(literal(p) for p in paths)}], union_by_name = true)"
 
     def _warm(self, plan: ReadPlan, src: Source) -> str:
         assert src.uri is not None
         commit = str(int(src.commit or 0))
         system = timestamp_literal(int(src.system_time or 0))
         return (f"SELECT * REPLACE (coalesce(_commit, {commit}) AS _commit, "
-                f"coalesce(_system_from, {system}) AS _system_from) FROM {self._scan(plan, [src.uri])}")
+                f"coalesce(_system_from, {system}) AS _system_from) FROM {self._scan(plan, [src])}")
 
     def _candidates(self, plan: ReadPlan, key: str | None = None) -> str:
         """Every candidate row of the plan (with the plan's candidate filter)."""
@@ -157,9 +170,9 @@ class PlanSQL:
         warm = [s for s in plan.candidates if s.kind != "pending" and s.commit is not None]
         pending = self._pending_file(plan, [s for s in plan.candidates if s.kind == "pending"])
         parts = []
-        cold_paths = [s.uri for s in files if s.uri] + ([pending] if pending else [])
         cold_where = candidate_filter(SQL, plan.valid_at, plan.commit, is_cold=True)
-        parts.append(f"SELECT * FROM {self._scan(plan, cold_paths)} WHERE {cold_where}")
+        scan = self._scan(plan, files, [pending] if pending else [])
+        parts.append(f"SELECT * FROM {scan} WHERE {cold_where}")
         warm_where = candidate_filter(SQL, plan.valid_at, plan.commit, is_cold=False)
         parts += [f"SELECT * FROM ({self._warm(plan, s)}) WHERE {warm_where}" for s in warm]
         query = " UNION ALL BY NAME ".join(parts)
@@ -169,11 +182,10 @@ class PlanSQL:
 
     def _exact(self, plan: ReadPlan) -> str:
         assert plan.valid_at is not None
-        paths = [s.uri for s in plan.exact if s.uri]
         where = exact_filter(SQL, plan.valid_at)
         if plan.key is not None:
             where = f"{where} AND _key = {literal(plan.key)}"
-        return f"SELECT * EXCLUDE (_valid_to, _valid_to_commit) FROM {self._scan(plan, paths)} WHERE {where}"
+        return f"SELECT * EXCLUDE (_valid_to, _valid_to_commit) FROM {self._scan(plan, plan.exact)} WHERE {where}"
 
     # -- shapes ------------------------------------------------------------------------
 

@@ -64,8 +64,9 @@ def connect(
       ``koru_search`` (:mod:`koru_duckdb._search`; needs ``koru-lake[vector]``).
 
     Each statement sees the store's latest commit. DuckDB scans the plan's Parquet
-    files itself. The session ``TimeZone`` is set to UTC, so a naive ``TIMESTAMP`` is
-    read as UTC. A scalar subquery in a time-travel clause is evaluated first.
+    files itself, and keeps their parsed footers (``parquet_metadata_cache``: koru never
+    rewrites a file in place). The session ``TimeZone`` is set to UTC, so a naive
+    ``TIMESTAMP`` is read as UTC. A scalar subquery in a time-travel clause is evaluated first.
 
     Args:
         store: An open :class:`koru_core.Store`, or the path of a store folder
@@ -104,6 +105,7 @@ def connect(
     try:
         con = duckdb.connect(database) if database == ":memory:" else duckdb.connect(database, read_only=read_only)
         con.execute(macros.SET_TIME_ZONE)
+        con.execute(macros.SET_METADATA_CACHE)
     except BaseException:
         if owns_store:
             opened.close()

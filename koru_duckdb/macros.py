@@ -31,6 +31,7 @@ __all__ = [
     "MACROS",
     "MERGE",
     "NOW",
+    "SET_METADATA_CACHE",
     "SET_TIME_ZONE",
 ]
 
@@ -40,6 +41,10 @@ NULL is refused, as the core refuses None-valued bounds it cannot mean)."""
 
 SET_TIME_ZONE = "SET TimeZone = 'UTC'"
 """Run by :func:`koru_duckdb.connect`: koru's times are UTC, so a naive TIMESTAMP is read as UTC."""
+
+SET_METADATA_CACHE = "SET parquet_metadata_cache = true"
+"""Run by :func:`koru_duckdb.connect` on the DuckDB connection it opens: koru's data files
+never change once written (a new file gets a new name), so DuckDB parses each footer once."""
 
 CREATE_VIEW = "CREATE OR REPLACE TEMP VIEW {name} AS SELECT * FROM koru_at({namespace})"
 """The view named after each namespace: its current state. ``name`` is a quoted

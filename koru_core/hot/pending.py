@@ -38,7 +38,9 @@ class PendingCache:
     def __init__(self, catalog: Catalog, *, limit: int) -> None:
         self.catalog = catalog
         self.limit = limit
-        self._tables: OrderedDict[tuple[str, int, str], tuple[pa.Table, int]] = OrderedDict()
+        # (namespace, commit, kind) -> (table, system time, bytes: its blob's size, the
+        # size of its uncompressed Arrow IPC stream, read without a pass over the buffers)
+        self._tables: OrderedDict[tuple[str, int, str], tuple[pa.Table, int, int]] = OrderedDict()
         self._bytes = 0
         self._combined: dict[str, tuple[tuple[int, ...], pa.Table]] = {}  # namespace -> (commits, table)
         self._lock = threading.Lock()
@@ -56,17 +58,22 @@ class PendingCache:
             self._bytes = 0
 
     def prime(self, namespace: str, commit: int, kind: Literal["versions", "skips"], table: pa.Table,
-              system_time: int) -> None:
+              system_time: int, size: int) -> None:
         """Remember the table of a pending blob this store just recorded (``table`` is what
-        the blob holds; ``system_time`` ns), so that reads and consolidation decode nothing."""
+        the blob holds; ``system_time`` ns; ``size`` the blob's bytes), so that reads and
+        consolidation decode nothing."""
         with self._lock:
-            if self.limit <= 0 or (namespace, commit, kind) in self._tables or table.nbytes > self.limit // 4:
-                return
-            self._tables[(namespace, commit, kind)] = (table, system_time)
-            self._bytes += table.nbytes
-            while self._bytes > self.limit and self._tables:
-                _, (old, _) = self._tables.popitem(last=False)
-                self._bytes -= old.nbytes
+            self._add((namespace, commit, kind), table, system_time, size)
+
+    def _add(self, key: tuple[str, int, str], table: pa.Table, system_time: int, size: int) -> None:
+        """Keep a decoded blob within the byte limit, least recently used out (lock held)."""
+        if self.limit <= 0 or key in self._tables or size > self.limit // 4:
+            return
+        self._tables[key] = (table, system_time, size)
+        self._bytes += size
+        while self._bytes > self.limit and self._tables:
+            _, (_, _, old) = self._tables.popitem(last=False)
+            self._bytes -= old
 
     def tables(self, namespace: str, *, upto: int | None = None, after: int = 0,
                kind: Literal["versions", "skips"] = "versions") -> list[tuple[int, int, pa.Table]]:
@@ -78,7 +85,7 @@ class PendingCache:
             CorruptionError: a blob fails its checksum.
         """
         listed = [c for c, _ in self.catalog.pending_commits(namespace, kind=kind) if after < c <= (upto or 2**62)]
-        found: dict[int, tuple[pa.Table, int]] = {}
+        found: dict[int, tuple[pa.Table, int, int]] = {}
         missing = []
         with self._lock:
             for c in listed:
@@ -88,19 +95,14 @@ class PendingCache:
                 else:
                     found[c] = hit
                     self._tables.move_to_end((namespace, c, kind))
-        decoded: dict[int, tuple[pa.Table, int]] = {}
+        decoded: dict[int, tuple[pa.Table, int, int]] = {}
         if missing:
             for blob in self.catalog.pending(namespace, after=min(missing) - 1, upto=max(missing), kind=kind):
                 if blob.commit in missing:
-                    decoded[blob.commit] = (decode_blob(blob, where=self.catalog.url), blob.system_time)
+                    decoded[blob.commit] = (decode_blob(blob, where=self.catalog.url), blob.system_time, len(blob.data))
         with self._lock:
-            for c, (table, system_time) in decoded.items():
-                if self.limit > 0 and (namespace, c, kind) not in self._tables:
-                    self._tables[(namespace, c, kind)] = (table, system_time)
-                    self._bytes += table.nbytes
-            while self._bytes > self.limit and self._tables:
-                _, (old, _) = self._tables.popitem(last=False)
-                self._bytes -= old.nbytes
+            for c, hit in decoded.items():
+                self._add((namespace, c, kind), *hit)
         found.update(decoded)
         return [(c, found[c][1], found[c][0]) for c in listed]
 

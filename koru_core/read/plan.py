@@ -51,6 +51,7 @@ import pyarrow.compute as pc
 from koru_core._time import now_ns, to_ns
 from koru_core.catalog.entries import FileEntry, NamespaceInfo
 from koru_core.errors import InvalidInputError, NamespaceNotFoundError, PrunedError
+from koru_core.layout import cold_schema
 
 if TYPE_CHECKING:
     from koru_core.context import StoreContext
@@ -156,6 +157,11 @@ class Source:
         keep_all: The planner proved, from the file's catalog entry (or the pending
             versions' bounds), that every row passes the plan's filter
             (:data:`EXACT_FILTER` or :data:`CANDIDATE_FILTER`): an engine may skip it.
+        full_schema: A cold file that stores exactly the plan's columns, in order, with
+            their types (:func:`~koru_core.layout.cold_schema` of ``ReadPlan.schema``), a
+            state file its chain tips after them: an engine can scan it beside others like
+            it with no schema to reconcile (files written before a field was added or
+            widened have False).
     """
 
     kind: Literal["state", "history", "versions", "pending", "skeleton"]
@@ -165,6 +171,7 @@ class Source:
     commit: int | None = None
     system_time: int | None = None
     keep_all: bool = False
+    full_schema: bool = False
 
     @property
     def is_cold(self) -> bool:
@@ -293,13 +300,28 @@ def _columns(namespace: str, info: NamespaceInfo, columns: Sequence[str] | None)
         if c not in names:
             msg = f"namespace {namespace!r}: no column {c!r} (columns: {names})"
             raise InvalidInputError(msg)
-    return tuple(columns)
+    return tuple(dict.fromkeys(columns))  # a column named twice is returned once
 
 
 def _file_source(ctx: StoreContext, e: FileEntry, *, keep_all: bool = False) -> Source:
     kind = "versions" if e.tier == "warm" else e.kind
     return Source(kind=kind, entry=e, uri=ctx.storage.uri(e.path), commit=e.commit, system_time=e.system_time,
                   keep_all=keep_all)
+
+
+def _schema_marked(ctx: StoreContext, values: pa.Schema, sources: list[Source]) -> list[Source]:
+    """``sources`` with :attr:`Source.full_schema` set on the cold files that store
+    ``cold_schema(values)`` (a state file: then its chain tips), read from their footers
+    (validated already)."""
+    want = [(f.name, f.type) for f in cold_schema(values)]
+    out = []
+    for src in sources:
+        if src.is_cold and src.entry is not None:
+            have = ctx.files.column_types(src.entry)
+            if have == want or (src.kind == "state" and have[:len(want)] == want):
+                src = dataclasses.replace(src, full_schema=True)
+        out.append(src)
+    return out
 
 
 def _candidates_all_pass(e: FileEntry, t: int | None, s: int) -> bool:
@@ -430,6 +452,7 @@ def plan_as_of(
     candidates += _pending_all_pass(cat.pending, t)
     strategy: Strategy = "merge" if exact and candidates else ("intervals" if exact else "latest")
     ctx.files.validate([x.entry for x in (*exact, *candidates) if x.entry is not None])
+    exact, candidates = _schema_marked(ctx, info.schema, exact), _schema_marked(ctx, info.schema, candidates)
     return ReadPlan(
         namespace=namespace, shape="as_of", commit=s, head=cat.head, valid_at=t, key=key, columns=wanted,
         schema=info.schema, strategy=strategy, exact=tuple(exact), candidates=tuple(candidates),
@@ -464,6 +487,7 @@ def _plan_all(ctx: StoreContext, namespace: str, *, version: int | None, key: st
     ]
     pruned = [_file_source(ctx, e) for e in cat.files if e.tier == "deep" and _has_key(e, key)]
     ctx.files.validate([x.entry for x in (*sources, *pruned) if x.entry is not None])
+    sources = _schema_marked(ctx, cat.info.schema, sources)
     return ReadPlan(
         namespace=namespace, shape=shape, commit=s, head=cat.head, valid_at=None, key=key,
         columns=tuple(cat.info.schema.names), schema=cat.info.schema, strategy="latest",

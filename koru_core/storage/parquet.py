@@ -290,6 +290,7 @@ class FileCache:
         self._verified: dict[str, tuple[bytes, FileStat, bool]] = {}  # checksum, stat, times trusted (not racy)
         self._meta: dict[str, pq.FileMetaData] = {}
         self._columns: dict[str, frozenset[str]] = {}
+        self._types: dict[str, list[tuple[str, pa.DataType]]] = {}
         self._starts: dict[str, np.ndarray] = {}
         self._estimates: dict[str, int] = {}  # decoded bytes, from the footer
         self._groups: OrderedDict[tuple[str, int], dict[str, pa.Array]] = OrderedDict()
@@ -346,6 +347,7 @@ class FileCache:
             if known is None or known[:2] != (e.checksum, st):  # other bytes than those decoded before
                 self._meta.pop(e.path, None)
                 self._columns.pop(e.path, None)
+                self._types.pop(e.path, None)
                 self._starts.pop(e.path, None)
                 self._estimates.pop(e.path, None)
                 for k in [k for k in self._groups if k[0] == e.path]:
@@ -500,6 +502,19 @@ class FileCache:
                         self._bytes += arr.nbytes
                 self._evict()
         return pa.table({c: have[c] for c in wanted})
+
+    def column_types(self, e: FileEntry) -> list[tuple[str, pa.DataType]]:
+        """The file's columns as (name, Arrow type), in order, from its footer (once per file).
+
+        Raises:
+            CorruptionError: the footer cannot be read.
+        """
+        types = self._types.get(e.path)
+        if types is None:
+            types = [(f.name, f.type) for f in self.metadata(e).schema.to_arrow_schema()]
+            with self._lock:
+                self._types[e.path] = types
+        return types
 
     def _names(self, e: FileEntry, md: pq.FileMetaData) -> frozenset[str]:
         names = self._columns.get(e.path)
@@ -667,6 +682,7 @@ class FileCache:
                 self._verified.pop(p, None)
                 self._meta.pop(p, None)
                 self._columns.pop(p, None)
+                self._types.pop(p, None)
                 self._starts.pop(p, None)
                 self._estimates.pop(p, None)
                 for k in [k for k in self._groups if k[0] == p]:

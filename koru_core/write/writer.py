@@ -275,11 +275,12 @@ class Writer:
         (work after the commit point: it never fails the call)."""
         try:
             self._update_hot(record, prepared, base)
-            blobs = {(b.namespace, b.kind) for b in staged.blobs}
+            sizes = {(b.namespace, b.kind): len(b.data) for b in staged.blobs}
             for p in prepared:
                 for kind, table in (("versions", p.versions), ("skips", p.skips)):
-                    if (p.namespace, kind) in blobs:
-                        self.ctx.pending.prime(p.namespace, record.commit, kind, table, record.system_time)
+                    size = sizes.get((p.namespace, kind))
+                    if size is not None:
+                        self.ctx.pending.prime(p.namespace, record.commit, kind, table, record.system_time, size)
         except Exception as e:  # noqa: BLE001 - the commit is durable; the caches are rebuilt
             self.ctx.hot.clear()
             self.ctx.pending.clear()

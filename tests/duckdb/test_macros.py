@@ -222,3 +222,32 @@ def test_macro_texts_spell_the_names_python_uses() -> None:
     for text in macros.MACROS:  # every macro runs the SQL the store's read planner made
         assert text.strip().startswith("CREATE OR REPLACE TEMP MACRO")
         assert "FROM query(__koru_" in text and "_sql(" in text
+
+
+def test_as_of_over_cold_files_written_before_and_after_a_field_was_added(tmp_path: Path) -> None:
+    """Cold files of one namespace can store older schemas (a field added later): DuckDB
+    reads them by name, the missing field NULL, beside files that store every column
+    (read as they are). The answers match by hand."""
+    from koru_core.lifecycle.consolidate import HISTORY_SMALL_ROWS
+
+    n = HISTORY_SMALL_ROWS + 8  # a history file this big is never folded into a later one
+    store = koru.open(tmp_path / "s", auto_consolidate=False)
+    ids = pa.array([f"k{i:06d}" for i in range(n)])
+    store.upsert("t", pa.table({"id": ids, "n": pa.array(range(n))}), key="id", valid_from=at(0))
+    store.consolidate()
+    store.upsert("t", pa.table({"id": ids, "n": pa.array(range(n, 2 * n))}), key="id", valid_from=at(1))
+    store.consolidate()  # the first versions go to a history file without the field "note"
+    store.upsert("t", [{"id": "k000001", "n": -1, "note": "x"}], key="id", valid_from=at(2))
+    store.consolidate()  # k000001's second version goes to a history file with it
+    plan = store.plan("t", at=at(0))
+    assert [s.full_schema for s in plan.exact if s.kind == "history"].count(False) == 1
+    assert all(s.full_schema for s in store.plan("t", at=at(1)).exact)
+    expected = {0: (1, None, 3), 1: (n + 1, None, n + 3), 2: (-1, "x", n + 3)}  # k000001's n, note; k000003's n
+    with koru_duckdb.connect(store) as con:
+        for day, (n1, note, n3) in expected.items():
+            when = at(day).strftime("%Y-%m-%d %H:%M:%S")
+            src = f"t AT (TIMESTAMP => TIMESTAMPTZ '{when}+00')"
+            rows = con.sql(f"SELECT _key, n, note FROM {src} WHERE _key IN ('k000001', 'k000003') ORDER BY _key")
+            assert rows.fetchall() == [("k000001", n1, note), ("k000003", n3, None)]
+            assert con.sql(f"SELECT count(*), count(note) FROM {src}").fetchall() == [(n, 0 if note is None else 1)]
+    store.close()
