@@ -249,6 +249,8 @@ def _source_frame(plan: ReadPlan, src: Source, schemas: _Schemas) -> pl.LazyFram
         lazy = pl.scan_parquet(src.uri, schema=stored, missing_columns="insert", cast_options=_CAST,
                                hive_partitioning=False, glob=False, extra_columns="ignore",
                                storage_options=plan.storage_options)
+        if src.full_schema:  # it stores every column with its type: nothing to add or cast
+            return lazy
         have = set(stored.names())
     extra = []
     for name, dtype in cold.items():

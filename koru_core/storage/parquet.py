@@ -262,6 +262,14 @@ SHARED_VERIFIED = 65536
 
 _SHARED = _Verified(SHARED_VERIFIED)
 
+SHARED_TYPES = 4096
+"""Files whose column types (from the footer) are remembered across the stores of one
+process, by URI and checksum, least recently added out: a store opened for one scan
+(``scan_koru(path)``) plans without parsing footers again."""
+
+_SHARED_TYPES: OrderedDict[tuple[str, bytes], list[tuple[str, pa.DataType]]] = OrderedDict()
+_SHARED_TYPES_LOCK = threading.Lock()
+
 
 _BY_KEY = "__by_key:"
 """Prefix of a column's copy in key order in a file's cache slot (:meth:`FileCache.read_by_key`)."""
@@ -504,14 +512,23 @@ class FileCache:
         return pa.table({c: have[c] for c in wanted})
 
     def column_types(self, e: FileEntry) -> list[tuple[str, pa.DataType]]:
-        """The file's columns as (name, Arrow type), in order, from its footer (once per file).
+        """The file's columns as (name, Arrow type), in order, from its footer (once per file
+        and process: call it on a validated file, whose checksum names its bytes).
 
         Raises:
             CorruptionError: the footer cannot be read.
         """
         types = self._types.get(e.path)
         if types is None:
-            types = [(f.name, f.type) for f in self.metadata(e).schema.to_arrow_schema()]
+            shared = (self.storage.uri(e.path), e.checksum)  # the same bytes in any store of this process
+            with _SHARED_TYPES_LOCK:
+                types = _SHARED_TYPES.get(shared)
+            if types is None:
+                types = [(f.name, f.type) for f in self.metadata(e).schema.to_arrow_schema()]
+                with _SHARED_TYPES_LOCK:
+                    _SHARED_TYPES[shared] = types
+                    while len(_SHARED_TYPES) > SHARED_TYPES:
+                        _SHARED_TYPES.popitem(last=False)
             with self._lock:
                 self._types[e.path] = types
         return types
