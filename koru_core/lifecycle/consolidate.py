@@ -288,7 +288,7 @@ def _rewrite(ctx: StoreContext, namespace: str, x: _Inputs) -> tuple[list[FileEn
     small = _history_to_merge([e for e in x.files if e.tier == "cold" and e.kind == "history" and e not in rewritten],
                               closed.num_rows)
     if closed.num_rows and small:  # fold small history files into the new one (size-tiered)
-        closed = pa.concat_tables([closed, *(conform(ctx.files.read(e, schema.names), schema) for e in small)])
+        closed = pa.concat_tables([closed, *(conform(ctx.files.read(e, schema.names, keep=False), schema) for e in small)])
         rewritten = [*rewritten, *small]
     if closed.num_rows:
         added.append(_write(ctx, namespace, "history", x.head, closed if is_sorted(closed, HISTORY_ORDER) else closed.sort_by(HISTORY_ORDER)))
@@ -392,7 +392,7 @@ def _state_in_range(ctx: StoreContext, touched: list[FileEntry], groups: dict[st
                   if (lo is None or gmax is None or gmax >= lo) and (hi is None or gmin is None or gmin < hi)]
         if not picked:
             continue
-        t = ctx.files.read(e, full.names, row_groups=picked)
+        t = ctx.files.read(e, full.names, row_groups=picked, keep=False)  # the run replaces it
         a, b = _in_range(t["_key"], lo, hi)
         if b > a:
             parts.append(conform(t.slice(a, b - a), full))
@@ -453,7 +453,7 @@ def _merged_entry(parts: list[FileEntry], size: int, checksum: bytes) -> FileEnt
 def _file_groups(ctx: StoreContext, e: FileEntry, schema: pa.Schema) -> Iterator[pa.Table]:
     """A history file's rows, a row group at a time (a sorted run for :func:`merge_runs`)."""
     for g in range(ctx.files.metadata(e).num_row_groups):
-        yield conform(ctx.files.read(e, schema.names, row_groups=[g]), schema)
+        yield conform(ctx.files.read(e, schema.names, row_groups=[g], keep=False), schema)  # folded in: replaced
 
 
 def _rewrite_by_range(ctx: StoreContext, namespace: str, x: _Inputs, schema: pa.Schema, touched: list[FileEntry],
@@ -599,7 +599,7 @@ def _touches(e: FileEntry, span: tuple[str, str] | None) -> bool:
 
 def _cold_read(ctx: StoreContext, e: FileEntry, schema: pa.Schema) -> pa.Table:
     names = [*schema.names, *STATE_EXTRA.names]
-    t = ctx.files.read(e, names)
+    t = ctx.files.read(e, names, keep=False)  # a touched shard: the run replaces it
     return conform(t, pa.schema([*schema, *STATE_EXTRA]))
 
 

@@ -563,12 +563,15 @@ class FileCache:
                 return i
         return None
 
-    def read(self, e: FileEntry, columns: Sequence[str], *, row_groups: Sequence[int] | None = None) -> pa.Table:
+    def read(self, e: FileEntry, columns: Sequence[str], *, row_groups: Sequence[int] | None = None,
+             keep: bool = True) -> pa.Table:
         """Read ``columns`` of a verified file (all row groups, or the given ones), in file order.
 
         Columns the file lacks come back absent (the caller conforms schemas). A whole-file
         read returns one chunk per column (kept combined, so a later ``take`` over it does
         not concatenate row groups again); a read of some row groups slices it.
+        ``keep=False``: what was not decoded already is not kept (consolidation's reads of
+        the files it replaces, which no later read will want).
 
         Raises:
             CorruptionError: a page fails its checksum or the file cannot be decoded.
@@ -593,7 +596,7 @@ class FileCache:
         loaded: dict[int, dict[str, pa.Array]] = {}
         if missing:
             self.misses += 1
-            loaded = self._load(e, md, missing)
+            loaded = self._load(e, md, missing, keep=keep)
         else:
             self.hits += 1
         parts = []
@@ -609,7 +612,7 @@ class FileCache:
         if len(parts) == 1:
             return parts[0]
         table = pa.concat_tables(parts)
-        if row_groups is None and wanted:
+        if row_groups is None and wanted and keep:
             return self._keep_whole(e, md, table)
         return table
 
@@ -655,7 +658,8 @@ class FileCache:
             self._evict()
         return pa.table(combined)
 
-    def _load(self, e: FileEntry, md: pq.FileMetaData, missing: dict[int, list[str]]) -> dict[int, dict[str, pa.Array]]:
+    def _load(self, e: FileEntry, md: pq.FileMetaData, missing: dict[int, list[str]], *,
+              keep: bool = True) -> dict[int, dict[str, pa.Array]]:
         columns = sorted({c for cs in missing.values() for c in cs})
         groups = sorted(missing)
         try:
@@ -672,7 +676,7 @@ class FileCache:
                 piece = table.slice(start, n)
                 start += n
                 out[g] = {c: piece[c].combine_chunks() for c in columns}
-                if self.limit <= 0:
+                if self.limit <= 0 or not keep:
                     continue
                 slot = self._groups.setdefault((e.path, g), {})
                 self._groups.move_to_end((e.path, g))

@@ -131,6 +131,8 @@ class Writer:
                 first = ctx.catalog.allocate_write_ids(rows + 1024)
                 prepared = self._prepare(operations, head=head, system_time=system_time, first=first,
                                          actor=actor, run_id=run_id)
+                if rows > CACHE_MAX_ROWS:  # preparing freed what it computed on the way: give it back
+                    pa.default_memory_pool().release_unused()
                 unchanged = sum(p.unchanged for p in prepared)
                 if not any(p.versions.num_rows or p.skips.num_rows for p in prepared):
                     return CommitResult(commit=None, unchanged=unchanged), prepared, None
