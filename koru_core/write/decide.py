@@ -79,9 +79,8 @@ def decide_in_order(
     # a skip record at exactly a row's valid time is the version there (same content as the head)
     last_np = pc.fill_null(heads["last_valid"].combine_chunks(), 0).to_numpy(zero_copy_only=False)
     head_valid_np = np.where(has_head & (last_np > head_valid_np), last_np, head_valid_np)
-    # content of each row's before: its head for a key's first row, the previous row otherwise
-    prev = pa.concat_arrays([pa.nulls(1, cids.type), cids.slice(0, n - 1)]) if n else cids
-    before = pc.if_else(pa.array(first), head_cid, prev)
+    # content of each row's before: its head for a key's first row, the previous row
+    # otherwise (compared in place: no copy of the 32-byte ids)
     is_tomb = cids.is_null().to_numpy(zero_copy_only=False)
     # some version is in force before a row: the key's head, or an earlier row of this
     # commit that records one (a live row, or a tombstone at an explicit time); a tombstone
@@ -91,8 +90,14 @@ def decide_in_order(
     run_start = np.maximum.accumulate(np.where(first, np.arange(n), 0)) if n else np.zeros(0, dtype=np.int64)
     before_exists = has_head | (seen > seen[run_start])
     before_valid = np.where(first, head_valid_np, np.concatenate([[0], valid[:-1]]) if n else valid)
-    before_tomb = before.is_null().to_numpy(zero_copy_only=False)  # a tombstone, or nothing at all
-    same = pc.fill_null(pc.equal(cids, before), False).to_numpy(zero_copy_only=False) | (is_tomb & before_tomb)
+    head_tomb = head_cid.is_null().to_numpy(zero_copy_only=False)
+    before_tomb = np.where(first, head_tomb, np.concatenate([[True], is_tomb[:-1]]) if n else head_tomb)
+    same_as_head = pc.fill_null(pc.equal(cids, head_cid), False).to_numpy(zero_copy_only=False)
+    same_as_prev = np.zeros(n, dtype=bool)
+    if n > 1:
+        same_as_prev[1:] = pc.fill_null(pc.equal(cids.slice(1), cids.slice(0, n - 1)), False).to_numpy(
+            zero_copy_only=False)
+    same = np.where(first, same_as_head, same_as_prev) | (is_tomb & before_tomb)  # before_tomb: or nothing at all
     action = np.full(n, WRITE, dtype=np.int8)
     noop = same & (~explicit | (before_exists & (before_valid == valid)))
     action[noop] = NOOP
