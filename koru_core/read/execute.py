@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from koru_core.context import StoreContext
     from koru_core.read.plan import ReadPlan, Source
 
-__all__ = ["as_of", "read_source", "to_api", "versions"]
+__all__ = ["as_of", "ids_as_hex", "read_source", "row_to_api", "to_api", "versions"]
 
 _SYSTEM_TYPES = {f.name: f.type for f in COLD_SCHEMA}
 _ID_COLUMNS = frozenset(("_write_id", "_prev_write_id", "_content_id", "before_write_id", "before_content_id",
@@ -435,7 +435,12 @@ def row_to_api(table: pa.Table, columns: Sequence[str]) -> dict[str, Any]:
     """The first row of ``table``'s ``columns`` as reads show it (:func:`to_api`: ids as
     lowercase hex), as a dict of column → Python value: for one version (a put's result)
     without a pass over Arrow arrays per id column. ``table`` must have a row and the columns."""
-    row = table.slice(0, 1).select(list(columns)).to_pylist()[0]
+    return ids_as_hex(table.slice(0, 1).select(list(columns)).to_pylist()[0])
+
+
+def ids_as_hex(row: dict[str, Any]) -> dict[str, Any]:
+    """``row`` (column → Python value) with its id columns' bytes as lowercase hex, as
+    reads show them (:func:`to_api`); changed in place and returned."""
     for name in _ID_COLUMNS:
         value = row.get(name)
         if isinstance(value, bytes):

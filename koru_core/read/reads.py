@@ -256,11 +256,9 @@ def version_written(
         if single is None:
             row = execute.row_to_api(versions_, _VERSION_ROW)
         else:  # the version's Python values, as reads show them
-            row = {c: single[c] for c in _VERSION_ROW}
+            row = execute.ids_as_hex({c: single[c] for c in _VERSION_ROW})
             valid = single["_valid_from"]
             row["_valid_from"] = exact(valid) if valid % 1000 else from_ns(valid)
-            row.update({c: single[c].hex() for c in ("_write_id", "_prev_write_id", "_content_id")
-                        if single[c] is not None})
         if record is None or record.commit != result.commit:
             record = ctx.catalog.commits(since=result.commit - 1, until=result.commit)[0]
         row.update({"_commit": record.commit, "_system_from": from_ns(record.system_time)})

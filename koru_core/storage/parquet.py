@@ -297,7 +297,6 @@ class FileCache:
         self._lock = threading.RLock()
         self._verified: dict[str, tuple[bytes, FileStat, bool]] = {}  # checksum, stat, times trusted (not racy)
         self._meta: dict[str, pq.FileMetaData] = {}
-        self._columns: dict[str, frozenset[str]] = {}
         self._types: dict[str, list[tuple[str, pa.DataType]]] = {}
         self._starts: dict[str, np.ndarray] = {}
         self._estimates: dict[str, int] = {}  # decoded bytes, from the footer
@@ -354,7 +353,6 @@ class FileCache:
             _SHARED.put(self.storage.uri(e.path), self._verified[e.path])
             if known is None or known[:2] != (e.checksum, st):  # other bytes than those decoded before
                 self._meta.pop(e.path, None)
-                self._columns.pop(e.path, None)
                 self._types.pop(e.path, None)
                 self._starts.pop(e.path, None)
                 self._estimates.pop(e.path, None)
@@ -456,7 +454,7 @@ class FileCache:
             CorruptionError: the file's footer cannot be read.
         """
         md = self.metadata(e)
-        wanted = [c for c in columns if c in self._names(e, md)]
+        wanted = [c for c in columns if c in self._names(e)]
         with self._lock:
             slot = self._groups.get(_whole_slot(e, md))
             return slot is not None and all(c in slot for c in wanted)
@@ -491,7 +489,7 @@ class FileCache:
             CorruptionError: as :meth:`read`.
         """
         md = self.metadata(e)
-        wanted = [c for c in columns if c in self._names(e, md)]
+        wanted = [c for c in columns if c in self._names(e)]
         slot_key = _whole_slot(e, md)
         with self._lock:
             slot = self._groups.get(slot_key)
@@ -533,13 +531,8 @@ class FileCache:
                 self._types[e.path] = types
         return types
 
-    def _names(self, e: FileEntry, md: pq.FileMetaData) -> frozenset[str]:
-        names = self._columns.get(e.path)
-        if names is None:
-            names = frozenset(md.schema.to_arrow_schema().names)
-            with self._lock:
-                self._columns[e.path] = names
-        return names
+    def _names(self, e: FileEntry) -> frozenset[str]:
+        return frozenset(name for name, _ in self.column_types(e))
 
     def row_group_starts(self, e: FileEntry) -> np.ndarray:
         """The first row of each row group, then the row count (int64, ``num_row_groups + 1``
@@ -577,7 +570,7 @@ class FileCache:
             CorruptionError: a page fails its checksum or the file cannot be decoded.
         """
         md = self.metadata(e)
-        names = self._names(e, md)
+        names = self._names(e)
         wanted = [c for c in columns if c in names]
         groups = list(range(md.num_row_groups)) if row_groups is None else list(row_groups)
         whole = self._whole(e, md, wanted, groups)
@@ -702,7 +695,6 @@ class FileCache:
             for p in paths:
                 self._verified.pop(p, None)
                 self._meta.pop(p, None)
-                self._columns.pop(p, None)
                 self._types.pop(p, None)
                 self._starts.pop(p, None)
                 self._estimates.pop(p, None)
