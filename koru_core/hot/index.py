@@ -169,8 +169,8 @@ class HeadIndex:
             keys,
             pa.array(self._valid[at], mask=missing),
             pa.array(self._commit[at], mask=missing),
-            _binary(self._content[at], 32, missing | ~self._has_content[at]),
-            _binary(self._write_id[at], 8, missing),
+            _binary(_take(self._content, at), 32, missing | ~self._has_content[at]),
+            _binary(_take(self._write_id, at), 8, missing),
             pa.array(self._last_valid[at], mask=missing),
         ], schema=HEAD_SCHEMA)
 
@@ -246,9 +246,9 @@ class HeadIndex:
         sel = np.flatnonzero(old)[newer]
         self._valid[upd] = head_valid[sel]
         self._commit[upd] = commits[sel]
-        self._content[upd] = content[sel]
+        _rows(self._content)[upd] = _rows(content)[sel]
         self._has_content[upd] = has[sel]
-        self._write_id[at] = wid_bytes[old]
+        _rows(self._write_id)[at] = _rows(wid_bytes)[old]
         self._last_valid[at] = np.maximum(self._last_valid[at], head_valid[old])
         # new keys: appended
         fresh = np.flatnonzero(~old)
@@ -257,9 +257,9 @@ class HeadIndex:
             span = slice(start, start + len(fresh))
             self._valid[span] = head_valid[fresh]
             self._commit[span] = commits[fresh]
-            self._content[span] = content[fresh]
+            self._content[span] = _take(content, fresh)
             self._has_content[span] = has[fresh]
-            self._write_id[span] = wid_bytes[fresh]
+            self._write_id[span] = _take(wid_bytes, fresh)
             self._last_valid[span] = head_valid[fresh]
 
     def _known_rows(self, keys: pa.Array, known: np.ndarray | None) -> np.ndarray:
@@ -389,6 +389,17 @@ def _matrix(arr: pa.Array, width: int) -> np.ndarray:
         return np.zeros((0, width), dtype=np.uint8)
     buf = arr.buffers()[1]
     return np.frombuffer(buf, dtype=np.uint8, count=(arr.offset + n) * width)[arr.offset * width:].reshape(n, width)
+
+
+def _rows(matrix: np.ndarray) -> np.ndarray:
+    """A C-contiguous (n, width) uint8 matrix seen as n opaque ``width``-byte items (no
+    copy): NumPy gathers and scatters those several times faster than 2-D rows."""
+    return matrix.view(f"V{matrix.shape[1]}").reshape(-1)
+
+
+def _take(matrix: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """The rows ``at`` of a C-contiguous (n, width) uint8 matrix, as a new matrix."""
+    return np.take(_rows(matrix), at).view(np.uint8).reshape(-1, matrix.shape[1])
 
 
 def _binary(matrix: np.ndarray, width: int, null: np.ndarray) -> pa.Array:

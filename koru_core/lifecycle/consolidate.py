@@ -39,7 +39,7 @@ import dataclasses
 import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
@@ -711,19 +711,40 @@ def _write(ctx: StoreContext, namespace: str, kind: str, head: int, table: pa.Ta
 
 
 def _entry(namespace: str, kind: str, rel: str, table: pa.Table, size: int, checksum: bytes) -> FileEntry:
+    """The catalog entry of a cold or deep file of ``table``'s rows, with its statistics.
+
+    A state, skips or skeleton file is sorted by ``_key`` first and a history file by
+    ``_valid_from`` first (:mod:`koru_core.layout`), so those bounds are its first and
+    last rows; the others take one pass (:func:`pyarrow.compute.min_max`) each."""
+    if not table.num_rows:
+        return FileEntry(namespace=namespace, tier="cold", kind=kind, path=rel, rows=0, bytes=size,  # type: ignore[arg-type]
+                         checksum=checksum, min_commit=0, max_commit=0, min_valid=None, max_valid=None,
+                         max_valid_to=None, max_valid_to_commit=None, min_key=None, max_key=None)
     valid = table["_valid_from"].cast(pa.int64())
-    commits = table["_commit"]
+    keys = table["_key"]
+    min_key, max_key = ((keys[0].as_py(), keys[-1].as_py()) if kind in _KEY_FIRST else _min_max(keys))
+    min_valid, max_valid = (valid[0].as_py(), valid[-1].as_py()) if kind == "history" else _min_max(valid)
+    min_commit, max_commit = _min_max(table["_commit"])
     vt = table["_valid_to"].cast(pa.int64()) if "_valid_to" in table.column_names else None
     vtc = table["_valid_to_commit"] if "_valid_to_commit" in table.column_names else None
     has_open = vt is None or vt.null_count > 0
     return FileEntry(
         namespace=namespace, tier="cold", kind=kind, path=rel, rows=table.num_rows, bytes=size,  # type: ignore[arg-type]
-        checksum=checksum, min_commit=pc.min(commits).as_py() or 0, max_commit=pc.max(commits).as_py() or 0,
-        min_valid=pc.min(valid).as_py(), max_valid=pc.max(valid).as_py(),
+        checksum=checksum, min_commit=min_commit or 0, max_commit=max_commit or 0,
+        min_valid=min_valid, max_valid=max_valid,
         max_valid_to=None if has_open or vt is None else pc.max(vt).as_py(),
         max_valid_to_commit=None if has_open or vtc is None else pc.max(vtc).as_py(),
-        min_key=pc.min(table["_key"]).as_py(), max_key=pc.max(table["_key"]).as_py(),
+        min_key=min_key, max_key=max_key,
     )
+
+
+_KEY_FIRST = frozenset({"state", "skips", "skeleton"})
+"""Cold and deep file kinds sorted by ``_key`` first (:mod:`koru_core.layout`)."""
+
+
+def _min_max(x: pa.Array | pa.ChunkedArray) -> tuple[Any, Any]:
+    mm = pc.min_max(x)
+    return mm["min"].as_py(), mm["max"].as_py()
 
 
 def _write_state(ctx: StoreContext, namespace: str, head: int, state: pa.Table) -> list[FileEntry]:

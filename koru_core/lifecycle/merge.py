@@ -62,7 +62,7 @@ def merge_sorted(state: pa.Table, overlay: pa.Table, skips: pa.Table,
     matched = found >= 0
     s_rows = found[matched]
     o_first = starts[matched]
-    changed = state.take(pa.array(s_rows))
+    changed = state if len(s_rows) == n_state else state.take(pa.array(s_rows))  # s_rows ascend: all = every row
     o_valid = _one(overlay["_valid_from"]).cast(pa.int64()).to_numpy(zero_copy_only=False)
     s_valid = _one(changed["_valid_from"]).cast(pa.int64()).to_numpy(zero_copy_only=False)
     if (o_valid[o_first] < s_valid).any():

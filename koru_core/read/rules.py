@@ -128,12 +128,16 @@ def search_sorted(sorted_keys: pa.Array, keys: pa.Array) -> np.ndarray:
 
     Returns:
         int64 array, one position in ``[0, len(sorted_keys)]`` per element of ``keys``
-        (NumPy's ``searchsorted(side="left")``), found by Polars' binary search.
+        (NumPy's ``searchsorted(side="left")``), found by Polars' binary search; when
+        ``keys`` equals ``sorted_keys`` (a batch that writes every key of the index
+        again), by one comparison instead.
     """
     import polars as pl  # a base dependency (polars-hash); imported here so ``import koru_core`` stays light
 
     if not len(sorted_keys) or not len(keys):
         return np.zeros(len(keys), dtype=np.int64)
+    if len(keys) == len(sorted_keys) and pc.all(pc.equal(keys, sorted_keys)).as_py():
+        return np.arange(len(keys), dtype=np.int64)  # the same keys (every key written again): no search
     found = pl.from_arrow(sorted_keys).search_sorted(pl.from_arrow(keys), side="left")  # type: ignore[union-attr]
     return found.to_numpy().astype(np.int64)
 
@@ -143,6 +147,8 @@ def find_sorted(sorted_keys: pa.Array, keys: pa.Array, *, at: np.ndarray | None 
     :func:`search_sorted`), or -1 where it is absent: int64, one per element of ``keys``.
     ``at``: their :func:`search_sorted` positions, when already known."""
     n = len(sorted_keys)
+    if at is None and n and len(keys) == n and pc.all(pc.equal(keys, sorted_keys)).as_py():
+        return np.arange(n, dtype=np.int64)  # the same keys: each is where it is
     at = search_sorted(sorted_keys, keys) if at is None else at
     if not n:
         return np.full(len(keys), -1, dtype=np.int64)

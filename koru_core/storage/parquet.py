@@ -587,6 +587,10 @@ class FileCache:
                 elif have is not None:
                     self._groups.move_to_end((e.path, g))
         loaded: dict[int, dict[str, pa.Array]] = {}
+        if missing and not keep and wanted and len(missing) == len(groups) \
+                and all(len(need) == len(wanted) for need in missing.values()):
+            self.misses += 1  # nothing of it decoded, nothing to keep: the decoded table as it comes
+            return self._decode(e, md, groups, wanted)
         if missing:
             self.misses += 1
             loaded = self._load(e, md, missing, keep=keep)
@@ -655,12 +659,7 @@ class FileCache:
               keep: bool = True) -> dict[int, dict[str, pa.Array]]:
         columns = sorted({c for cs in missing.values() for c in cs})
         groups = sorted(missing)
-        try:
-            f = pq.ParquetFile(self.storage.source(e.path), metadata=md, page_checksum_verification=True)
-            table = f.read_row_groups(groups, columns=columns)
-        except (pa.ArrowException, OSError) as err:
-            msg = f"{self.storage.uri(e.path)}: data file is corrupted: {err}"
-            raise CorruptionError(msg) from err
+        table = self._decode(e, md, groups, columns)
         start = 0
         out: dict[int, dict[str, pa.Array]] = {}
         with self._lock:
@@ -679,6 +678,19 @@ class FileCache:
                         self._bytes += arr.nbytes
             self._evict()
         return out
+
+    def _decode(self, e: FileEntry, md: pq.FileMetaData, groups: list[int], columns: list[str]) -> pa.Table:
+        """Decode ``columns`` of row groups ``groups`` of a verified file, checking every page's checksum.
+
+        Raises:
+            CorruptionError: a page fails its checksum or the file cannot be decoded.
+        """
+        try:
+            f = pq.ParquetFile(self.storage.source(e.path), metadata=md, page_checksum_verification=True)
+            return f.read_row_groups(groups, columns=columns)
+        except (pa.ArrowException, OSError) as err:
+            msg = f"{self.storage.uri(e.path)}: data file is corrupted: {err}"
+            raise CorruptionError(msg) from err
 
     def _drop(self, k: tuple[str, int]) -> None:
         slot = self._groups.pop(k, None)
