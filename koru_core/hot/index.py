@@ -24,6 +24,7 @@ to compact.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import NamedTuple
 
 import numpy as np
@@ -107,21 +108,39 @@ class HeadIndex:
                   + self._has_content.nbytes + self._write_id.nbytes)
         return keys + arrays + 100 * len(self._positions or ())
 
-    def load(self, heads: pa.Table) -> None:
-        """Fill an empty index with one head per key (:data:`HEAD_SCHEMA` rows, unique keys)."""
-        heads = heads.cast(HEAD_SCHEMA).combine_chunks()
-        n = heads.num_rows
+    def load(self, parts: Iterable[pa.Table], *, rows: int) -> None:
+        """Fill an empty index with one head per key, a part at a time (so a caller can
+        decode its state files a few row groups at a time, holding one part at once).
+
+        Args:
+            parts: Tables of ``key`` (string), ``valid_from``, ``commit`` (int64),
+                ``content_id`` (``fixed_size_binary(32)``), ``deleted`` (bool: the head is
+                a tombstone, its content id is ignored), ``last_write_id``
+                (``fixed_size_binary(8)``) and ``last_valid`` (int64, ns); keys unique
+                across all parts.
+            rows: How many rows the parts hold together (the arrays are sized once).
+        """
         self.__init__()  # type: ignore[misc]
-        self._grow(n)
-        self._chunks = [heads["key"].chunk(0)] if n else []
-        self._n = n
-        self._valid[:n] = heads["valid_from"].to_numpy(zero_copy_only=False)
-        self._commit[:n] = heads["commit"].to_numpy(zero_copy_only=False)
-        self._last_valid[:n] = heads["last_valid"].to_numpy(zero_copy_only=False)
-        content = heads["content_id"].chunk(0) if n else pa.array([], pa.binary(32))
-        self._has_content[:n] = content.is_valid().to_numpy(zero_copy_only=False)
-        self._content[:n] = _matrix(content, 32)
-        self._write_id[:n] = _matrix(heads["last_write_id"].chunk(0) if n else pa.array([], pa.binary(8)), 8)
+        self._grow(rows)
+        for part in parts:
+            part = part.combine_chunks()
+            n = part.num_rows
+            if not n:
+                continue
+            start = self._n
+            span = slice(start, start + n)
+            self._chunks.append(part["key"].chunk(0).cast(pa.string()))
+            self._combined = None
+            self._grow(start + n)
+            self._n = start + n
+            self._valid[span] = part["valid_from"].chunk(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
+            self._commit[span] = part["commit"].chunk(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
+            self._last_valid[span] = part["last_valid"].chunk(0).cast(pa.int64()).to_numpy(zero_copy_only=False)
+            content = part["content_id"].chunk(0)
+            deleted = part["deleted"].chunk(0).to_numpy(zero_copy_only=False)
+            self._has_content[span] = content.is_valid().to_numpy(zero_copy_only=False) & ~deleted
+            self._content[span] = _matrix(content, 32)
+            self._write_id[span] = _matrix(part["last_write_id"].chunk(0), 8)
 
     # -- reads ------------------------------------------------------------------
 
@@ -162,9 +181,8 @@ class HeadIndex:
         found = rows >= 0
         at = np.where(found, rows, 0)
         missing = ~found
-        if not self._n:
-            n = len(keys)
-            return pa.table([keys, *(pa.nulls(n, f.type) for f in list(HEAD_SCHEMA)[1:])], schema=HEAD_SCHEMA)
+        if not self._n or not found.any():
+            return _no_heads(keys)
         return pa.table([
             keys,
             pa.array(self._valid[at], mask=missing),
@@ -224,15 +242,20 @@ class HeadIndex:
         same = np.zeros(n, dtype=bool)
         if n > 1:
             same[1:] = pc.equal(keys.slice(0, n - 1), keys.slice(1)).to_numpy(zero_copy_only=False)
+        one_each = order is None and not same.any()  # one version per key, in order: every row is a head
         starts = np.flatnonzero(~same)
         ends = np.append(starts[1:], n) - 1  # the last row of each key: its largest valid time
-        latest_wid = np.maximum.reduceat(wid_int, starts) if n else wid_int
+        latest_wid = wid_int if one_each else np.maximum.reduceat(wid_int, starts) if n else wid_int
         src = ends if order is None else order[ends]  # rows of ``v`` holding each key's head candidate
-        cids = v["_content_id"].chunk(0).take(pa.array(src))
-        deleted = v["_deleted"].chunk(0).take(pa.array(src)).to_numpy(zero_copy_only=False)
-        commits = v["_commit"].cast(pa.int64()).chunk(0).take(pa.array(src)).to_numpy(zero_copy_only=False)
-        head_keys = keys.take(pa.array(ends))
-        head_valid = valid[ends]
+
+        def heads(column: pa.Array) -> pa.Array:
+            return column if one_each else column.take(pa.array(src))
+
+        cids = heads(v["_content_id"].chunk(0))
+        deleted = heads(v["_deleted"].chunk(0)).to_numpy(zero_copy_only=False)
+        commits = heads(v["_commit"].cast(pa.int64()).chunk(0)).to_numpy(zero_copy_only=False)
+        head_keys = keys if one_each else keys.take(pa.array(ends))
+        head_valid = valid if one_each else valid[ends]
         content = _matrix(cids, 32)
         has = ~deleted & cids.is_valid().to_numpy(zero_copy_only=False)
         wid_bytes = latest_wid.astype(">u8").view(np.uint8).reshape(-1, 8)
@@ -252,7 +275,12 @@ class HeadIndex:
         self._last_valid[at] = np.maximum(self._last_valid[at], head_valid[old])
         # new keys: appended
         fresh = np.flatnonzero(~old)
-        if len(fresh):
+        if len(fresh) == len(old):  # every key new: the rows go in as they are
+            start = self._append(head_keys)
+            span = slice(start, start + len(fresh))
+            self._valid[span], self._commit[span], self._content[span] = head_valid, commits, content
+            self._has_content[span], self._write_id[span], self._last_valid[span] = has, wid_bytes, head_valid
+        elif len(fresh):
             start = self._append(head_keys.take(pa.array(fresh)))
             span = slice(start, start + len(fresh))
             self._valid[span] = head_valid[fresh]
@@ -268,7 +296,7 @@ class HeadIndex:
         if known is None:
             return self._rows(keys)
         missing = np.flatnonzero(known < 0)
-        if not len(missing):
+        if not len(missing) or not self._n:  # nothing to look up, or nothing to find it in
             return known
         rows = known.copy()
         rows[missing] = self._rows(keys.take(pa.array(missing)))
@@ -389,6 +417,17 @@ def _matrix(arr: pa.Array, width: int) -> np.ndarray:
         return np.zeros((0, width), dtype=np.uint8)
     buf = arr.buffers()[1]
     return np.frombuffer(buf, dtype=np.uint8, count=(arr.offset + n) * width)[arr.offset * width:].reshape(n, width)
+
+
+def _no_heads(keys: pa.Array) -> pa.Table:
+    """:data:`HEAD_SCHEMA` rows for keys none of which has a head: every column null, all
+    over one zeroed buffer (from ``calloc``: pages nobody writes cost no memory, where
+    :func:`pyarrow.nulls` fills one buffer per column, 60 MB at 1M keys)."""
+    n = len(keys)
+    zeros = pa.py_buffer(np.zeros(n * 32, dtype=np.uint8))
+    invalid = pa.py_buffer(np.zeros((n + 7) // 8, dtype=np.uint8))
+    columns = [pa.Array.from_buffers(f.type, n, [invalid, zeros], null_count=n) for f in list(HEAD_SCHEMA)[1:]]
+    return pa.table([keys, *columns], schema=HEAD_SCHEMA)
 
 
 def _rows(matrix: np.ndarray) -> np.ndarray:

@@ -161,8 +161,8 @@ class ParquetSink:
                 write_statistics=True, use_dictionary=dictionary_columns(table),
             )
         self._wait()
-        self._encoding = pool("parquet", ENCODE_THREADS).submit(self._writer.write_table, table.slice(0, n),
-                                          row_group_size=self.row_group_size)
+        self._encoding = pool("parquet", ENCODE_THREADS).submit(_encode, self._writer, table.slice(0, n),
+                                                                 self.row_group_size)
         rest = table.slice(n)
         self._buffer, self._buffered = ([rest] if rest.num_rows else []), rest.num_rows
 
@@ -192,6 +192,13 @@ class ParquetSink:
         data = self.encoded()
         self.storage.write(self.rel, memoryview(data))
         return data.size, blake3(data).digest()
+
+
+def _encode(writer: pq.ParquetWriter, table: pa.Table, row_group_size: int) -> None:
+    """Encode ``table``'s row groups on a pool thread, then give the Arrow memory the
+    thread freed back (mimalloc keeps a heap per thread, out of the caller's reach)."""
+    writer.write_table(table, row_group_size=row_group_size)
+    pa.default_memory_pool().release_unused()
 
 
 def dictionary_columns(table: pa.Table) -> list[str]:

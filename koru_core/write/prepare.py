@@ -25,6 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from koru_core._memory import LARGE_ROWS, give_back
 from koru_core.errors import InvalidInputError, KeyNotFoundError
 from koru_core.hashing import content_id, content_ids
 from koru_core.hot.index import HeadIndex
@@ -34,7 +35,7 @@ from koru_core.read.rules import is_sorted
 from koru_core.schema import PLAIN_TYPES, conform_input, union_schema
 from koru_core.write import hotsync
 from koru_core.write.batches import ROW_COLUMNS, Operation, add_missing_tombstones, merge_batches
-from koru_core.write.decide import NOOP, SKIP, WRITE, decide_in_order, late_keys_mask
+from koru_core.write.decide import NOOP, SKIP, WRITE, decide_in_order, first_of_key, late_keys_mask
 from koru_core.write.late import decide_late
 from koru_core.write.versions import Prepared, build
 
@@ -94,23 +95,18 @@ def prepare(
     valid = rows["__valid"].combine_chunks().to_numpy(zero_copy_only=False)
     explicit = rows["__explicit"].combine_chunks().to_numpy(zero_copy_only=False)
     index_rows = index.rows_of(sorted_keys)
-    heads = index.lookup(sorted_keys, rows=index_rows)
-    late = late_keys_mask(sorted_keys, valid, heads["last_valid"].combine_chunks())
-    actions = np.full(rows.num_rows, NOOP, dtype=np.int8)
-    live = np.zeros(rows.num_rows, dtype=bool)
-    on_time = ~late
-    if on_time.all():
-        actions, live = decide_in_order(sorted_keys, valid, explicit, cids, heads)
-    elif on_time.any():
-        idx = pa.array(np.flatnonzero(on_time))
-        actions[on_time], live[on_time] = decide_in_order(sorted_keys.take(idx), valid[on_time], explicit[on_time],
-                                                          cids.take(idx), heads.take(idx))
+    large = rows.num_rows > LARGE_ROWS
+    if large:
+        give_back()
+    late, actions, live, head_write_ids = _decide_on_time(sorted_keys, valid, explicit, cids, index, index_rows)
     extra = None
     if late.any():
         actions, extra = _decide_late_rows(ctx, namespace, rows, late, actions, live, cids, head, values)
     _check_live(namespace, ops, rows, live)
+    if large:
+        give_back()
     versions, skips = build(
-        rows, actions=actions, cids=cids, head_write_ids=heads["last_write_id"].combine_chunks(), extra=extra,
+        rows, actions=actions, cids=cids, head_write_ids=head_write_ids, extra=extra,
         first_write_id=first_write_id, actor=actor, run_id=run_id, values=values,
     )
     deleted = pc.sum(versions["_deleted"].cast(pa.int64())).as_py() or 0
@@ -119,6 +115,61 @@ def prepare(
                     int((actions != WRITE).sum()), deleted, reshaped,
                     version_rows=None if extra is not None else index_rows[actions == WRITE],
                     skip_rows=index_rows[actions == SKIP])
+
+
+DECIDE_ROWS = 128 * 1024
+"""Rows whose heads are looked up and decided at a time (whole keys): the heads of a
+1M-row batch would take 64 MB at once, the rule's temporaries about 90 MB more."""
+
+
+def _decide_on_time(
+    keys: pa.Array, valid: np.ndarray, explicit: np.ndarray, cids: pa.Array, index: HeadIndex, index_rows: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, pa.Array]:
+    """The unchanged rule for the rows of keys that are not late, :data:`DECIDE_ROWS` rows
+    (whole keys) at a time (:func:`~koru_core.write.decide.decide_in_order`).
+
+    Args:
+        keys: The batch's keys, sorted (with ``valid``: int64 ns, ``explicit``: bool per row).
+        cids: Content ids per row (``fixed_size_binary(32)``, null for tombstones).
+        index: The namespace's head index; ``index_rows``: each key's row in it (-1: none).
+
+    Returns:
+        (late: bool per row, its key needs the late path; action per row, :data:`NOOP` for
+        late rows; live: the row's before is a live version; each row's key's latest write
+        id before the commit, ``fixed_size_binary(8)``, null for a new key).
+    """
+    n = len(keys)
+    late = np.zeros(n, dtype=bool)
+    actions = np.full(n, NOOP, dtype=np.int8)
+    live = np.zeros(n, dtype=bool)
+    write_ids = []
+    for lo, hi in _key_slices(keys, DECIDE_ROWS):
+        k, c = keys.slice(lo, hi - lo), cids.slice(lo, hi - lo)
+        heads = index.lookup(k, rows=index_rows[lo:hi])
+        write_ids.append(heads["last_write_id"].combine_chunks())
+        slice_late = late_keys_mask(k, valid[lo:hi], heads["last_valid"].combine_chunks())
+        late[lo:hi] = slice_late
+        on_time = ~slice_late
+        if on_time.all():
+            actions[lo:hi], live[lo:hi] = decide_in_order(k, valid[lo:hi], explicit[lo:hi], c, heads)
+        elif on_time.any():
+            idx = pa.array(np.flatnonzero(on_time))
+            at = np.flatnonzero(on_time) + lo
+            actions[at], live[at] = decide_in_order(k.take(idx), valid[lo:hi][on_time], explicit[lo:hi][on_time],
+                                                    c.take(idx), heads.take(idx))
+    ids = pa.concat_arrays(write_ids) if write_ids else pa.array([], WRITE_ID)
+    return late, actions, live, ids
+
+
+def _key_slices(keys: pa.Array, rows: int) -> list[tuple[int, int]]:
+    """[lo, hi) ranges of about ``rows`` rows of sorted ``keys`` that split no key's rows."""
+    n = len(keys)
+    if n <= rows:
+        return [(0, n)]
+    starts = np.flatnonzero(first_of_key(keys))
+    cuts = np.unique(starts[np.minimum(np.searchsorted(starts, np.arange(rows, n, rows)), len(starts) - 1)])
+    bounds = [0, *(int(c) for c in cuts if 0 < c < n), n]
+    return list(zip(bounds[:-1], bounds[1:]))
 
 
 def _decide_late_rows(

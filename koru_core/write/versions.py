@@ -108,12 +108,15 @@ def build(
         actor, run_id: Provenance of the batch rows.
         values: The value column names, in schema order.
     """
-    write = pa.array(actions == WRITE)
-    picked = rows.filter(write)
+    writes = actions == WRITE
+    every = bool(writes.all())  # every row a version (new keys, all changed): no copy of the batch
+    write = pa.array(writes)
+    picked = rows if every else rows.filter(write)
     n = picked.num_rows
     table = pa.table({
         "__key": picked["__key"], "__valid": picked["__valid"], "__deleted": picked["__deleted"],
-        "__parents": picked["__parents"], "__cid": cids.filter(write), "__head": head_write_ids.filter(write),
+        "__parents": picked["__parents"], "__cid": cids if every else cids.filter(write),
+        "__head": head_write_ids if every else head_write_ids.filter(write),
         "__actor": pa.repeat(pa.scalar(actor, pa.string()), n), "__run_id": pa.repeat(pa.scalar(run_id, pa.string()), n),
         **{v: picked[v] for v in values},
     })

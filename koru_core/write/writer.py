@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from koru_core._memory import give_back
 from koru_core._time import now_ns
 from koru_core.catalog.entries import CommitRecord, FileSwap
 from koru_core.errors import ConflictError, HeadMovedError
@@ -132,11 +133,14 @@ class Writer:
                 prepared = self._prepare(operations, head=head, system_time=system_time, first=first,
                                          actor=actor, run_id=run_id)
                 if rows > CACHE_MAX_ROWS:  # preparing freed what it computed on the way: give it back
-                    pa.default_memory_pool().release_unused()
+                    give_back()
                 unchanged = sum(p.unchanged for p in prepared)
                 if not any(p.versions.num_rows or p.skips.num_rows for p in prepared):
                     return CommitResult(commit=None, unchanged=unchanged), prepared, None
-                staged = stage(ctx, prepared, self._cold_parts(prepared, commit=head + 1, system_time=system_time))
+                cold = self._cold_parts(prepared, commit=head + 1, system_time=system_time)
+                if cold:  # so did writing the cold files
+                    give_back()
+                staged = stage(ctx, prepared, cold)
                 try:
                     record = self._publish(staged, operations, head=head, system_time=system_time, actor=actor,
                                            run_id=run_id, metadata=metadata, first=first)
@@ -150,6 +154,8 @@ class Writer:
                         break
                     time.sleep(random.uniform(0, min(RETRY_WAIT_MAX_S, RETRY_WAIT_S * 2**attempt)))
                     continue
+                if rows > CACHE_MAX_ROWS:  # and so did the commit hash and the catalog commit
+                    give_back()
                 self._update_hot_or_clear(record, prepared, record.commit - 1, staged)
                 break
             if isinstance(record, str):
@@ -164,7 +170,7 @@ class Writer:
             if sum(p.versions.num_rows for p in prepared) > CACHE_MAX_ROWS:
                 del staged  # a large commit's tables go before maintenance reads the store again
                 prepared = []
-                pa.default_memory_pool().release_unused()
+                give_back()
             self._maintain(record)
         return result, prepared, record
 

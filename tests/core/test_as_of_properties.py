@@ -35,6 +35,7 @@ from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, 
 from model import TOMBSTONE, Model, content_of
 
 import koru_core as koru
+from koru_core.write import prepare
 
 NAMESPACES = ("acct", "other")
 KEYS = ("a", "b", "c|d")
@@ -279,6 +280,25 @@ class StoreVsModelThreeWays(StoreVsModel):
 
 TestThreeWaysVsModel = StoreVsModelThreeWays.TestCase
 TestThreeWaysVsModel.settings = settings(fast, max_examples=25, stateful_step_count=20)
+
+
+class StoreVsModelInSlices(StoreVsModel):
+    """The same machine with a large batch's steps made small: the unchanged rule decided
+    two rows (whole keys) at a time and freed memory given back after every step, so a
+    backfill's keys fall across slice boundaries (the path a 1M-row upsert takes)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._sizes = (prepare.DECIDE_ROWS, prepare.LARGE_ROWS)
+        prepare.DECIDE_ROWS, prepare.LARGE_ROWS = 2, 0
+
+    def teardown(self) -> None:
+        prepare.DECIDE_ROWS, prepare.LARGE_ROWS = self._sizes
+        super().teardown()
+
+
+TestStoreVsModelInSlices = StoreVsModelInSlices.TestCase
+TestStoreVsModelInSlices.settings = fast
 
 
 class SlowStoreVsModel(StoreVsModel):
