@@ -18,7 +18,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from koru_core._hex import to_hex
-from koru_core._time import to_ns
 from koru_core.layout import COLD_SCHEMA
 from koru_core.model import TIMESTAMP
 from koru_core.read import rules
@@ -46,49 +45,16 @@ def _row_groups(ctx: StoreContext, src: Source, key: str | None, valid_at: int |
     an exact source) some ``_valid_to`` after it. None for all."""
     if src.entry is None or (key is None and valid_at is None):
         return None
-    md = ctx.files.metadata(src.entry)
-    cols = {name: ctx.files.column_index(src.entry, name) for name in ("_key", "_valid_from", "_valid_to")}
-    keep = []
-    for g in range(md.num_row_groups):
-        rg = md.row_group(g)
-        if key is not None and not _may_hold(rg, cols["_key"], lambda lo, hi: lo <= key <= hi):
-            continue
-        if valid_at is not None:
-            if not _may_hold(rg, cols["_valid_from"], lambda lo, _hi: _ns(lo) <= valid_at):
-                continue
-            if ended_by and not _may_end_after(rg, cols["_valid_to"], valid_at):
-                continue
-        keep.append(g)
-    return keep
-
-
-def _may_hold(rg: Any, index: int | None, test: Callable[[Any, Any], bool]) -> bool:
-    if index is None:
-        return True
-    stats = rg.column(index).statistics
-    if stats is None or not stats.has_min_max:
-        return True
-    return test(stats.min, stats.max)
-
-
-def _may_end_after(rg: Any, index: int | None, t: int) -> bool:
-    """Some row's ``_valid_to`` is null (open) or after ``t``."""
-    if index is None:
-        return True
-    stats = rg.column(index).statistics
-    if stats is None or not stats.has_min_max or stats.null_count is None or stats.null_count > 0:
-        return True
-    return _ns(stats.max) + 1000 > t  # a statistic read as a datetime may have lost its nanoseconds
-
-
-def _ns(value: Any) -> int:
-    """A timestamp statistic (pandas/py datetime or int) as int ns (a datetime rounds down to µs)."""
-    if isinstance(value, int):
-        return value
-    ts = getattr(value, "value", None)  # pandas.Timestamp
-    if isinstance(ts, int):
-        return ts
-    return to_ns(value, what="statistics")
+    stats = ctx.files.row_group_stats(src.entry)
+    keep = np.ones(len(stats.valid_min), dtype=bool)
+    if valid_at is not None:
+        keep &= stats.valid_min <= valid_at
+        if ended_by:
+            keep &= stats.valid_to_max > valid_at
+    if key is not None:
+        k = key.encode()
+        keep &= [lo is None or lo <= k <= hi for lo, hi in zip(stats.key_min, stats.key_max)]  # type: ignore[operator]
+    return np.flatnonzero(keep).tolist()
 
 
 def read_source(ctx: StoreContext, plan: ReadPlan, src: Source, columns: Sequence[str]) -> pa.Table:
@@ -303,25 +269,47 @@ _TAKE_BELOW = 0.1
 def _where(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str], tested: list[str],
            predicate: Callable[[_Eager], Any]) -> pa.Table:
     """``columns`` of the rows of ``src`` for which ``predicate`` holds: the predicate is
-    evaluated over the ``tested`` columns alone, then only the matching rows of the other
-    columns are gathered (no expression engine over every column)."""
+    evaluated over the ``tested`` columns, then only the matching rows are gathered (no
+    expression engine over every column)."""
     if src.keep_all:  # the planner proved every row passes
         return read_source(ctx, plan, src, columns)
     if plan.key is not None:  # one key's rows: few, so read them whole and filter once
         table = read_source(ctx, plan, src, list(dict.fromkeys([*columns, *tested])))
         mask = pc.fill_null(predicate(_Eager(table)), False)
         return table.filter(mask).select(columns)
-    mask = predicate(_Eager(read_source(ctx, plan, src, tested)))
+    # one read of every column: the file cache decodes whole row groups either way
+    table = read_source(ctx, plan, src, list(dict.fromkeys([*columns, *tested])))
+    mask = predicate(_Eager(table))
     if isinstance(mask, pa.ChunkedArray):
         mask = mask.combine_chunks() if mask.num_chunks else pa.array([], pa.bool_())
     mask = pc.fill_null(mask, False)
     hits = pc.sum(mask).as_py() or 0
-    table = read_source(ctx, plan, src, columns)
+    table = table.select(columns)
     if hits == len(mask):
         return table
     if hits < _TAKE_BELOW * len(mask):
-        return table.take(pc.indices_nonzero(mask))
+        return _take_where(table, mask)
     return table.filter(mask)
+
+
+def _take_where(table: pa.Table, mask: pa.Array) -> pa.Table:
+    """The rows of ``table`` where ``mask`` holds, gathered by index chunk by chunk (a
+    ``take`` over several chunks concatenates every column first; a table read from
+    cached row groups has one chunk per group, the same in every column)."""
+    first = table.column(0) if table.num_columns else None
+    if first is None or first.num_chunks <= 1:
+        return table.take(pc.indices_nonzero(mask))
+    sizes = [len(c) for c in first.chunks]
+    if any([len(c) for c in col.chunks] != sizes for col in table.columns[1:]):
+        return table.filter(mask)
+    parts = []
+    lo = 0
+    for size in sizes:
+        at = pc.indices_nonzero(mask.slice(lo, size))
+        if len(at):
+            parts.append(table.slice(lo, size).take(at))
+        lo += size
+    return pa.concat_tables(parts) if parts else table.slice(0, 0)
 
 
 def _exact_rows(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str]) -> pa.Table:

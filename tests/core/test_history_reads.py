@@ -12,6 +12,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pyarrow as pa
+import pytest
 
 import koru_core as koru
 
@@ -69,3 +70,39 @@ def test_history_of_one_key_when_every_row_has_its_own_valid_time(tmp_path: Path
                     hist = store.history("t", key)
                     assert hist["v"].to_pylist() == written[key], (limit, key)
             assert store.history("t", "k00000x").num_rows == 0
+
+
+def test_as_of_at_nanosecond_bounds_over_many_row_groups_of_non_ascii_keys(tmp_path: Path) -> None:
+    """Row groups are pruned by their statistics as stored (``_key`` as UTF-8 bytes,
+    ``_valid_from``/``_valid_to`` as int64 ns): an as-of read at a time one nanosecond
+    before, at, and after a version's start, and a point read of a non-ASCII key, equal
+    the brute-force answer from the rows written (kept here)."""
+    import pandas as pd
+
+    n = 40_000  # three 16k-row groups per file
+    start = pd.Timestamp("2024-01-01", tz="UTC")
+    keys = [("ключ" if j % 3 == 0 else "é" if j % 3 == 1 else "k") + f"{j:06d}" for j in range(n)]
+    first = {k: start + pd.Timedelta(nanoseconds=j) for j, k in enumerate(keys)}
+    later = {k: start + pd.Timedelta(nanoseconds=n + 7 * j) for j, k in enumerate(keys) if j % 2 == 0}
+    with koru.open(tmp_path / "s", auto_consolidate=False) as store:
+        store.upsert("t", pa.table({"id": keys, "v": [0] * n, "at": pa.array(list(first.values()), pa.timestamp("ns", "UTC"))}),
+                     key="id", valid_from="at")
+        moved = list(later)
+        store.upsert("t", pa.table({"id": moved, "v": [1] * len(moved),
+                                    "at": pa.array([later[k] for k in moved], pa.timestamp("ns", "UTC"))}),
+                     key="id", valid_from="at")
+        store.consolidate()
+    with koru.open(tmp_path / "s", read_only=True) as store:
+        # the history file holds the closed first versions of the even keys, sorted by valid
+        # time: its second row group starts with key 32768's, at start + 32768 ns
+        for j, at in ((0, later), (2, later), (5_000, later), (21_000, later), (39_998, later), (32_768, first)):
+            k = keys[j]
+            for t in (at[k] - pd.Timedelta(nanoseconds=1), at[k], at[k] + pd.Timedelta(nanoseconds=1)):
+                want = {key: (1 if key in later and later[key] <= t else 0) for key in keys if first[key] <= t}
+                got = store.as_of("t", at=t)
+                assert dict(zip(got["_key"].to_pylist(), got["v"].to_pylist())) == want, (k, t)
+                if k in want:
+                    assert store.get("t", k, at=t)["v"] == want[k]
+                else:
+                    with pytest.raises(koru.KeyNotFoundError):
+                        store.get("t", k, at=t)
