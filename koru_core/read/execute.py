@@ -287,9 +287,27 @@ def _where(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str], t
     table = table.select(columns)
     if hits == len(mask):
         return table
+    if not hits:
+        return table.slice(0, 0)
+    runs = _runs(mask) if 2 * hits >= len(mask) else None
+    if runs is not None:  # a few runs of rows (a history file's rows valid by t are a prefix): zero-copy slices
+        return pa.concat_tables([table.slice(lo, hi - lo) for lo, hi in runs])
     if hits < _TAKE_BELOW * len(mask):
         return _take_where(table, mask)
     return table.filter(mask)
+
+
+_MAX_RUNS = 16
+"""Matching rows in at most this many runs are returned as slices of the decoded rows."""
+
+
+def _runs(mask: pa.Array) -> list[tuple[int, int]] | None:
+    """The [lo, hi) runs of ``mask``'s true rows when there are at most :data:`_MAX_RUNS`, else None."""
+    m = mask.to_numpy(zero_copy_only=False).view(np.int8)
+    edges = np.flatnonzero(np.diff(m, prepend=0, append=0))  # starts and ends, alternating
+    if len(edges) > 2 * _MAX_RUNS:
+        return None
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
 
 
 def _take_where(table: pa.Table, mask: pa.Array) -> pa.Table:
