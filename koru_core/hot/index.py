@@ -24,14 +24,16 @@ to compact.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from koru_core.read.rules import find_sorted, search_sorted
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
 
 __all__ = ["HEAD_SCHEMA", "INDEX_COLUMNS", "Head", "HeadIndex"]
 

@@ -53,7 +53,7 @@ def _row_groups(ctx: StoreContext, src: Source, key: str | None, valid_at: int |
             keep &= stats.valid_to_max > valid_at
     if key is not None:
         k = key.encode()
-        keep &= [lo is None or lo <= k <= hi for lo, hi in zip(stats.key_min, stats.key_max)]  # type: ignore[operator]
+        keep &= [lo is None or lo <= k <= hi for lo, hi in zip(stats.key_min, stats.key_max, strict=True)]  # type: ignore[operator]
     return np.flatnonzero(keep).tolist()
 
 
@@ -307,7 +307,7 @@ def _runs(mask: pa.Array) -> list[tuple[int, int]] | None:
     edges = np.flatnonzero(np.diff(m, prepend=0, append=0))  # starts and ends, alternating
     if len(edges) > 2 * _MAX_RUNS:
         return None
-    return list(zip(edges[0::2].tolist(), edges[1::2].tolist()))
+    return list(zip(edges[0::2].tolist(), edges[1::2].tolist(), strict=True))
 
 
 def _take_where(table: pa.Table, mask: pa.Array) -> pa.Table:

@@ -10,7 +10,7 @@ A consolidation that absorbed commits the index has not seen makes it rebuild.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -18,11 +18,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from koru_core.catalog.entries import FileEntry
-from koru_core.hot.index import HEAD_SCHEMA, INDEX_COLUMNS, HeadIndex
+from koru_core.hot.index import INDEX_COLUMNS, HeadIndex
 from koru_core.layout import SKIP_SCHEMA
 from koru_core.model import TIMESTAMP
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from koru_core.context import StoreContext
 
 __all__ = ["commit_rows", "current_commit", "index_at", "late_history", "late_skips", "with_commit"]

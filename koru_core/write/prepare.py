@@ -169,7 +169,7 @@ def _key_slices(keys: pa.Array, rows: int) -> list[tuple[int, int]]:
     starts = np.flatnonzero(first_of_key(keys))
     cuts = np.unique(starts[np.minimum(np.searchsorted(starts, np.arange(rows, n, rows)), len(starts) - 1)])
     bounds = [0, *(int(c) for c in cuts if 0 < c < n), n]
-    return list(zip(bounds[:-1], bounds[1:]))
+    return list(zip(bounds[:-1], bounds[1:], strict=True))
 
 
 def _decide_late_rows(

@@ -85,8 +85,8 @@ def test_as_of_at_nanosecond_bounds_over_many_row_groups_of_non_ascii_keys(tmp_p
     first = {k: start + pd.Timedelta(nanoseconds=j) for j, k in enumerate(keys)}
     later = {k: start + pd.Timedelta(nanoseconds=n + 7 * j) for j, k in enumerate(keys) if j % 2 == 0}
     with koru.open(tmp_path / "s", auto_consolidate=False) as store:
-        store.upsert("t", pa.table({"id": keys, "v": [0] * n, "at": pa.array(list(first.values()), pa.timestamp("ns", "UTC"))}),
-                     key="id", valid_from="at")
+        starts = pa.array(list(first.values()), pa.timestamp("ns", "UTC"))
+        store.upsert("t", pa.table({"id": keys, "v": [0] * n, "at": starts}), key="id", valid_from="at")
         moved = list(later)
         store.upsert("t", pa.table({"id": moved, "v": [1] * len(moved),
                                     "at": pa.array([later[k] for k in moved], pa.timestamp("ns", "UTC"))}),
@@ -100,7 +100,7 @@ def test_as_of_at_nanosecond_bounds_over_many_row_groups_of_non_ascii_keys(tmp_p
             for t in (at[k] - pd.Timedelta(nanoseconds=1), at[k], at[k] + pd.Timedelta(nanoseconds=1)):
                 want = {key: (1 if key in later and later[key] <= t else 0) for key in keys if first[key] <= t}
                 got = store.as_of("t", at=t)
-                assert dict(zip(got["_key"].to_pylist(), got["v"].to_pylist())) == want, (k, t)
+                assert dict(zip(got["_key"].to_pylist(), got["v"].to_pylist(), strict=True)) == want, (k, t)
                 if k in want:
                     assert store.get("t", k, at=t)["v"] == want[k]
                 else:
