@@ -312,6 +312,9 @@ class RowGroupStats:
 def _row_group_stats(md: pq.FileMetaData, index: dict[str, int | None]) -> RowGroupStats:
     lo, hi = np.iinfo(np.int64).min, np.iinfo(np.int64).max
     n = md.num_row_groups
+    arrow = md.schema.to_arrow_schema()
+    scale = {name: _NS_PER.get(getattr(arrow.field(name).type, "unit", "ns"), 1)
+             for name in ("_valid_from", "_valid_to") if name in arrow.names}  # raw values in the stored unit
     key_min: list[bytes | None] = [None] * n
     key_max: list[bytes | None] = [None] * n
     valid_min = np.full(n, lo, dtype=np.int64)
@@ -325,12 +328,15 @@ def _row_group_stats(md: pq.FileMetaData, index: dict[str, int | None]) -> RowGr
         if index["_valid_from"] is not None:
             st = rg.column(index["_valid_from"]).statistics
             if st is not None and st.has_min_max:
-                valid_min[g] = st.min_raw
+                valid_min[g] = st.min_raw * scale["_valid_from"]
         if index["_valid_to"] is not None:
             st = rg.column(index["_valid_to"]).statistics
             if st is not None and st.has_min_max and st.null_count == 0:
-                valid_to_max[g] = st.max_raw
+                valid_to_max[g] = st.max_raw * scale["_valid_to"]
     return RowGroupStats(key_min, key_max, valid_min, valid_to_max)
+
+
+_NS_PER = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}
 
 
 def _utf8(raw: object) -> bytes:
