@@ -218,22 +218,38 @@ def dictionary_columns(table: pa.Table) -> list[str]:
     """
     sample = table.slice(0, DICTIONARY_SAMPLE_ROWS)
     n = sample.num_rows
-    out = []
+    always, counted = set(), []
     for name in table.column_names:
-        if name in _RANDOM_IDS:
+        kind = sample.schema.field(name).type
+        if name in _RANDOM_IDS or pa.types.is_null(kind):  # a null column has no distinct count: written plain
             continue
-        column = sample[name]
-        kind = column.type
         if pa.types.is_boolean(kind) or pa.types.is_nested(kind) or pa.types.is_dictionary(kind):
-            out.append(name)
-            continue
-        try:
-            distinct = pc.count_distinct(column, mode="all").as_py()
-        except pa.ArrowNotImplementedError:  # a type with no distinct count (null): written plain
-            continue
-        if distinct * DICTIONARY_MAX_SHARE <= n:
-            out.append(name)
-    return out
+            always.add(name)
+        else:
+            counted.append(name)
+    distinct = _distinct_counts(sample.select(counted))
+    return [c for c in table.column_names if c in always or (c in distinct and distinct[c] * DICTIONARY_MAX_SHARE <= n)]
+
+
+def _distinct_counts(sample: pa.Table) -> dict[str, int]:
+    """Distinct values (null counted as one) per column of ``sample``: Polars' ``n_unique``
+    over every column at once, about 3x faster here than :func:`pyarrow.compute.count_distinct`
+    per column; that where Polars cannot take a column's type."""
+    import polars as pl  # a base dependency (polars-hash); imported here so ``import koru_core`` stays light
+
+    if not sample.num_columns:
+        return {}
+    try:
+        counts = pl.from_arrow(sample).select(pl.all().n_unique())  # type: ignore[union-attr]
+        return dict(zip(sample.column_names, counts.row(0), strict=True))
+    except Exception:  # noqa: BLE001 - a type Polars does not read: count with Arrow
+        out = {}
+        for name in sample.column_names:
+            try:
+                out[name] = pc.count_distinct(sample[name], mode="all").as_py()
+            except pa.ArrowNotImplementedError:
+                continue
+        return out
 
 
 class _Verified:
