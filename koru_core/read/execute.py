@@ -311,23 +311,12 @@ def _runs(mask: pa.Array) -> list[tuple[int, int]] | None:
 
 
 def _take_where(table: pa.Table, mask: pa.Array) -> pa.Table:
-    """The rows of ``table`` where ``mask`` holds, gathered by index chunk by chunk (a
-    ``take`` over several chunks concatenates every column first; a table read from
-    cached row groups has one chunk per group, the same in every column)."""
-    first = table.column(0) if table.num_columns else None
-    if first is None or first.num_chunks <= 1:
+    """The rows of ``table`` where ``mask`` holds: gathered by index (``take``) from one
+    chunk, filtered from several (a ``take`` over chunks concatenates every column first:
+    3 ms against 0.6 ms for 3,235 rows of three 16k-row groups of 28 columns)."""
+    if all(c.num_chunks <= 1 for c in table.columns):
         return table.take(pc.indices_nonzero(mask))
-    sizes = [len(c) for c in first.chunks]
-    if any([len(c) for c in col.chunks] != sizes for col in table.columns[1:]):
-        return table.filter(mask)
-    parts = []
-    lo = 0
-    for size in sizes:
-        at = pc.indices_nonzero(mask.slice(lo, size))
-        if len(at):
-            parts.append(table.slice(lo, size).take(at))
-        lo += size
-    return pa.concat_tables(parts) if parts else table.slice(0, 0)
+    return table.filter(mask)
 
 
 def _exact_rows(ctx: StoreContext, plan: ReadPlan, src: Source, columns: list[str]) -> pa.Table:
