@@ -376,6 +376,7 @@ class FileCache:
         self._verified: dict[str, tuple[bytes, FileStat, bool]] = {}  # checksum, stat, times trusted (not racy)
         self._meta: dict[str, pq.FileMetaData] = {}
         self._types: dict[str, list[tuple[str, pa.DataType]]] = {}
+        self._name_sets: dict[str, frozenset[str]] = {}
         self._starts: dict[str, np.ndarray] = {}
         self._stats: dict[str, RowGroupStats] = {}
         self._estimates: dict[str, int] = {}  # decoded bytes, from the footer
@@ -433,6 +434,7 @@ class FileCache:
             if known is None or known[:2] != (e.checksum, st):  # other bytes than those decoded before
                 self._meta.pop(e.path, None)
                 self._types.pop(e.path, None)
+                self._name_sets.pop(e.path, None)
                 self._starts.pop(e.path, None)
                 self._stats.pop(e.path, None)
                 self._estimates.pop(e.path, None)
@@ -612,7 +614,12 @@ class FileCache:
         return types
 
     def _names(self, e: FileEntry) -> frozenset[str]:
-        return frozenset(name for name, _ in self.column_types(e))
+        names = self._name_sets.get(e.path)
+        if names is None:
+            names = frozenset(name for name, _ in self.column_types(e))
+            with self._lock:
+                self._name_sets[e.path] = names
+        return names
 
     def row_group_starts(self, e: FileEntry) -> np.ndarray:
         """The first row of each row group, then the row count (int64, ``num_row_groups + 1``
@@ -798,6 +805,7 @@ class FileCache:
                 self._verified.pop(p, None)
                 self._meta.pop(p, None)
                 self._types.pop(p, None)
+                self._name_sets.pop(p, None)
                 self._starts.pop(p, None)
                 self._stats.pop(p, None)
                 self._estimates.pop(p, None)
